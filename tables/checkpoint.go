@@ -1,0 +1,254 @@
+package tables
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cortex-mesh/cortex/wal"
+	"github.com/tidwall/buntdb"
+)
+
+// A checkpoint file, checkpoint-<offset>, holds the view as of one log offset:
+//
+//	magic "CXCKPT01"
+//	uvarint len + log_id, uvarint offset, uvarint clock, uvarint count
+//	count x (uvarint len + key, uvarint len + record)   (view encoding)
+//	crc32c(4) of everything before it
+const (
+	ckptMagic  = "CXCKPT01"
+	ckptPrefix = "checkpoint-"
+)
+
+var ckptCRC = crc32.MakeTable(crc32.Castagnoli)
+
+// Checkpoint writes the view, with the log offset it reflects, to a new
+// checkpoint file (fsync + rename), removes older ones, and truncates the log
+// behind it, keeping the retention window. It does nothing if the view has
+// not moved since the last checkpoint.
+func (t *Table) Checkpoint() error {
+	t.ckptMu.Lock()
+	defer t.ckptMu.Unlock()
+	type kv struct{ k, v string }
+	var items []kv
+	var offset uint64
+	t.db.View(func(tx *buntdb.Tx) error {
+		offset = t.applied
+		if offset == t.ckptOffset {
+			return nil
+		}
+		items = make([]kv, 0, t.keys+t.tombstones)
+		return tx.Ascend("", func(k, v string) bool {
+			items = append(items, kv{k, v})
+			return true
+		})
+	})
+	if offset == t.ckptOffset {
+		return nil
+	}
+	// The checkpoint must never be ahead of the durable log.
+	if err := t.log.Sync(); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", t.opts.Name, err)
+	}
+	path := filepath.Join(t.dir, fmt.Sprintf("%s%020d", ckptPrefix, offset))
+	err := wal.WriteFileAtomic(path, func(f io.Writer) error {
+		crc := crc32.New(ckptCRC)
+		bw := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
+		var hdr []byte
+		hdr = append(hdr, ckptMagic...)
+		hdr = appendString(hdr, t.log.ID())
+		hdr = binary.AppendUvarint(hdr, offset)
+		hdr = binary.AppendUvarint(hdr, t.opts.Clock.Last())
+		hdr = binary.AppendUvarint(hdr, uint64(len(items)))
+		bw.Write(hdr)
+		var buf []byte
+		for _, it := range items {
+			buf = appendString(appendString(buf[:0], it.k), it.v)
+			bw.Write(buf)
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		_, err := f.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", t.opts.Name, err)
+	}
+	t.ckptOffset = offset
+	for _, old := range checkpointFiles(t.dir) {
+		if old.offset < offset {
+			os.Remove(old.path)
+		}
+	}
+	if offset > t.opts.Retention {
+		if err := t.log.TruncateFront(offset + 1 - t.opts.Retention); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", t.opts.Name, err)
+		}
+	}
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+type ckptFile struct {
+	path   string
+	offset uint64
+}
+
+// checkpointFiles lists dir's checkpoint files, newest first.
+func checkpointFiles(dir string) []ckptFile {
+	des, _ := os.ReadDir(dir)
+	var out []ckptFile
+	for _, de := range des {
+		name := de.Name()
+		if !strings.HasPrefix(name, ckptPrefix) || len(name) != len(ckptPrefix)+20 {
+			continue
+		}
+		off, err := strconv.ParseUint(name[len(ckptPrefix):], 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, ckptFile{filepath.Join(dir, name), off})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].offset > out[j].offset })
+	return out
+}
+
+// loadNewestCheckpoint fills the (empty) view from the newest checkpoint and
+// returns its offset (0 when there is none). A checkpoint that does not
+// verify is an error: the table does not start from a view it cannot trust.
+func (t *Table) loadNewestCheckpoint() (uint64, error) {
+	files := checkpointFiles(t.dir)
+	if len(files) == 0 {
+		return 0, nil
+	}
+	f := files[0]
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	ck, err := DecodeCheckpoint(data)
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint %s: %w", f.path, err)
+	}
+	if ck.LogID != t.log.ID() {
+		return 0, fmt.Errorf("checkpoint %s belongs to log %s, not to this copy's log %s", f.path, ck.LogID, t.log.ID())
+	}
+	if ck.Offset != f.offset {
+		return 0, fmt.Errorf("checkpoint %s says offset %d", f.path, ck.Offset)
+	}
+	t.opts.Clock.Observe(ck.Clock)
+	const chunk = 8192
+	for i := 0; i < len(ck.Items); i += chunk {
+		part := ck.Items[i:min(i+chunk, len(ck.Items))]
+		err := t.db.Update(func(tx *buntdb.Tx) error {
+			for _, it := range part {
+				r, err := decodeRecord(it[0][len(userKeyPrefix):], it[1])
+				if err != nil {
+					return err
+				}
+				t.opts.Clock.Observe(r.Version.HLC)
+				e := r.Entry()
+				if err := t.set(tx, &e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("checkpoint %s: %w", f.path, err)
+		}
+	}
+	t.applied = ck.Offset
+	return ck.Offset, nil
+}
+
+// Checkpoint is a decoded checkpoint file.
+type CheckpointData struct {
+	LogID  string
+	Offset uint64
+	Clock  uint64
+	Items  [][2]string // view key (with namespace byte), view record
+}
+
+var errBadCheckpoint = errors.New("bad checkpoint")
+
+// DecodeCheckpoint parses and verifies a checkpoint file's bytes. It never
+// panics on any input.
+func DecodeCheckpoint(data []byte) (CheckpointData, error) {
+	var ck CheckpointData
+	if len(data) < len(ckptMagic)+4 || string(data[:len(ckptMagic)]) != ckptMagic {
+		return ck, fmt.Errorf("%w: not a checkpoint file", errBadCheckpoint)
+	}
+	body := data[:len(data)-4]
+	if crc32.Checksum(body, ckptCRC) != binary.LittleEndian.Uint32(data[len(body):]) {
+		return ck, fmt.Errorf("%w: checksum mismatch", errBadCheckpoint)
+	}
+	r := ckptReader{b: body[len(ckptMagic):]}
+	ck.LogID = r.str()
+	ck.Offset = r.uvarint()
+	ck.Clock = r.uvarint()
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b))/2 {
+		r.err = fmt.Errorf("%w: %d items cannot fit", errBadCheckpoint, n)
+	}
+	if r.err == nil {
+		ck.Items = make([][2]string, 0, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		k, v := r.str(), r.str()
+		if r.err == nil && !strings.HasPrefix(k, userKeyPrefix) {
+			r.err = fmt.Errorf("%w: item %d has an unknown key namespace", errBadCheckpoint, i)
+		}
+		ck.Items = append(ck.Items, [2]string{k, v})
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", errBadCheckpoint, len(r.b))
+	}
+	if r.err != nil {
+		return CheckpointData{}, r.err
+	}
+	return ck, nil
+}
+
+type ckptReader struct {
+	b   []byte
+	err error
+}
+
+func (r *ckptReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		r.err = fmt.Errorf("%w: truncated number", errBadCheckpoint)
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *ckptReader) str() string {
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%w: truncated string", errBadCheckpoint)
+	}
+	if r.err != nil {
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}

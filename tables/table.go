@@ -1,0 +1,339 @@
+// Package tables owns a node's table copies: each is a directory holding a
+// write-ahead log (the source of truth), an in-memory BuntDB view of the
+// current record of every key, and checkpoints of that view. It owns the
+// hybrid logical clock, the last-write-wins rule, the per-table writer that
+// batches writes under one fsync, the order-independent digest, and crash
+// recovery (newest checkpoint + replay of the log after it).
+package tables
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cortex-mesh/cortex/wal"
+	"github.com/tidwall/buntdb"
+)
+
+// ErrNotFound is returned by Get for a key that holds nothing or a tombstone.
+var ErrNotFound = errors.New("key not found")
+
+// ErrClosed is returned by operations on a closed table.
+var ErrClosed = errors.New("table closed")
+
+// Options configure a table copy.
+type Options struct {
+	// Name is the table's name, used in errors and log lines.
+	Name string
+	// Node is this node's name: the origin stamped on local writes.
+	Node string
+	// Clock is the node's clock, shared by all its tables.
+	Clock *Clock
+	// NoSync acknowledges writes before they are on disk (fsync=never).
+	NoSync bool
+	// Limits on keys and values of local writes.
+	Limits Limits
+	// CheckpointEvery is how many applied entries trigger a background
+	// checkpoint (default 100,000; negative: only on Close).
+	CheckpointEvery int
+	// Retention is how many entries the log keeps behind the newest
+	// checkpoint, for peers catching up (default 100,000).
+	Retention uint64
+	// SegmentSize is the target size of a log segment file.
+	SegmentSize int
+	// Logger receives recovery notices (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	o.Limits = o.Limits.withDefaults()
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = 100_000
+	}
+	if o.Retention == 0 {
+		o.Retention = 100_000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = NewClock(nil)
+	}
+	return o
+}
+
+// Table is one table copy. Reads are served from the view; writes go through
+// the table's writer goroutine. Safe for concurrent use.
+type Table struct {
+	opts Options
+	dir  string
+	log  *wal.Log
+	db   *buntdb.DB
+
+	// Written only by the writer (or by Open before it starts), inside a
+	// BuntDB update; read inside a BuntDB view so they match the records.
+	applied    uint64 // last log offset reflected in the view
+	digest     Digest
+	keys       int64 // live keys
+	tombstones int64
+
+	closeMu sync.RWMutex // held shared while enqueueing, exclusively to close
+	closed  bool
+	reqs    chan *request
+	quit    chan struct{}
+	done    chan struct{}
+
+	ckptMu     sync.Mutex // one checkpoint at a time
+	ckptOffset uint64     // offset of the newest checkpoint on disk
+	ckptKick   chan struct{}
+	ckptDone   chan struct{}
+}
+
+// Open opens the table copy in dir, creating it if dir does not exist, and
+// recovers it: load the newest checkpoint, replay the log after it.
+func Open(dir string, opts Options) (*Table, error) {
+	opts = opts.withDefaults()
+	if opts.Node == "" {
+		return nil, fmt.Errorf("open table %s: no node name", opts.Name)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
+	}
+	log, err := wal.Open(filepath.Join(dir, "wal"), wal.Options{
+		Name: opts.Name, NoSync: opts.NoSync, SegmentSize: opts.SegmentSize, Logger: opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
+	}
+	db, err := buntdb.Open(":memory:")
+	if err != nil {
+		log.Close()
+		return nil, fmt.Errorf("open table %s: view: %w", opts.Name, err)
+	}
+	t := &Table{
+		opts: opts, dir: dir, log: log, db: db,
+		reqs: make(chan *request, 1024), quit: make(chan struct{}), done: make(chan struct{}),
+		ckptKick: make(chan struct{}, 1), ckptDone: make(chan struct{}),
+	}
+	if err := t.recover(); err != nil {
+		db.Close()
+		log.Close()
+		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
+	}
+	go t.writer()
+	go t.checkpointer()
+	return t, nil
+}
+
+// recover loads the newest checkpoint and replays the log after it.
+func (t *Table) recover() error {
+	ckpt, err := t.loadNewestCheckpoint()
+	if err != nil {
+		return err
+	}
+	first, last := t.log.Bounds()
+	if t.applied+1 < first {
+		return fmt.Errorf("the log starts at offset %d but the checkpoint covers only up to %d: entries %d-%d are missing",
+			first, t.applied, t.applied+1, first-1)
+	}
+	if t.applied > last {
+		return fmt.Errorf("the checkpoint covers offset %d but the log ends at %d", t.applied, last)
+	}
+	t.ckptOffset = ckpt
+	const chunk = 4096
+	for from := t.applied + 1; from <= last; from += chunk {
+		recs, err := t.log.ReadRange(from, chunk)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		err = t.db.Update(func(tx *buntdb.Tx) error {
+			for i := range recs {
+				e := &recs[i].Entry
+				t.opts.Clock.Observe(e.Version.HLC)
+				cur, err := tx.Get(viewKey(e.Key))
+				if err == nil {
+					if v, ok := recordVersion(cur); ok && !Adopt(e.Version, v, true) {
+						continue
+					}
+				}
+				if err := t.set(tx, e); err != nil {
+					return err
+				}
+			}
+			t.applied = recs[len(recs)-1].Offset
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+	}
+	if last > t.applied {
+		return fmt.Errorf("replay stopped at offset %d of %d", t.applied, last)
+	}
+	return nil
+}
+
+// set writes an adopted entry into the view and keeps the digest and counts.
+func (t *Table) set(tx *buntdb.Tx, e *wal.Entry) error {
+	key, rec := viewKey(e.Key), encodeRecord(e)
+	prev, replaced, err := tx.Set(key, rec, nil)
+	if err != nil {
+		return err
+	}
+	if replaced {
+		t.digest.toggle(key, prev)
+		if prev[0]&flagTombstone != 0 {
+			t.tombstones--
+		} else {
+			t.keys--
+		}
+	}
+	t.digest.toggle(key, rec)
+	if e.Op == wal.OpDelete {
+		t.tombstones++
+	} else {
+		t.keys++
+	}
+	return nil
+}
+
+// Name is the table's name.
+func (t *Table) Name() string { return t.opts.Name }
+
+// Dir is the directory holding the copy.
+func (t *Table) Dir() string { return t.dir }
+
+// Log is the copy's write-ahead log, for the change feed.
+func (t *Table) Log() *wal.Log { return t.log }
+
+// Get returns the live record of key, or ErrNotFound.
+func (t *Table) Get(key []byte) (Record, error) {
+	var r Record
+	err := t.db.View(func(tx *buntdb.Tx) error {
+		s, err := tx.Get(viewKey(key))
+		if errors.Is(err, buntdb.ErrNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		r, err = decodeRecord(string(key), s)
+		if err == nil && r.Deleted {
+			return ErrNotFound
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Record{}, fmt.Errorf("table %s: get: %w", t.opts.Name, err)
+	}
+	return r, err
+}
+
+// Scan returns up to limit live records whose keys start with prefix, in key
+// order, starting after the key after (if not empty). limit <= 0 means all.
+func (t *Table) Scan(prefix []byte, after []byte, limit int) ([]Record, error) {
+	return t.scan(prefix, after, limit, false)
+}
+
+// ScanAll is Scan including tombstones, for replication and repair.
+func (t *Table) ScanAll(prefix []byte, after []byte, limit int) ([]Record, error) {
+	return t.scan(prefix, after, limit, true)
+}
+
+func (t *Table) scan(prefix, after []byte, limit int, tombstones bool) ([]Record, error) {
+	var out []Record
+	var derr error
+	vp := viewKey(prefix)
+	pivot := vp
+	if len(after) > 0 && viewKey(after) > pivot {
+		pivot = viewKey(after) + "\x00"
+	}
+	err := t.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendGreaterOrEqual("", pivot, func(k, v string) bool {
+			if !strings.HasPrefix(k, vp) {
+				return false
+			}
+			r, err := decodeRecord(k[len(userKeyPrefix):], v)
+			if err != nil {
+				derr = err
+				return false
+			}
+			if r.Deleted && !tombstones {
+				return true
+			}
+			out = append(out, r)
+			return limit <= 0 || len(out) < limit
+		})
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("table %s: scan: %w", t.opts.Name, err)
+	}
+	return out, nil
+}
+
+// Stats describe a copy at one instant: the log position its view reflects,
+// its counts and its digest.
+type Stats struct {
+	LogID       string
+	FirstOffset uint64 // first offset the log still holds
+	Applied     uint64 // last offset reflected in the view
+	Keys        int64
+	Tombstones  int64
+	Digest      uint64
+	Buckets     Digest
+}
+
+// Stats returns the copy's position, counts and digest, all from one instant.
+func (t *Table) Stats() Stats {
+	s := Stats{LogID: t.log.ID()}
+	t.db.View(func(*buntdb.Tx) error {
+		s.Applied, s.Keys, s.Tombstones, s.Buckets = t.applied, t.keys, t.tombstones, t.digest
+		return nil
+	})
+	s.FirstOffset, _ = t.log.Bounds()
+	s.Digest = s.Buckets.Sum()
+	return s
+}
+
+// Close finishes the writes already accepted, refuses new ones, writes a
+// checkpoint and closes the log.
+func (t *Table) Close() error {
+	t.closeMu.Lock()
+	if t.closed {
+		t.closeMu.Unlock()
+		return nil
+	}
+	t.closed = true
+	t.closeMu.Unlock()
+	close(t.quit)
+	<-t.done
+	<-t.ckptDone
+	err := t.Checkpoint()
+	if cerr := t.log.Close(); err == nil {
+		err = cerr
+	}
+	t.db.Close()
+	return err
+}
+
+// checkpointer writes a checkpoint whenever the writer asks for one.
+func (t *Table) checkpointer() {
+	defer close(t.ckptDone)
+	for {
+		select {
+		case <-t.quit:
+			return
+		case <-t.ckptKick:
+			if err := t.Checkpoint(); err != nil {
+				t.opts.Logger.Error("checkpoint failed", "table", t.opts.Name, "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// Op is what an entry does to its key.
+type Op byte
+
+// The operations an entry can carry.
+const (
+	OpPut    Op = 1 // set the key to the value
+	OpDelete Op = 2 // replace the key with a tombstone
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpPut:
+		return "put"
+	case OpDelete:
+		return "del"
+	}
+	return fmt.Sprintf("op(%d)", byte(o))
+}
+
+// Version orders the writes of one key across the mesh: a hybrid logical
+// clock timestamp and the name of the node that made the write.
+type Version struct {
+	HLC    uint64
+	Origin string
+}
+
+// Compare returns -1, 0 or +1 as v is older than, equal to or newer than w.
+// Versions are totally ordered: by HLC, then by origin name.
+func (v Version) Compare(w Version) int {
+	switch {
+	case v.HLC < w.HLC:
+		return -1
+	case v.HLC > w.HLC:
+		return 1
+	case v.Origin < w.Origin:
+		return -1
+	case v.Origin > w.Origin:
+		return 1
+	}
+	return 0
+}
+
+// Entry is one change to one key, as stored in the log and sent to peers.
+type Entry struct {
+	Op      Op
+	Key     []byte
+	Value   []byte // empty for OpDelete
+	Version Version
+}
+
+// Encoding limits. They bound what a decoder accepts from a file or a peer;
+// the tables package enforces its own (smaller, configurable) limits on writes.
+const (
+	MaxKeySize    = 64 << 10
+	MaxValueSize  = 64 << 20
+	MaxOriginSize = 255
+)
+
+const (
+	entryFormat  = 1
+	crcSize      = 4
+	fixedHeader  = 1 + 1 + 8 // format, op, hlc
+	minEntrySize = fixedHeader + 3 + crcSize
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrBadEntry is wrapped by every decoding error.
+var ErrBadEntry = errors.New("bad wal entry")
+
+// AppendEncode appends the binary form of e to dst and returns the result:
+//
+//	format(1) op(1) hlc(8, little endian)
+//	uvarint len + origin, uvarint len + key, uvarint len + value
+//	crc32c(4) of everything before it
+func AppendEncode(dst []byte, e *Entry) []byte {
+	start := len(dst)
+	dst = append(dst, entryFormat, byte(e.Op))
+	dst = binary.LittleEndian.AppendUint64(dst, e.Version.HLC)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Version.Origin)))
+	dst = append(dst, e.Version.Origin...)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Key)))
+	dst = append(dst, e.Key...)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Value)))
+	dst = append(dst, e.Value...)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// Decode parses one encoded entry. The returned entry's Key and Value alias
+// data. It returns an error wrapping ErrBadEntry for any input that is not
+// exactly one intact entry, and never panics.
+func Decode(data []byte) (Entry, error) {
+	var e Entry
+	if len(data) < minEntrySize {
+		return e, fmt.Errorf("%w: %d bytes is too short", ErrBadEntry, len(data))
+	}
+	body := data[:len(data)-crcSize]
+	if got, want := crc32.Checksum(body, castagnoli), binary.LittleEndian.Uint32(data[len(body):]); got != want {
+		return e, fmt.Errorf("%w: checksum mismatch", ErrBadEntry)
+	}
+	if body[0] != entryFormat {
+		return e, fmt.Errorf("%w: unknown format %d", ErrBadEntry, body[0])
+	}
+	e.Op = Op(body[1])
+	if e.Op != OpPut && e.Op != OpDelete {
+		return e, fmt.Errorf("%w: unknown op %d", ErrBadEntry, body[1])
+	}
+	e.Version.HLC = binary.LittleEndian.Uint64(body[2:10])
+	rest := body[fixedHeader:]
+	origin, rest, err := field(rest, "origin", MaxOriginSize)
+	if err != nil {
+		return e, err
+	}
+	if len(origin) == 0 {
+		return e, fmt.Errorf("%w: empty origin", ErrBadEntry)
+	}
+	e.Version.Origin = string(origin)
+	if e.Key, rest, err = field(rest, "key", MaxKeySize); err != nil {
+		return e, err
+	}
+	if len(e.Key) == 0 {
+		return e, fmt.Errorf("%w: empty key", ErrBadEntry)
+	}
+	if e.Value, rest, err = field(rest, "value", MaxValueSize); err != nil {
+		return e, err
+	}
+	if len(rest) != 0 {
+		return e, fmt.Errorf("%w: %d trailing bytes", ErrBadEntry, len(rest))
+	}
+	if e.Op == OpDelete && len(e.Value) != 0 {
+		return e, fmt.Errorf("%w: delete with a value", ErrBadEntry)
+	}
+	return e, nil
+}
+
+// field reads one uvarint-length-prefixed byte string of at most max bytes.
+func field(b []byte, name string, max int) (val, rest []byte, err error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, nil, fmt.Errorf("%w: bad %s length", ErrBadEntry, name)
+	}
+	b = b[k:]
+	if n > uint64(max) || n > uint64(len(b)) {
+		return nil, nil, fmt.Errorf("%w: %s length %d out of range", ErrBadEntry, name, n)
+	}
+	return b[:n:n], b[n:], nil
+}

@@ -1,0 +1,300 @@
+// Package wal owns a table copy's write-ahead log: the entry codec with a
+// checksum per entry, batched appends with one fsync per batch, reads by
+// offset, a follower for the change feed, and front truncation behind a
+// checkpoint. It is built on github.com/tidwall/wal.
+package wal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	twal "github.com/tidwall/wal"
+)
+
+// ErrTruncated is returned when an offset is behind the first one the log
+// still holds.
+var ErrTruncated = errors.New("offset truncated from the log")
+
+// ErrClosed is returned by operations on a closed log.
+var ErrClosed = errors.New("log closed")
+
+// Options configure a Log.
+type Options struct {
+	// Name names the log in errors and log lines (the table name).
+	Name string
+	// NoSync skips the fsync after each batch: appends are not durable.
+	NoSync bool
+	// SegmentSize is the target size of one segment file (default 16 MiB).
+	SegmentSize int
+	// Logger receives repair notices (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Log is one table copy's write-ahead log. Offsets start at 1; an offset
+// has meaning only together with the log's ID. It is safe for concurrent use.
+type Log struct {
+	dir  string
+	name string
+	id   string
+	tw   *twal.Log
+
+	mu     sync.Mutex // guards the fields below and serialises appends
+	batch  twal.Batch
+	buf    []byte
+	first  uint64 // first offset held; last+1 when empty
+	last   uint64 // last offset written; 0 when nothing was ever written
+	notify chan struct{}
+	closed bool
+}
+
+// Record is an entry together with its offset in the log.
+type Record struct {
+	Offset uint64
+	Entry
+}
+
+const idFile = "LOG_ID"
+
+// Open opens the log in dir, creating it (with a new random ID) if dir holds
+// none. A torn last entry left by a crash is cut off and logged; any other
+// entry of the last segment that does not decode is an error naming its offset.
+func Open(dir string, opts Options) (*Log, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = 16 << 20
+	}
+	id, err := loadOrCreateID(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal %s: %w", opts.Name, err)
+	}
+	if err := repairTail(dir, opts.Name, opts.Logger); err != nil {
+		return nil, fmt.Errorf("wal %s: %w", opts.Name, err)
+	}
+	tw, err := twal.Open(dir, &twal.Options{
+		NoSync:           opts.NoSync,
+		SegmentSize:      opts.SegmentSize,
+		SegmentCacheSize: 2,
+		AllowEmpty:       true,
+		DirPerms:         0o700,
+		FilePerms:        0o600,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wal %s: open %s: %w", opts.Name, dir, err)
+	}
+	l := &Log{dir: dir, name: opts.Name, id: id, tw: tw, notify: make(chan struct{})}
+	if l.first, err = tw.FirstIndex(); err == nil {
+		l.last, err = tw.LastIndex()
+	}
+	if err != nil {
+		tw.Close()
+		return nil, fmt.Errorf("wal %s: %w", opts.Name, err)
+	}
+	if l.first == 0 { // tidwall reports 0 for a log that never had an entry
+		l.first = 1
+	}
+	return l, nil
+}
+
+func loadOrCreateID(dir string) (string, error) {
+	path := filepath.Join(dir, idFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if len(id) != 32 {
+			return "", fmt.Errorf("%s: malformed log id %q", path, id)
+		}
+		if _, err := hex.DecodeString(id); err != nil {
+			return "", fmt.Errorf("%s: malformed log id %q", path, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if segs, _ := segmentFiles(dir); len(segs) > 0 {
+		return "", fmt.Errorf("%s: missing, but the directory holds segments", path)
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(raw[:])
+	err = WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, id+"\n")
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// ID is the log's random identity, made when the log was created.
+func (l *Log) ID() string { return l.id }
+
+// Dir is the directory holding the log.
+func (l *Log) Dir() string { return l.dir }
+
+// Bounds returns the first offset the log holds and the last offset written.
+// An empty log has first == last+1.
+func (l *Log) Bounds() (first, last uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first, l.last
+}
+
+// Append writes entries as one batch with a single fsync (unless NoSync) and
+// returns the offset of the first one. After an error the log is closed:
+// what is on disk is decided again at the next Open.
+func (l *Log) Append(entries []Entry) (first uint64, err error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	first = l.last + 1
+	l.batch.Clear()
+	for i := range entries {
+		l.buf = AppendEncode(l.buf[:0], &entries[i])
+		l.batch.Write(first+uint64(i), l.buf)
+	}
+	if err := l.tw.WriteBatch(&l.batch); err != nil {
+		l.closeLocked()
+		return 0, fmt.Errorf("wal %s: append at %d: %w", l.name, first, err)
+	}
+	l.last = first + uint64(len(entries)) - 1
+	close(l.notify)
+	l.notify = make(chan struct{})
+	return first, nil
+}
+
+// Read returns the entry at offset.
+func (l *Log) Read(offset uint64) (Entry, error) {
+	data, err := l.tw.Read(offset)
+	if err != nil {
+		if errors.Is(err, twal.ErrNotFound) {
+			first, last := l.Bounds()
+			if offset < first {
+				return Entry{}, fmt.Errorf("wal %s: offset %d: %w (first is %d)", l.name, offset, ErrTruncated, first)
+			}
+			return Entry{}, fmt.Errorf("wal %s: offset %d is past the last offset %d", l.name, offset, last)
+		}
+		return Entry{}, fmt.Errorf("wal %s: read offset %d: %w", l.name, offset, err)
+	}
+	e, err := Decode(data)
+	if err != nil {
+		return Entry{}, fmt.Errorf("wal %s: offset %d: %w", l.name, offset, err)
+	}
+	return e, nil
+}
+
+// ReadRange returns up to max records starting at from, stopping at the last
+// offset written.
+func (l *Log) ReadRange(from uint64, max int) ([]Record, error) {
+	first, last := l.Bounds()
+	if from < first {
+		return nil, fmt.Errorf("wal %s: offset %d: %w (first is %d)", l.name, from, ErrTruncated, first)
+	}
+	var out []Record
+	for off := from; off <= last && len(out) < max; off++ {
+		e, err := l.Read(off)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Record{Offset: off, Entry: e})
+	}
+	return out, nil
+}
+
+// Tail is the change feed: it returns up to max records from offset from on,
+// waiting until at least one exists. It returns ErrTruncated (wrapped) when
+// from is behind the log's first offset, and ctx's error when ctx ends first.
+func (l *Log) Tail(ctx context.Context, from uint64, max int) ([]Record, error) {
+	for {
+		l.mu.Lock()
+		last, closed, wait := l.last, l.closed, l.notify
+		l.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if from <= last {
+			return l.ReadRange(from, max)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-wait:
+		}
+	}
+}
+
+// TruncateFront removes every entry before offset. Offsets past the last
+// entry are clamped so that the log becomes empty but keeps counting.
+func (l *Log) TruncateFront(offset uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if offset > l.last+1 {
+		offset = l.last + 1
+	}
+	if offset <= l.first {
+		return nil
+	}
+	if err := l.tw.TruncateFront(offset); err != nil {
+		return fmt.Errorf("wal %s: truncate front to %d: %w", l.name, offset, err)
+	}
+	l.first = offset
+	return nil
+}
+
+// Close closes the log and wakes every waiting Tail.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	return l.closeLocked()
+}
+
+func (l *Log) closeLocked() error {
+	l.closed = true
+	close(l.notify)
+	l.notify = make(chan struct{})
+	if err := l.tw.Close(); err != nil && !errors.Is(err, twal.ErrClosed) {
+		return fmt.Errorf("wal %s: close: %w", l.name, err)
+	}
+	return nil
+}
+
+// Sync makes every appended entry durable (needed only with NoSync).
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if err := l.tw.Sync(); err != nil {
+		return fmt.Errorf("wal %s: sync: %w", l.name, err)
+	}
+	return nil
+}
