@@ -129,6 +129,7 @@ func checkpointFiles(dir string) []ckptFile {
 // returns its offset (0 when there is none). A checkpoint that does not
 // verify is an error: the table does not start from a view it cannot trust.
 func (t *Table) loadNewestCheckpoint() (uint64, error) {
+	t.removeCheckpointTemps()
 	files := checkpointFiles(t.dir)
 	if len(files) == 0 {
 		return 0, nil
@@ -172,6 +173,27 @@ func (t *Table) loadNewestCheckpoint() (uint64, error) {
 	}
 	t.applied = ck.Offset
 	return ck.Offset, nil
+}
+
+// removeCheckpointTemps removes the temporary files of checkpoints that a
+// crash interrupted before their rename (wal.WriteFileAtomic's path+".tmp").
+// None was ever adopted (the log is truncated only after the rename), and
+// each is as big as the view, so they would pile up crash after crash. It
+// runs at Open, when no checkpoint can be in progress.
+func (t *Table) removeCheckpointTemps() {
+	des, _ := os.ReadDir(t.dir)
+	for _, de := range des {
+		name := de.Name()
+		if !de.Type().IsRegular() || !strings.HasPrefix(name, ckptPrefix) || !strings.HasSuffix(name, ".tmp") {
+			continue
+		}
+		path := filepath.Join(t.dir, name)
+		if err := os.Remove(path); err != nil {
+			t.opts.Logger.Warn("cannot remove an interrupted checkpoint", "table", t.opts.Name, "file", path, "err", err)
+		} else {
+			t.opts.Logger.Info("removed a checkpoint interrupted by a crash", "table", t.opts.Name, "file", path)
+		}
+	}
 }
 
 // Checkpoint is a decoded checkpoint file.

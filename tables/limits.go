@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cortex-mesh/cortex/wal"
 )
 
 // ErrInvalid is wrapped by every error about bad input: names, keys, values.
@@ -50,6 +52,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxValueSize <= 0 {
 		l.MaxValueSize = DefaultMaxValueSize
 	}
+	// Never accept what the log could not decode again.
+	l.MaxKeySize = min(l.MaxKeySize, wal.MaxKeySize)
+	l.MaxValueSize = min(l.MaxValueSize, wal.MaxValueSize)
 	return l
 }
 

@@ -100,6 +100,9 @@ func Open(dir string, opts Options) (*Table, error) {
 	if opts.Node == "" {
 		return nil, fmt.Errorf("open table %s: no node name", opts.Name)
 	}
+	if len(opts.Node) > wal.MaxOriginSize {
+		return nil, fmt.Errorf("open table %s: %w: node name is %d bytes, the limit is %d", opts.Name, ErrInvalid, len(opts.Node), wal.MaxOriginSize)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
 	}
@@ -249,7 +252,7 @@ func (t *Table) scan(prefix, after []byte, limit int, tombstones bool) ([]Record
 	var derr error
 	vp := viewKey(prefix)
 	pivot := vp
-	if len(after) > 0 && viewKey(after) > pivot {
+	if len(after) > 0 && viewKey(after) >= pivot {
 		pivot = viewKey(after) + "\x00"
 	}
 	err := t.db.View(func(tx *buntdb.Tx) error {

@@ -53,10 +53,8 @@ func (t *Table) Delete(ctx context.Context, key []byte) (wal.Version, error) {
 // returns how many it adopted. Applying an entry twice changes nothing.
 func (t *Table) Apply(ctx context.Context, entries []wal.Entry) (int, error) {
 	for i := range entries {
-		e := &entries[i]
-		if len(e.Key) == 0 || e.Version.Origin == "" || (e.Op != wal.OpPut && e.Op != wal.OpDelete) ||
-			e.Op == wal.OpDelete && len(e.Value) > 0 {
-			return 0, fmt.Errorf("table %s: apply: %w: malformed entry %d", t.opts.Name, ErrInvalid, i)
+		if err := entries[i].Check(); err != nil {
+			return 0, fmt.Errorf("table %s: apply: %w: entry %d: %v", t.opts.Name, ErrInvalid, i, err)
 		}
 	}
 	if len(entries) == 0 {

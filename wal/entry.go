@@ -95,6 +95,24 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
+// Check enforces on an entry about to be written what Decode enforces on
+// read, so that nothing is written that would not read back.
+func (e *Entry) Check() error {
+	switch {
+	case e.Op != OpPut && e.Op != OpDelete:
+		return fmt.Errorf("%w: unknown op %d", ErrBadEntry, e.Op)
+	case len(e.Version.Origin) == 0 || len(e.Version.Origin) > MaxOriginSize:
+		return fmt.Errorf("%w: origin of %d bytes", ErrBadEntry, len(e.Version.Origin))
+	case len(e.Key) == 0 || len(e.Key) > MaxKeySize:
+		return fmt.Errorf("%w: key of %d bytes", ErrBadEntry, len(e.Key))
+	case len(e.Value) > MaxValueSize:
+		return fmt.Errorf("%w: value of %d bytes", ErrBadEntry, len(e.Value))
+	case e.Op == OpDelete && len(e.Value) != 0:
+		return fmt.Errorf("%w: delete with a value", ErrBadEntry)
+	}
+	return nil
+}
+
 // Decode parses one encoded entry. The returned entry's Key and Value alias
 // data. It returns an error wrapping ErrBadEntry for any input that is not
 // exactly one intact entry, and never panics.

@@ -100,9 +100,6 @@ func Open(dir string, opts Options) (*Log, error) {
 		tw.Close()
 		return nil, fmt.Errorf("wal %s: %w", opts.Name, err)
 	}
-	if l.first == 0 { // tidwall reports 0 for a log that never had an entry
-		l.first = 1
-	}
 	return l, nil
 }
 
@@ -169,6 +166,11 @@ func (l *Log) Append(entries []Entry) (first uint64, err error) {
 	if l.closed {
 		return 0, ErrClosed
 	}
+	for i := range entries {
+		if err := entries[i].Check(); err != nil {
+			return 0, fmt.Errorf("wal %s: append: entry %d: %w", l.name, i, err)
+		}
+	}
 	first = l.last + 1
 	l.batch.Clear()
 	for i := range entries {
@@ -189,6 +191,9 @@ func (l *Log) Append(entries []Entry) (first uint64, err error) {
 func (l *Log) Read(offset uint64) (Entry, error) {
 	data, err := l.tw.Read(offset)
 	if err != nil {
+		if errors.Is(err, twal.ErrClosed) {
+			return Entry{}, fmt.Errorf("wal %s: read offset %d: %w", l.name, offset, ErrClosed)
+		}
 		if errors.Is(err, twal.ErrNotFound) {
 			first, last := l.Bounds()
 			if offset < first {

@@ -1,0 +1,74 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// BenchmarkSocketPut measures durable writes through the Unix socket: b.N
+// puts of 100-byte values spread over C client connections, each put
+// acknowledged only once it is fsynced. It reports writes/s and the
+// latency percentiles of acknowledged writes.
+func BenchmarkSocketPut(b *testing.B) {
+	for _, fsync := range []string{"batch", "never"} {
+		for _, conns := range []int{1, 16, 64} {
+			b.Run(fmt.Sprintf("fsync=%s/conns=%d", fsync, conns), func(b *testing.B) {
+				benchSocketPut(b, conns, fsync == "never")
+			})
+		}
+	}
+}
+
+func benchSocketPut(b *testing.B, conns int, noSync bool) {
+	ctx := context.Background()
+	_, c := newTestServer(b, tables.Options{NoSync: noSync, CheckpointEvery: -1})
+	if _, err := c.CreateTable(ctx, "bench", tables.Scope{Local: true}); err != nil {
+		b.Fatal(err)
+	}
+	value := make([]byte, 100)
+	lat := make([][]time.Duration, conns)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				t0 := time.Now()
+				if _, err := c.Put(ctx, "bench", fmt.Appendf(nil, "key-%09d", i), value); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
+	b.ReportMetric(float64(percentile(all, 50).Microseconds()), "p50_us")
+	b.ReportMetric(float64(percentile(all, 99).Microseconds()), "p99_us")
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[(len(sorted)-1)*p/100]
+}

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// ErrUnreachable is wrapped when the daemon cannot be reached at all.
+var ErrUnreachable = errors.New("cannot reach cortexd")
+
+// Client calls a cortexd over its Unix socket or its mTLS listener. It keeps
+// connections alive and is safe for concurrent use.
+type Client struct {
+	http  *http.Client
+	base  string
+	where string
+}
+
+// Dial returns a client for the daemon behind a Unix socket. Nothing is
+// sent until the first call.
+func Dial(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConnsPerHost: 1024,
+	}
+	return &Client{http: &http.Client{Transport: tr}, base: "http://cortexd/v1/", where: socket}
+}
+
+// DialTLS returns a client for a daemon's mTLS listener at addr.
+func DialTLS(addr string, cfg *tls.Config) *Client {
+	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 1024, ForceAttemptHTTP2: false}
+	return &Client{http: &http.Client{Transport: tr}, base: "https://" + addr + "/v1/", where: addr}
+}
+
+// Close drops the idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+func (c *Client) call(ctx context.Context, name string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+name, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hresp, err := c.http.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.where, err)
+	}
+	defer hresp.Body.Close()
+	data, err := io.ReadAll(hresp.Body)
+	if err != nil {
+		return fmt.Errorf("%s: read response: %w", name, err)
+	}
+	if hresp.StatusCode != http.StatusOK {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) != nil || eb.Code == "" {
+			return &Error{hresp.StatusCode, CodeInternal, fmt.Sprintf("%s: HTTP %d: %s", name, hresp.StatusCode, bytes.TrimSpace(data))}
+		}
+		return &Error{hresp.StatusCode, eb.Code, eb.Error}
+	}
+	if resp == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, resp); err != nil {
+		return fmt.Errorf("%s: malformed response: %w", name, err)
+	}
+	return nil
+}
+
+// NodeStatus describes the node.
+func (c *Client) NodeStatus(ctx context.Context) (NodeStatus, error) {
+	var r NodeStatus
+	return r, c.call(ctx, "node/status", Empty{}, &r)
+}
+
+// CreateTable creates a table with this node as its home.
+func (c *Client) CreateTable(ctx context.Context, name string, scope tables.Scope) (TableInfo, error) {
+	var r TableInfo
+	return r, c.call(ctx, "table/create", CreateTableRequest{Table: name, Scope: &scope}, &r)
+}
+
+// SetScope changes a table's scope.
+func (c *Client) SetScope(ctx context.Context, name string, scope tables.Scope) (TableInfo, error) {
+	var r TableInfo
+	return r, c.call(ctx, "table/scope", SetScopeRequest{Table: name, Scope: scope}, &r)
+}
+
+// DropTable drops a table.
+func (c *Client) DropTable(ctx context.Context, name string) error {
+	return c.call(ctx, "table/drop", TableRequest{Table: name}, nil)
+}
+
+// Tables lists the catalog with this node's copies.
+func (c *Client) Tables(ctx context.Context) ([]TableInfo, error) {
+	var r []TableInfo
+	return r, c.call(ctx, "table/list", Empty{}, &r)
+}
+
+// Put sets a key and returns the version it was given once it is durable.
+func (c *Client) Put(ctx context.Context, table string, key, value []byte) (WriteResult, error) {
+	var r WriteResult
+	return r, c.call(ctx, "put", PutRequest{Table: table, Key: key, Value: value}, &r)
+}
+
+// Get returns a key's record.
+func (c *Client) Get(ctx context.Context, table string, key []byte) (Record, error) {
+	var r Record
+	return r, c.call(ctx, "get", KeyRequest{Table: table, Key: key}, &r)
+}
+
+// Delete deletes a key.
+func (c *Client) Delete(ctx context.Context, table string, key []byte) (WriteResult, error) {
+	var r WriteResult
+	return r, c.call(ctx, "del", KeyRequest{Table: table, Key: key}, &r)
+}
+
+// Scan returns one page of live records.
+func (c *Client) Scan(ctx context.Context, req ScanRequest) (ScanResult, error) {
+	var r ScanResult
+	return r, c.call(ctx, "scan", req, &r)
+}
+
+// AddIdentity registers an identity.
+func (c *Client) AddIdentity(ctx context.Context, req AddIdentityRequest) (tables.Identity, error) {
+	var r tables.Identity
+	return r, c.call(ctx, "identity/add", req, &r)
+}
+
+// Identities lists the registered identities.
+func (c *Client) Identities(ctx context.Context) ([]tables.Identity, error) {
+	var r []tables.Identity
+	return r, c.call(ctx, "identity/list", Empty{}, &r)
+}
+
+// RemoveIdentity removes an identity and its grants.
+func (c *Client) RemoveIdentity(ctx context.Context, name string) (RemoveIdentityResult, error) {
+	var r RemoveIdentityResult
+	return r, c.call(ctx, "identity/remove", NameRequest{Name: name}, &r)
+}
+
+// Grant gives an identity a permission on a table ("*" for all).
+func (c *Client) Grant(ctx context.Context, identity, table, perm string) (tables.Grant, error) {
+	var r tables.Grant
+	return r, c.call(ctx, "acl/grant", GrantRequest{Identity: identity, Table: table, Perm: perm}, &r)
+}
+
+// Revoke removes an identity's permission on a table.
+func (c *Client) Revoke(ctx context.Context, identity, table, perm string) (RevokeResult, error) {
+	var r RevokeResult
+	return r, c.call(ctx, "acl/revoke", GrantRequest{Identity: identity, Table: table, Perm: perm}, &r)
+}
+
+// Grants lists every ACL record.
+func (c *Client) Grants(ctx context.Context) ([]tables.Grant, error) {
+	var r []tables.Grant
+	return r, c.call(ctx, "acl/list", Empty{}, &r)
+}

@@ -1,0 +1,49 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// Error codes carried in ErrorBody.Code.
+const (
+	CodeInvalid     = "invalid"     // bad input: nothing changed
+	CodeNotFound    = "not_found"   // unknown table, key or identity
+	CodeExists      = "exists"      // creating what exists
+	CodeNotHeld     = "not_held"    // the table lives on other nodes
+	CodeDenied      = "denied"      // the ACLs do not allow it
+	CodeTooLarge    = "too_large"   // the request body is over the limit
+	CodeUnavailable = "unavailable" // the node is stopping or a table has failed
+	CodeInternal    = "internal"
+)
+
+// Error is an error answered by cortexd.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// classify maps a store error to its code and HTTP status.
+func classify(err error) (string, int) {
+	var ae *Error
+	switch {
+	case errors.As(err, &ae):
+		return ae.Code, ae.Status
+	case errors.Is(err, tables.ErrInvalid):
+		return CodeInvalid, http.StatusBadRequest
+	case errors.Is(err, tables.ErrNoTable), errors.Is(err, tables.ErrNotFound), errors.Is(err, tables.ErrNoIdentity):
+		return CodeNotFound, http.StatusNotFound
+	case errors.Is(err, tables.ErrExists):
+		return CodeExists, http.StatusConflict
+	case errors.Is(err, tables.ErrNotHeld):
+		return CodeNotHeld, http.StatusMisdirectedRequest
+	case errors.Is(err, tables.ErrClosed):
+		return CodeUnavailable, http.StatusServiceUnavailable
+	}
+	return CodeInternal, http.StatusInternalServerError
+}

@@ -1,0 +1,347 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// Server answers API calls against a node's store.
+type Server struct {
+	store   *tables.Store
+	log     *slog.Logger
+	started time.Time
+	limits  tables.Limits
+	mux     *http.ServeMux
+}
+
+// NewServer returns the API handler for a store. limits are the store's key
+// and value limits, used to bound request bodies.
+func NewServer(store *tables.Store, limits tables.Limits, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	if limits.MaxKeySize <= 0 {
+		limits.MaxKeySize = tables.DefaultMaxKeySize
+	}
+	if limits.MaxValueSize <= 0 {
+		limits.MaxValueSize = tables.DefaultMaxValueSize
+	}
+	s := &Server{store: store, log: log, started: time.Now(), limits: limits, mux: http.NewServeMux()}
+	route(s, "node/status", s.nodeStatus)
+	route(s, "table/create", s.createTable)
+	route(s, "table/scope", s.setScope)
+	route(s, "table/drop", s.dropTable)
+	route(s, "table/list", s.listTables)
+	route(s, "put", s.put)
+	route(s, "get", s.get)
+	route(s, "del", s.del)
+	route(s, "scan", s.scan)
+	route(s, "identity/add", s.addIdentity)
+	route(s, "identity/list", s.listIdentities)
+	route(s, "identity/remove", s.removeIdentity)
+	route(s, "acl/grant", s.grant)
+	route(s, "acl/revoke", s.revoke)
+	route(s, "acl/list", s.listACLs)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Empty is the request of calls that take no arguments.
+type Empty struct{}
+
+// route registers POST /v1/<name>: decode Req strictly from a bounded body,
+// call fn, encode its result or error.
+func route[Req, Resp any](s *Server, name string, fn func(context.Context, caller, *Req) (Resp, error)) {
+	s.mux.HandleFunc("/v1/"+name, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalid, "use POST /v1/" + name})
+			return
+		}
+		limit := int64(s.limits.MaxValueSize+s.limits.MaxKeySize)*4/3 + 64<<10
+		if r.ContentLength > limit {
+			writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge,
+				fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit)})
+			return
+		}
+		var req Req
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge,
+					fmt.Sprintf("request body is over the limit of %d bytes", limit)})
+				return
+			}
+			writeError(w, &Error{http.StatusBadRequest, CodeInvalid, "malformed request: " + err.Error()})
+			return
+		}
+		resp, err := fn(r.Context(), callerOf(r), &req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+	})
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code, status := classify(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(ErrorBody{Error: err.Error(), Code: code})
+}
+
+// caller is who made a request: the local administrator (Unix socket) or
+// the identity named by a verified client certificate (mTLS listener).
+type caller struct {
+	identity string // empty for the local administrator
+}
+
+func callerOf(r *http.Request) caller {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return caller{identity: r.TLS.VerifiedChains[0][0].Subject.CommonName}
+	}
+	return caller{}
+}
+
+// check returns an error unless the caller may do what needs perm on table.
+func (s *Server) check(c caller, table string, perm tables.Perm) error {
+	if c.identity == "" || s.store.Allowed(c.identity, table, perm) {
+		return nil
+	}
+	return &Error{http.StatusForbidden, CodeDenied,
+		fmt.Sprintf("%s may not %s table %s (ask an admin: cortex acl grant %s %s %s)", c.identity, perm, table, c.identity, table, perm)}
+}
+
+func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, error) {
+	return NodeStatus{Node: s.store.Node(), Version: Version, UptimeS: int64(time.Since(s.started).Seconds()),
+		Tables: len(s.store.Held())}, nil
+}
+
+func (s *Server) createTable(ctx context.Context, c caller, req *CreateTableRequest) (TableInfo, error) {
+	if err := s.check(c, "*", tables.PermAdmin); err != nil {
+		return TableInfo{}, err
+	}
+	scope := tables.Scope{Local: true}
+	if req.Scope != nil {
+		scope = *req.Scope
+	}
+	info, err := s.store.CreateTable(ctx, req.Table, scope)
+	if err != nil {
+		return TableInfo{}, err
+	}
+	return s.describe(info), nil
+}
+
+func (s *Server) setScope(ctx context.Context, c caller, req *SetScopeRequest) (TableInfo, error) {
+	if err := s.check(c, req.Table, tables.PermAdmin); err != nil {
+		return TableInfo{}, err
+	}
+	info, err := s.store.SetScope(ctx, req.Table, req.Scope)
+	if err != nil {
+		return TableInfo{}, err
+	}
+	return s.describe(info), nil
+}
+
+func (s *Server) dropTable(ctx context.Context, c caller, req *TableRequest) (Empty, error) {
+	if err := s.check(c, req.Table, tables.PermAdmin); err != nil {
+		return Empty{}, err
+	}
+	return Empty{}, s.store.DropTable(ctx, req.Table)
+}
+
+func (s *Server) listTables(_ context.Context, c caller, _ *Empty) ([]TableInfo, error) {
+	catalog, err := s.store.Catalog()
+	if err != nil {
+		return nil, err
+	}
+	out := []TableInfo{}
+	for _, info := range catalog {
+		if s.check(c, info.Name, tables.PermRead) == nil {
+			out = append(out, s.describe(info))
+		}
+	}
+	return out, nil
+}
+
+// describe adds this node's copy to a catalog record.
+func (s *Server) describe(info tables.TableInfo) TableInfo {
+	ti := TableInfo{Name: info.Name, ID: info.ID, Scope: info.Scope, Home: info.Home, Created: info.Created, System: info.System()}
+	if t, err := s.store.Table(info.Name); err == nil {
+		ti.Held, ti.Keys = true, t.Stats().Keys
+	}
+	return ti
+}
+
+// table returns the local copy of a table the caller may use with perm.
+func (s *Server) table(c caller, name string, perm tables.Perm) (*tables.Table, error) {
+	if err := s.check(c, name, perm); err != nil {
+		return nil, err
+	}
+	return s.store.Table(name)
+}
+
+func (s *Server) put(ctx context.Context, c caller, req *PutRequest) (WriteResult, error) {
+	t, err := s.table(c, req.Table, tables.PermWrite)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	v, err := t.Put(ctx, req.Key, req.Value)
+	return WriteResult{HLC: v.HLC, Origin: v.Origin}, err
+}
+
+func (s *Server) del(ctx context.Context, c caller, req *KeyRequest) (WriteResult, error) {
+	t, err := s.table(c, req.Table, tables.PermWrite)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if _, err := t.Get(req.Key); err != nil {
+		return WriteResult{}, err
+	}
+	v, err := t.Delete(ctx, req.Key)
+	return WriteResult{HLC: v.HLC, Origin: v.Origin}, err
+}
+
+func (s *Server) get(_ context.Context, c caller, req *KeyRequest) (Record, error) {
+	t, err := s.table(c, req.Table, tables.PermRead)
+	if err != nil {
+		return Record{}, err
+	}
+	r, err := t.Get(req.Key)
+	if err != nil {
+		return Record{}, fmt.Errorf("table %s: key %q: %w", req.Table, req.Key, err)
+	}
+	return Record{Key: r.Key, Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin}, nil
+}
+
+// A scan page stops at this many records or about this many bytes.
+const (
+	maxScanPage  = 10_000
+	maxScanBytes = 4 << 20
+)
+
+func (s *Server) scan(_ context.Context, c caller, req *ScanRequest) (ScanResult, error) {
+	t, err := s.table(c, req.Table, tables.PermRead)
+	if err != nil {
+		return ScanResult{}, err
+	}
+	if req.Limit < 0 {
+		return ScanResult{}, &Error{http.StatusBadRequest, CodeInvalid, "limit must not be negative"}
+	}
+	limit := maxScanPage
+	if req.Limit > 0 && req.Limit < limit {
+		limit = req.Limit
+	}
+	recs, err := t.Scan(req.Prefix, req.After, limit+1)
+	if err != nil {
+		return ScanResult{}, err
+	}
+	res := ScanResult{Records: []Record{}}
+	size := 0
+	for i, r := range recs {
+		if i == limit || size > maxScanBytes {
+			res.More = req.Limit == 0 || len(res.Records) < req.Limit
+			break
+		}
+		size += len(r.Key) + len(r.Value)
+		res.Records = append(res.Records, Record{Key: r.Key, Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin})
+	}
+	return res, nil
+}
+
+func (s *Server) addIdentity(ctx context.Context, c caller, req *AddIdentityRequest) (tables.Identity, error) {
+	if err := s.check(c, tables.IdentitiesTable, tables.PermAdmin); err != nil {
+		return tables.Identity{}, err
+	}
+	id := tables.Identity{Name: req.Name, Kind: req.Kind}
+	if id.Kind == "" {
+		id.Kind = "client"
+	}
+	if req.CertPEM != "" {
+		block, _ := pem.Decode([]byte(req.CertPEM))
+		if block == nil || block.Type != "CERTIFICATE" {
+			return id, &Error{http.StatusBadRequest, CodeInvalid, "cert_pem holds no PEM certificate"}
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return id, &Error{http.StatusBadRequest, CodeInvalid, "certificate: " + err.Error()}
+		}
+		if cert.Subject.CommonName != req.Name {
+			return id, &Error{http.StatusBadRequest, CodeInvalid,
+				fmt.Sprintf("the certificate is for %q, not %q", cert.Subject.CommonName, req.Name)}
+		}
+		sum := sha256.Sum256(cert.Raw)
+		id.Fingerprint = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	if err := s.store.AddIdentity(ctx, id); err != nil {
+		return id, err
+	}
+	return s.store.Identity(id.Name)
+}
+
+func (s *Server) listIdentities(_ context.Context, c caller, _ *Empty) ([]tables.Identity, error) {
+	if err := s.check(c, tables.IdentitiesTable, tables.PermAdmin); err != nil {
+		return nil, err
+	}
+	return s.store.Identities()
+}
+
+func (s *Server) removeIdentity(ctx context.Context, c caller, req *NameRequest) (RemoveIdentityResult, error) {
+	if err := s.check(c, tables.IdentitiesTable, tables.PermAdmin); err != nil {
+		return RemoveIdentityResult{}, err
+	}
+	n, err := s.store.RemoveIdentity(ctx, req.Name)
+	return RemoveIdentityResult{GrantsRemoved: n}, err
+}
+
+func (s *Server) grant(ctx context.Context, c caller, req *GrantRequest) (tables.Grant, error) {
+	if err := s.check(c, tables.ACLsTable, tables.PermAdmin); err != nil {
+		return tables.Grant{}, err
+	}
+	perm, err := tables.ParsePerm(req.Perm)
+	if err != nil {
+		return tables.Grant{}, err
+	}
+	if err := s.store.GrantPerm(ctx, req.Identity, req.Table, perm); err != nil {
+		return tables.Grant{}, err
+	}
+	return tables.Grant{Identity: req.Identity, Table: req.Table, Perm: perm.String()}, nil
+}
+
+func (s *Server) revoke(ctx context.Context, c caller, req *GrantRequest) (RevokeResult, error) {
+	if err := s.check(c, tables.ACLsTable, tables.PermAdmin); err != nil {
+		return RevokeResult{}, err
+	}
+	perm := tables.PermNone
+	if req.Perm != "" {
+		var err error
+		if perm, err = tables.ParsePerm(req.Perm); err != nil {
+			return RevokeResult{}, err
+		}
+	}
+	removed, err := s.store.RevokePerm(ctx, req.Identity, req.Table, perm)
+	return RevokeResult{Removed: removed}, err
+}
+
+func (s *Server) listACLs(_ context.Context, c caller, _ *Empty) ([]tables.Grant, error) {
+	if err := s.check(c, tables.ACLsTable, tables.PermAdmin); err != nil {
+		return nil, err
+	}
+	return s.store.Grants()
+}

@@ -1,0 +1,131 @@
+// Package api owns cortexd's request/response protocol: HTTP/1.1 with JSON
+// bodies (POST /v1/<call>), the handler that serves it over the Unix socket
+// (the local administrator) and the mTLS listener (ACL-checked clients), and
+// the Go client that the CLI and benchmarks use.
+package api
+
+import (
+	"time"
+
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// Version is the version cortexd reports.
+const Version = "0.1.0-dev"
+
+// TableRequest names a table.
+type TableRequest struct {
+	Table string `json:"table"`
+}
+
+// CreateTableRequest creates a table; Scope defaults to local.
+type CreateTableRequest struct {
+	Table string        `json:"table"`
+	Scope *tables.Scope `json:"scope,omitempty"`
+}
+
+// SetScopeRequest changes a table's scope.
+type SetScopeRequest struct {
+	Table string       `json:"table"`
+	Scope tables.Scope `json:"scope"`
+}
+
+// TableInfo is one table as listed: its catalog record and this node's copy.
+type TableInfo struct {
+	Name    string       `json:"name"`
+	ID      string       `json:"id"`
+	Scope   tables.Scope `json:"scope"`
+	Home    string       `json:"home,omitempty"`
+	Created time.Time    `json:"created,omitzero"`
+	System  bool         `json:"system"`
+	Held    bool         `json:"held"`
+	Keys    int64        `json:"keys"`
+}
+
+// KeyRequest addresses one key. Keys and values are bytes (base64 in JSON).
+type KeyRequest struct {
+	Table string `json:"table"`
+	Key   []byte `json:"key"`
+}
+
+// PutRequest sets a key.
+type PutRequest struct {
+	Table string `json:"table"`
+	Key   []byte `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// Record is a key's current value and version.
+type Record struct {
+	Key    []byte `json:"key"`
+	Value  []byte `json:"value"`
+	HLC    uint64 `json:"hlc"`
+	Origin string `json:"origin"`
+}
+
+// WriteResult is the version a write was given.
+type WriteResult struct {
+	HLC    uint64 `json:"hlc"`
+	Origin string `json:"origin"`
+}
+
+// ScanRequest asks for live records by key order: those starting with
+// Prefix, after the key After, at most Limit (0: as many as fit a page).
+type ScanRequest struct {
+	Table  string `json:"table"`
+	Prefix []byte `json:"prefix,omitempty"`
+	After  []byte `json:"after,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+}
+
+// ScanResult is one page of a scan; More says a further page may exist
+// (continue with After set to the last key).
+type ScanResult struct {
+	Records []Record `json:"records"`
+	More    bool     `json:"more"`
+}
+
+// NodeStatus describes the node.
+type NodeStatus struct {
+	Node    string `json:"node"`
+	Version string `json:"version"`
+	UptimeS int64  `json:"uptime_s"`
+	Mesh    bool   `json:"mesh"`
+	Tables  int    `json:"tables"`
+}
+
+// AddIdentityRequest registers an identity. CertPEM, if set, pins the
+// identity to that certificate (its name must match the CN).
+type AddIdentityRequest struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind,omitempty"` // client (default) or node
+	CertPEM string `json:"cert_pem,omitempty"`
+}
+
+// NameRequest names an identity.
+type NameRequest struct {
+	Name string `json:"name"`
+}
+
+// RemoveIdentityResult says how many grants went with the identity.
+type RemoveIdentityResult struct {
+	GrantsRemoved int `json:"grants_removed"`
+}
+
+// GrantRequest grants or revokes a permission; Table may be "*".
+type GrantRequest struct {
+	Identity string `json:"identity"`
+	Table    string `json:"table"`
+	Perm     string `json:"perm,omitempty"`
+}
+
+// RevokeResult says whether a grant was removed.
+type RevokeResult struct {
+	Removed bool `json:"removed"`
+}
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}

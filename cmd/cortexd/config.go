@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/pflag"
+)
+
+// Config is cortexd's configuration: defaults, then the environment, then
+// the TOML file, then the flags (each wins over the ones before).
+type Config struct {
+	DataDir      string `toml:"data_dir"`
+	NodeName     string `toml:"node_name"`
+	Socket       string `toml:"socket"`
+	Fsync        string `toml:"fsync"`
+	LogLevel     string `toml:"log_level"`
+	LogFormat    string `toml:"log_format"`
+	MaxKeySize   int    `toml:"max_key_size"`
+	MaxValueSize int    `toml:"max_value_size"`
+}
+
+func defaultConfig(getenv func(string) string) Config {
+	c := Config{DataDir: "./cortex-data", Fsync: "batch", LogLevel: "info", LogFormat: "text",
+		MaxKeySize: 1 << 10, MaxValueSize: 1 << 20}
+	if v := getenv("CORTEX_DATA_DIR"); v != "" {
+		c.DataDir = v
+	}
+	c.Socket = getenv("CORTEX_SOCKET")
+	return c
+}
+
+// flagSet declares cortexd's flags over cfg's fields.
+func flagSet(cfg *Config, configFile *string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("cortexd", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.StringVar(configFile, "config", "", "TOML file with the same keys as the flags (data_dir, node_name, ...); flags win")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (env CORTEX_DATA_DIR)")
+	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name (default: the name stored in the data directory, else the host name)")
+	fs.StringVar(&cfg.Socket, "socket", cfg.Socket, "Unix socket of the local API (env CORTEX_SOCKET; default DATA_DIR/cortex.sock)")
+	fs.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "batch: a write is acknowledged once on disk; never: no fsync (benchmarks only, loses writes on a crash)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	fs.IntVar(&cfg.MaxKeySize, "max-key-size", cfg.MaxKeySize, "largest key accepted, in bytes")
+	fs.IntVar(&cfg.MaxValueSize, "max-value-size", cfg.MaxValueSize, "largest value accepted, in bytes")
+	return fs
+}
+
+// loadConfig builds the configuration from args, the environment and the
+// config file the args name. The flags are parsed twice: once to find the
+// file, once more over the file's values so that the flags win.
+func loadConfig(args []string, getenv func(string) string) (Config, error) {
+	cfg := defaultConfig(getenv)
+	var file string
+	fs := flagSet(&cfg, &file)
+	if err := fs.Parse(args); err != nil {
+		return cfg, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		cfg = defaultConfig(getenv)
+		if err := decodeConfig(data, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", file, err)
+		}
+		if err := flagSet(&cfg, &file).Parse(args); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = filepath.Join(cfg.DataDir, "cortex.sock")
+	}
+	return cfg, cfg.validate()
+}
+
+// decodeConfig reads TOML into cfg, refusing keys it does not know.
+func decodeConfig(data []byte, cfg *Config) error {
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(cfg)
+	if err != nil {
+		return err
+	}
+	if extra := md.Undecoded(); len(extra) > 0 {
+		return fmt.Errorf("unknown key %q", extra[0].String())
+	}
+	return nil
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.DataDir == "":
+		return fmt.Errorf("config: data_dir is empty")
+	case !slices.Contains([]string{"batch", "never"}, c.Fsync):
+		return fmt.Errorf("config: fsync %q: use batch or never", c.Fsync)
+	case !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(c.LogLevel)):
+		return fmt.Errorf("config: log level %q: use debug, info, warn or error", c.LogLevel)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("config: log format %q: use text or json", c.LogFormat)
+	case c.MaxKeySize < 1 || c.MaxKeySize > 64<<10:
+		return fmt.Errorf("config: max key size %d: use 1 to 65536 bytes", c.MaxKeySize)
+	case c.MaxValueSize < 0 || c.MaxValueSize > 64<<20:
+		return fmt.Errorf("config: max value size %d: use 0 to 67108864 bytes", c.MaxValueSize)
+	}
+	return nil
+}
+
+// usageError is bad command-line usage (exit code 2).
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }

@@ -1,0 +1,107 @@
+// Command cortexd is the cortex daemon: it opens the node's data directory,
+// serves the local API on a Unix socket, and (in mesh mode) replicates the
+// tables its scope selects with the other nodes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	cfg, err := loadConfig(os.Args[1:], os.Getenv)
+	if errors.Is(err, pflag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		if _, ok := err.(usageError); ok {
+			fmt.Fprintln(os.Stderr, "run cortexd --help for the flags")
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg, newLogger(cfg)); err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(cfg Config) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(strings.ToLower(cfg.LogLevel)))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// run serves until ctx ends, then stops cleanly: stop accepting, finish the
+// requests in flight, close the tables (checkpointing them), remove the socket.
+func run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	dir, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer dir.unlock()
+	node, err := dir.nodeName(cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
+	store, err := tables.OpenStore(tables.StoreOptions{
+		Dir: cfg.DataDir, Node: node, Logger: log,
+		Table: tables.Options{NoSync: cfg.Fsync == "never", Limits: limits},
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing tables", "err", err)
+		}
+	}()
+	ln, err := api.ListenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Socket)
+	srv := &http.Server{
+		Handler:           api.NewServer(store, limits, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if cfg.Fsync == "never" {
+		log.Warn("fsync=never: acknowledged writes are lost if the machine crashes; use it for benchmarks only")
+	}
+	log.Info("cortexd ready", "node", node, "data_dir", cfg.DataDir, "socket", cfg.Socket, "version", api.Version)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+	case <-ctx.Done():
+	}
+	log.Info("stopping: finishing requests in flight")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Error("stopping the API", "err", err)
+	}
+	return nil
+}
