@@ -16,6 +16,10 @@ test:
 demo:
 	bash integration/demo.sh
 
+# Run one standalone node on ./cortex-data (socket ./cortex-data/cortex.sock).
+run: build
+	$(BIN)/cortexd
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
