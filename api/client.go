@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 
 	"github.com/cortex-mesh/cortex/tables"
 )
@@ -61,6 +62,10 @@ func (c *Client) call(ctx context.Context, name string, req, resp any) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
 		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.where, err)
 	}

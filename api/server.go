@@ -212,7 +212,7 @@ func (s *Server) del(ctx context.Context, c caller, req *KeyRequest) (WriteResul
 		return WriteResult{}, err
 	}
 	if _, err := t.Get(req.Key); err != nil {
-		return WriteResult{}, err
+		return WriteResult{}, fmt.Errorf("table %s: key %q: %w", req.Table, req.Key, err)
 	}
 	v, err := t.Delete(ctx, req.Key)
 	return WriteResult{HLC: v.HLC, Origin: v.Origin}, err

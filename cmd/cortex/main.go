@@ -1,0 +1,316 @@
+// Command cortex is the command-line client of cortexd: it creates and lists
+// tables, reads and writes keys, and manages identities and ACLs by calling
+// the daemon's API over its Unix socket (see /work/shared/CLI.md for the
+// contract: names, flags, JSON shapes and exit codes).
+//
+// Conventions, the same for every command:
+//   - Read commands print human-readable text, or with --json exactly one
+//     JSON value (an object or an array) on stdout.
+//   - Write commands print one confirmation line, except put and del, which
+//     print nothing on success; with --json every write prints one JSON object.
+//   - Errors are one line on stderr starting with "error: ".
+//   - Exit codes: 0 ok, 1 error, 2 bad usage, 3 not found, 4 not allowed,
+//     5 cannot reach the daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cortex-mesh/cortex/api"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes (CLI.md).
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitDenied      = 4
+	exitUnreachable = 5
+)
+
+// defaultSocket is where the socket is looked for when neither --socket nor
+// $CORTEX_SOCKET names one: cortexd's default with no flags.
+const defaultSocket = "./cortex-data/cortex.sock"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run runs one command line and returns its exit code. Everything it reads
+// or writes goes through its arguments, so tests call it in-process.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	return newApp(stdin, stdout, stderr, getenv, isTerminal(stdout)).execute(args)
+}
+
+// app is one invocation: its streams, its global flags and its client.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	tty            bool // stdout is a terminal
+
+	// Global flags.
+	socket  string
+	json    bool
+	timeout time.Duration
+
+	client *api.Client
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, tty bool) *app {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	return &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, tty: tty}
+}
+
+func (a *app) execute(args []string) int {
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	err := root.Execute()
+	if a.client != nil {
+		a.client.Close()
+	}
+	if err == nil {
+		return exitOK
+	}
+	code, msg := a.describe(err)
+	fmt.Fprintf(a.stderr, "error: %s\n", oneLine(msg))
+	return code
+}
+
+// describe maps an error to its exit code and the message that tells the
+// user what was wrong and what to do.
+func (a *app) describe(err error) (int, string) {
+	var ue *usageError
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage, ue.msg
+	case errors.Is(err, api.ErrUnreachable):
+		return exitUnreachable, err.Error() + "; is cortexd running? Start it, or point --socket or $CORTEX_SOCKET at its socket"
+	case errors.Is(err, context.DeadlineExceeded):
+		return exitError, fmt.Sprintf("no answer from cortexd at %s within %s (--timeout); it may be overloaded or stuck: check its log, or retry with a longer --timeout", a.socket, a.timeout)
+	case errors.As(err, &ae):
+		switch ae.Code {
+		case api.CodeNotFound:
+			msg := ae.Message
+			if strings.Contains(msg, "no such table") {
+				msg += " (list the tables with: cortex table list)"
+			}
+			return exitNotFound, msg
+		case api.CodeDenied:
+			return exitDenied, ae.Message
+		case api.CodeNotHeld:
+			return exitError, ae.Message + "; run the command against a node that holds it"
+		case api.CodeUnavailable:
+			return exitError, ae.Message + "; cortexd is stopping or the table has failed: check the cortexd log"
+		case api.CodeTooLarge:
+			return exitError, ae.Message + "; the key or value is larger than this node accepts (cortexd --max-key-size, --max-value-size)"
+		case api.CodeInternal:
+			return exitError, ae.Message + "; check the cortexd log"
+		}
+		return exitError, ae.Message
+	}
+	return exitError, err.Error()
+}
+
+// oneLine keeps an error message on one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(s)
+}
+
+// usageError is bad usage: an unknown flag or command, a missing or extra
+// argument, a malformed argument. It exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// usagef returns a usage error for cmd, pointing at its --help.
+func usagef(cmd *cobra.Command, format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...) + fmt.Sprintf(" (see: %s --help)", cmd.CommandPath())}
+}
+
+const rootLong = `cortex talks to a cortexd node over its Unix socket: it creates and lists
+tables, reads and writes keys, and manages identities and ACLs.
+
+The socket is --socket, else $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock,
+else ./cortex-data/cortex.sock
+(where cortexd puts it when started with no flags). Every API call gives up
+after --timeout (0: never).
+
+Output: read commands print text for people, or with --json exactly one JSON
+value (an object or an array) on stdout. Write commands print one
+confirmation line, except put and del, which print nothing on success (for
+scripts); with --json every write prints one JSON object instead. Errors are
+one line on stderr starting with "error: ".
+
+Exit codes:
+  0  ok
+  1  error
+  2  bad usage (unknown command or flag, missing or extra argument, bad --scope)
+  3  not found (unknown table or identity, missing key)
+  4  not allowed (ACL)
+  5  cannot reach the daemon`
+
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cortex",
+		Short: "Command-line client of the cortex key-value table store",
+		Long:  rootLong,
+		Example: `  cortex table create users --scope all
+  cortex put users alice '{"plan":"pro"}'
+  cortex get users alice
+  cortex --socket /run/cortex/cortex.sock table list --json`,
+		SilenceUsage:          true,
+		SilenceErrors:         true,
+		Args:                  cobra.ArbitraryArgs,
+		RunE:                  groupRun,
+		DisableFlagsInUseLine: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if a.timeout < 0 {
+				return usagef(cmd, "--timeout %s is negative: give a duration such as 30s, or 0 for no timeout", a.timeout)
+			}
+			if a.socket == "" {
+				a.socket = a.getenv("CORTEX_SOCKET")
+			}
+			if d := a.getenv("CORTEX_DATA_DIR"); a.socket == "" && d != "" {
+				a.socket = filepath.Join(d, "cortex.sock")
+			}
+			if a.socket == "" {
+				a.socket = defaultSocket
+			}
+			return nil
+		},
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usagef(cmd, "%v", err)
+	})
+	// A command that only holds subcommands is runnable (to report a
+	// missing or unknown one) but its usage is "CMD [command]" alone.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
+		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	root.SetHelpCommand(&cobra.Command{
+		Use:     "help [COMMAND]...",
+		Short:   "Explain a command",
+		Long:    "Explain a command: the same as COMMAND --help.",
+		Example: "  cortex help table create",
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := cmd.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return usagef(cmd.Root(), "no command %q to explain", strings.Join(args, " "))
+			}
+			return target.Help()
+		},
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.socket, "socket", "", "Unix socket of cortexd (default: $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock, else "+defaultSocket+")")
+	pf.BoolVar(&a.json, "json", false, "print exactly one JSON value on stdout")
+	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "give up on an API call after this long (0: never)")
+
+	root.AddGroup(&cobra.Group{ID: "data", Title: "Data:"}, &cobra.Group{ID: "admin", Title: "Administration:"})
+	for _, c := range []*cobra.Command{tableCmd(a), putCmd(a), getCmd(a), delCmd(a), scanCmd(a)} {
+		c.GroupID = "data"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{identityCmd(a), aclCmd(a), nodeCmd(a)} {
+		c.GroupID = "admin"
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// groupRun is the RunE of a command that only holds subcommands: reaching
+// it means the subcommand is missing or unknown.
+func groupRun(cmd *cobra.Command, args []string) error {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() && c.Name() != "help" && c.Name() != "completion" {
+			names = append(names, c.Name())
+		}
+	}
+	if len(args) == 0 {
+		return usagef(cmd, "missing command: %s needs one of %s", cmd.CommandPath(), strings.Join(names, ", "))
+	}
+	msg := fmt.Sprintf("unknown command %q for %s", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(": did you mean %q?", s[0])
+	} else {
+		msg += ": use one of " + strings.Join(names, ", ")
+	}
+	return usagef(cmd, "%s", msg)
+}
+
+// groupCmd makes a command that only holds subcommands.
+func groupCmd(use, short, long, example string) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Long: long, Example: example,
+		Args: cobra.ArbitraryArgs, RunE: groupRun, DisableFlagsInUseLine: true}
+}
+
+// positional wraps a cobra argument check so that its failure is a usage
+// error (exit 2) that names the missing or extra argument from cmd.Use.
+func positional(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if check(cmd, args) == nil {
+			return nil
+		}
+		var required, optional []string
+		for _, f := range strings.Fields(cmd.Use)[1:] {
+			switch {
+			case strings.HasPrefix(f, "[-"):
+			case strings.HasPrefix(f, "["):
+				optional = append(optional, f)
+			default:
+				required = append(required, f)
+			}
+		}
+		usage := cmd.Parent().CommandPath() + " " + cmd.Use
+		if len(args) < len(required) {
+			return usagef(cmd, "missing %s: usage: %s", strings.Join(required[len(args):], " and "), usage)
+		}
+		if n := len(required) + len(optional); len(args) > n {
+			return usagef(cmd, "unexpected argument %q: usage: %s", args[n], usage)
+		}
+		return usagef(cmd, "wrong arguments: usage: %s", usage)
+	}
+}
+
+// dial returns the client, made on first use.
+func (a *app) dial() *api.Client {
+	if a.client == nil {
+		a.client = api.Dial(a.socket)
+	}
+	return a.client
+}
+
+// ctx bounds one API call by --timeout.
+func (a *app) ctx() (context.Context, context.CancelFunc) {
+	if a.timeout > 0 {
+		return context.WithTimeout(context.Background(), a.timeout)
+	}
+	return context.WithCancel(context.Background())
+}
+
+// call makes one API call within --timeout.
+func call[T any](a *app, f func(context.Context, *api.Client) (T, error)) (T, error) {
+	ctx, cancel := a.ctx()
+	defer cancel()
+	return f(ctx, a.dial())
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cortex-mesh/cortex/api"
+	"github.com/spf13/cobra"
+)
+
+func nodeCmd(a *app) *cobra.Command {
+	c := groupCmd("node", "Show the node cortex talks to", "Show the node cortex talks to.",
+		"  cortex node status")
+	c.AddCommand(nodeStatusCmd(a))
+	return c
+}
+
+func nodeStatusCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the node's name, version, uptime and tables",
+		Long: `Show the node's name, the cortexd version, how long it has been up, whether
+it runs in mesh mode and how many table copies it holds (system tables
+included).
+
+With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}.`,
+		Example: `  cortex node status
+  cortex node status --json | jq -r .node`,
+		Args: positional(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := call(a, func(ctx context.Context, c *api.Client) (api.NodeStatus, error) {
+				return c.NodeStatus(ctx)
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, st)
+			}
+			cols := newColumns(a.stdout, "NODE", st.Node)
+			cols.row("VERSION", st.Version)
+			cols.row("UPTIME", (time.Duration(st.UptimeS) * time.Second).String())
+			cols.row("MESH", yesNo(st.Mesh))
+			cols.row("TABLES", fmt.Sprint(st.Tables))
+			return cols.flush()
+		},
+	}
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+)
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// marshal encodes v compactly, without escaping <, > and &.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// writeJSON prints v as one JSON value and a newline.
+func writeJSON(w io.Writer, v any) error {
+	b, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// jsonList streams one JSON array, one element a line:
+//
+//	[
+//	{...},
+//	{...}
+//	]
+type jsonList struct {
+	w io.Writer
+	n int
+}
+
+func (l *jsonList) add(v any) error {
+	b, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	prefix := ",\n"
+	if l.n == 0 {
+		prefix = "[\n"
+	}
+	l.n++
+	_, err = io.WriteString(l.w, prefix+string(b))
+	return err
+}
+
+func (l *jsonList) close() error {
+	end := "\n]\n"
+	if l.n == 0 {
+		end = "[]\n"
+	}
+	_, err := io.WriteString(l.w, end)
+	return err
+}
+
+// writeJSONList prints items as one JSON array.
+func writeJSONList[T any](w io.Writer, items []T) error {
+	l := &jsonList{w: w}
+	for _, it := range items {
+		if err := l.add(it); err != nil {
+			return err
+		}
+	}
+	return l.close()
+}
+
+// columns writes aligned columns under a header row.
+type columns struct{ tw *tabwriter.Writer }
+
+func newColumns(w io.Writer, header ...string) *columns {
+	c := &columns{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	c.row(header...)
+	return c
+}
+
+func (c *columns) row(cells ...string) {
+	for i, s := range cells {
+		if s == "" {
+			cells[i] = "-"
+		}
+	}
+	fmt.Fprintln(c.tw, strings.Join(cells, "\t"))
+}
+
+func (c *columns) flush() error { return c.tw.Flush() }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// formatTime prints a time in UTC to the second ("" if unset).
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// escape makes key or value bytes safe for one field of a key<TAB>value
+// line: a backslash, tab, newline, carriage return, other control
+// characters and bytes that are not UTF-8 are written as \\, \t, \n, \r and
+// \xHH. Everything else is printed as is.
+func escape(b []byte) string {
+	var sb strings.Builder
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		switch {
+		case r == '\\':
+			sb.WriteString(`\\`)
+		case r == '\t':
+			sb.WriteString(`\t`)
+		case r == '\n':
+			sb.WriteString(`\n`)
+		case r == '\r':
+			sb.WriteString(`\r`)
+		case r == utf8.RuneError && size == 1, r < 0x20, r == 0x7f:
+			fmt.Fprintf(&sb, `\x%02x`, b[0])
+		default:
+			sb.Write(b[:size])
+		}
+		b = b[size:]
+	}
+	return sb.String()
+}
+
+// text returns b as a JSON string if it is valid UTF-8, else nil and its
+// base64 (standard encoding, padded).
+func text(b []byte) (*string, string) {
+	if utf8.Valid(b) {
+		s := string(b)
+		return &s, ""
+	}
+	return nil, base64.StdEncoding.EncodeToString(b)
+}
+
+// recordJSON is a key's record as printed by get and scan. Key and value
+// are strings; one that is not valid UTF-8 is null and its bytes are in
+// key_base64 or value_base64.
+type recordJSON struct {
+	Table       string  `json:"table,omitempty"`
+	Key         *string `json:"key"`
+	KeyBase64   string  `json:"key_base64,omitempty"`
+	Value       *string `json:"value"`
+	ValueBase64 string  `json:"value_base64,omitempty"`
+	HLC         uint64  `json:"hlc"`
+	Origin      string  `json:"origin"`
+}
+
+func newRecordJSON(table string, key, value []byte, hlc uint64, origin string) recordJSON {
+	r := recordJSON{Table: table, HLC: hlc, Origin: origin}
+	r.Key, r.KeyBase64 = text(key)
+	r.Value, r.ValueBase64 = text(value)
+	return r
+}
+
+// writeResultJSON is what put and del print with --json.
+type writeResultJSON struct {
+	Table     string  `json:"table"`
+	Key       *string `json:"key"`
+	KeyBase64 string  `json:"key_base64,omitempty"`
+	HLC       uint64  `json:"hlc"`
+	Origin    string  `json:"origin"`
+}
+
+func newWriteResultJSON(table string, key []byte, hlc uint64, origin string) writeResultJSON {
+	r := writeResultJSON{Table: table, HLC: hlc, Origin: origin}
+	r.Key, r.KeyBase64 = text(key)
+	return r
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/spf13/cobra"
+)
+
+const scopeHelp = `A scope says which nodes hold a copy of the table:
+  all      every node of the mesh
+  local    only the table's home node (the node that created it)
+  a,b,...  exactly the named nodes (names match [a-z0-9][a-z0-9_-]{0,62})`
+
+func tableCmd(a *app) *cobra.Command {
+	c := groupCmd("table", "Create, list, re-scope and drop tables",
+		"Create, list, re-scope and drop tables.\n\n"+scopeHelp,
+		`  cortex table create users --scope all
+  cortex table list`)
+	c.AddCommand(tableCreateCmd(a), tableScopeCmd(a), tableListCmd(a), tableDropCmd(a))
+	return c
+}
+
+// tableJSON is one table as printed with --json.
+type tableJSON struct {
+	Name    string       `json:"name"`
+	Scope   tables.Scope `json:"scope"`
+	Home    string       `json:"home"`
+	Held    bool         `json:"held"`
+	Keys    int64        `json:"keys"`
+	ID      string       `json:"id"`
+	System  bool         `json:"system"`
+	Created time.Time    `json:"created,omitzero"`
+}
+
+func newTableJSON(t api.TableInfo) tableJSON {
+	return tableJSON{Name: t.Name, Scope: t.Scope, Home: t.Home, Held: t.Held, Keys: t.Keys,
+		ID: t.ID, System: t.System, Created: t.Created}
+}
+
+// parseScope reads a scope argument; a malformed one is bad usage.
+func parseScope(cmd *cobra.Command, s string) (tables.Scope, error) {
+	scope, err := tables.ParseScope(s)
+	if err != nil {
+		return scope, usagef(cmd, "bad scope %q: %s; use all, local or node names separated by commas (a,b)",
+			s, strings.TrimPrefix(err.Error(), "scope: "))
+	}
+	return scope, nil
+}
+
+func describeScope(t api.TableInfo) string {
+	return fmt.Sprintf("scope %s, home %s", t.Scope, t.Home)
+}
+
+func tableCreateCmd(a *app) *cobra.Command {
+	var scope string
+	c := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a table with this node as its home",
+		Long: `Create a table. The node cortex talks to becomes the table's home. NAME
+matches [a-z][a-z0-9_]{0,62} and must not start with cortex_ (reserved for
+the system tables).
+
+` + scopeHelp + `
+
+Prints "created table NAME (scope SCOPE, home NODE)"; with --json the table
+as "table list --json" prints it. Exits 1 if the table exists.`,
+		Example: `  cortex table create sessions
+  cortex table create users --scope all
+  cortex table create orders --scope node1,node2`,
+		Args: positional(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := tables.ValidateName(name, false); err != nil {
+				return usagef(cmd, "%v", err)
+			}
+			sc, err := parseScope(cmd, scope)
+			if err != nil {
+				return err
+			}
+			info, err := call(a, func(ctx context.Context, c *api.Client) (api.TableInfo, error) {
+				return c.CreateTable(ctx, name, sc)
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, newTableJSON(info))
+			}
+			_, err = fmt.Fprintf(a.stdout, "created table %s (%s)\n", info.Name, describeScope(info))
+			return err
+		},
+	}
+	c.Flags().StringVar(&scope, "scope", "local", "where the table has copies: all, local or a,b,...")
+	return c
+}
+
+func tableScopeCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "scope NAME SCOPE",
+		Short: "Change a table's scope",
+		Long: `Change which nodes hold a copy of a table. The scope of the system tables
+(cortex_*) cannot change.
+
+` + scopeHelp + `
+
+Prints "table NAME: scope SCOPE, home NODE"; with --json the table as
+"table list --json" prints it.`,
+		Example: `  cortex table scope users all
+  cortex table scope orders node1,node3`,
+		Args: positional(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sc, err := parseScope(cmd, args[1])
+			if err != nil {
+				return err
+			}
+			info, err := call(a, func(ctx context.Context, c *api.Client) (api.TableInfo, error) {
+				return c.SetScope(ctx, args[0], sc)
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, newTableJSON(info))
+			}
+			_, err = fmt.Fprintf(a.stdout, "table %s: %s\n", info.Name, describeScope(info))
+			return err
+		},
+	}
+}
+
+func tableListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the tables",
+		Long: `List every table of the catalog, the system tables (cortex_*) first: its
+name, scope, home node, whether this node holds a copy (HELD yes/no) and how
+many keys that copy has (- when not held).
+
+With --json, prints one array:
+  [{"name","scope","home","held":bool,"keys":N,"id","system":bool,"created"}]
+where "scope" is "all", "local" or an array of node names, "home" is "" for
+the system tables and "created" is omitted for them.`,
+		Example: `  cortex table list
+  cortex table list --json | jq -r '.[] | select(.held) | .name'`,
+		Args: positional(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			list, err := call(a, func(ctx context.Context, c *api.Client) ([]api.TableInfo, error) {
+				return c.Tables(ctx)
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				out := make([]tableJSON, len(list))
+				for i, t := range list {
+					out[i] = newTableJSON(t)
+				}
+				return writeJSONList(a.stdout, out)
+			}
+			cols := newColumns(a.stdout, "NAME", "SCOPE", "HOME", "HELD", "KEYS")
+			for _, t := range list {
+				keys := ""
+				if t.Held {
+					keys = fmt.Sprint(t.Keys)
+				}
+				cols.row(t.Name, t.Scope.String(), t.Home, yesNo(t.Held), keys)
+			}
+			return cols.flush()
+		},
+	}
+}
+
+func tableDropCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "drop NAME",
+		Short: "Drop a table and every key in it",
+		Long: `Drop a table: remove it from the catalog and delete this node's copy with
+every key in it. There is no undo. System tables (cortex_*) cannot be
+dropped. Exits 3 if there is no such table.
+
+Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
+		Example: `  cortex table drop sessions`,
+		Args:    positional(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := call(a, func(ctx context.Context, c *api.Client) (struct{}, error) {
+				return struct{}{}, c.DropTable(ctx, args[0])
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, map[string]any{"table": args[0], "dropped": true})
+			}
+			_, err = fmt.Fprintf(a.stdout, "dropped table %s\n", args[0])
+			return err
+		},
+	}
+}
