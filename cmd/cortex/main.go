@@ -145,9 +145,8 @@ const rootLong = `cortex talks to a cortexd node over its Unix socket: it create
 tables, reads and writes keys, and manages identities and ACLs.
 
 The socket is --socket, else $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock,
-else ./cortex-data/cortex.sock
-(where cortexd puts it when started with no flags). Every API call gives up
-after --timeout (0: never).
+else ./cortex-data/cortex.sock (where cortexd puts it when started with no
+flags). Every API call gives up after --timeout (0: never).
 
 Output: read commands print text for people, or with --json exactly one JSON
 value (an object or an array) on stdout. Write commands print one
