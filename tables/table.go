@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cortex-mesh/cortex/wal"
 	"github.com/tidwall/buntdb"
@@ -43,7 +44,8 @@ type Options struct {
 	// Retention is how many entries the log keeps behind the newest
 	// checkpoint, for peers catching up (default 100,000).
 	Retention uint64
-	// SegmentSize is the target size of a log segment file.
+	// SegmentSize is the target size of a log segment file (default 4 MiB;
+	// tidwall/wal keeps the tail segment in memory).
 	SegmentSize int
 	// Logger receives recovery notices (default slog.Default()).
 	Logger *slog.Logger
@@ -56,6 +58,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Retention == 0 {
 		o.Retention = 100_000
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = 4 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -81,11 +86,16 @@ type Table struct {
 	keys       int64 // live keys
 	tombstones int64
 
-	closeMu sync.RWMutex // held shared while enqueueing, exclusively to close
-	closed  bool
-	reqs    chan *request
-	quit    chan struct{}
-	done    chan struct{}
+	closeMu    sync.RWMutex // held shared while enqueueing, exclusively to close
+	closed     bool
+	reqs       chan *request
+	quit       chan struct{}
+	syncCh     chan *batch   // writer -> syncer
+	applyCh    chan *batch   // syncer -> applier
+	done       chan struct{} // closed when the applier has answered everything
+	appliedSeq atomic.Uint64 // the last batch the applier finished
+	failMu     sync.Mutex
+	failed     error
 
 	ckptMu     sync.Mutex // one checkpoint at a time
 	ckptOffset uint64     // offset of the newest checkpoint on disk
@@ -120,6 +130,7 @@ func Open(dir string, opts Options) (*Table, error) {
 	t := &Table{
 		opts: opts, dir: dir, log: log, db: db,
 		reqs: make(chan *request, 1024), quit: make(chan struct{}), done: make(chan struct{}),
+		syncCh: make(chan *batch, 16), applyCh: make(chan *batch, 16),
 		ckptKick: make(chan struct{}, 1), ckptDone: make(chan struct{}),
 	}
 	if err := t.recover(); err != nil {
@@ -128,6 +139,8 @@ func Open(dir string, opts Options) (*Table, error) {
 		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
 	}
 	go t.writer()
+	go t.syncer()
+	go t.applier()
 	go t.checkpointer()
 	return t, nil
 }

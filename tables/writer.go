@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cortex-mesh/cortex/wal"
 	"github.com/tidwall/buntdb"
@@ -23,7 +24,7 @@ type reply struct {
 	err     error
 }
 
-// Batches close at this many entries or payload bytes.
+// A batch closes at this many entries or payload bytes.
 const (
 	maxBatchEntries = 4096
 	maxBatchBytes   = 8 << 20
@@ -88,66 +89,105 @@ func (t *Table) do(ctx context.Context, r *request) (reply, error) {
 	}
 }
 
-// writer is the table's only writer. It gathers the requests waiting,
-// stamps and decides them, appends the batch to the log with one fsync,
-// applies it to the view and only then answers.
+// Writes flow through three goroutines, so that the disk and the CPU work
+// at the same time: the writer gathers the waiting requests, stamps and
+// decides them and writes the batch to the log; the syncer makes every batch
+// written so far durable with one fsync; the applier applies each durable
+// batch to the view and only then answers its callers.
+
+// batch is one group of requests on its way through the pipeline.
+type batch struct {
+	seq     uint64
+	reqs    []*request
+	replies []reply
+	entries []wal.Entry // adopted, in log order
+	first   uint64      // log offset of entries[0]
+	err     error
+}
+
+// decided is the newest version the writer adopted for a key, and the batch
+// that carries it: until that batch is applied the view does not show it.
+type decided struct {
+	version wal.Version
+	seq     uint64
+}
+
+// The writer forgets applied decisions once it remembers this many.
+const maxPending = 1 << 16
+
 func (t *Table) writer() {
-	defer close(t.done)
-	var (
-		batch   []*request
-		failed  error
-		sinceCk int
-		w       = batchWriter{pending: map[string]wal.Version{}}
-	)
+	defer close(t.syncCh)
+	pending := map[string]decided{}
+	var seq uint64
+	sinceCk := 0
 	for {
-		batch = batch[:0]
-		select {
-		case r := <-t.reqs:
-			batch = append(batch, r)
-		case <-t.quit:
-			// Close waited for every sender: drain what is queued, then stop.
-			for {
+		reqs, more := t.gather()
+		if len(reqs) > 0 {
+			seq++
+			b := &batch{seq: seq, reqs: reqs, replies: make([]reply, len(reqs))}
+			if b.err = t.failure(); b.err == nil {
+				if b.err = t.decide(b, pending); b.err == nil && len(b.entries) > 0 {
+					b.first, b.err = t.log.Write(b.entries)
+				}
+				if b.err != nil {
+					b.err = t.fail(b.err)
+				}
+			}
+			t.syncCh <- b
+			if sinceCk += len(b.entries); t.opts.CheckpointEvery > 0 && sinceCk >= t.opts.CheckpointEvery {
+				sinceCk = 0
 				select {
-				case r := <-t.reqs:
-					batch = append(batch, r)
-					continue
+				case t.ckptKick <- struct{}{}:
 				default:
 				}
-				break
 			}
-			if len(batch) > 0 {
-				t.commit(&w, batch, failed)
+			if len(pending) > maxPending {
+				applied := t.appliedSeq.Load()
+				for k, d := range pending {
+					if d.seq <= applied {
+						delete(pending, k)
+					}
+				}
 			}
+		}
+		if !more {
 			return
-		}
-		n, size := len(batch[0].entries), batchSize(batch[0])
-	gather:
-		for n < maxBatchEntries && size < maxBatchBytes {
-			select {
-			case r := <-t.reqs:
-				batch = append(batch, r)
-				n += len(r.entries)
-				size += batchSize(r)
-			default:
-				break gather
-			}
-		}
-		written, err := t.commit(&w, batch, failed)
-		if err != nil && failed == nil {
-			failed = fmt.Errorf("table %s stopped after a write error (restart the node to recover from the log): %w", t.opts.Name, err)
-			t.opts.Logger.Error("table writer failed", "table", t.opts.Name, "err", err)
-		}
-		if sinceCk += written; t.opts.CheckpointEvery > 0 && sinceCk >= t.opts.CheckpointEvery {
-			sinceCk = 0
-			select {
-			case t.ckptKick <- struct{}{}:
-			default:
-			}
 		}
 	}
 }
 
-func batchSize(r *request) int {
+// gather waits for a request and takes every other one waiting, up to the
+// batch limits. After Close it returns what is left and more == false.
+func (t *Table) gather() (reqs []*request, more bool) {
+	select {
+	case r := <-t.reqs:
+		reqs = append(reqs, r)
+	case <-t.quit:
+		// Close waited for every sender: drain what is queued, then stop.
+		for {
+			select {
+			case r := <-t.reqs:
+				reqs = append(reqs, r)
+			default:
+				return reqs, false
+			}
+		}
+	}
+	n, size := len(reqs[0].entries), requestSize(reqs[0])
+	for n < maxBatchEntries && size < maxBatchBytes {
+		select {
+		case r := <-t.reqs:
+			reqs = append(reqs, r)
+			n += len(r.entries)
+			size += requestSize(r)
+		default:
+			return reqs, true
+		}
+	}
+	return reqs, true
+}
+
+func requestSize(r *request) int {
 	n := 0
 	for i := range r.entries {
 		n += len(r.entries[i].Key) + len(r.entries[i].Value)
@@ -155,33 +195,20 @@ func batchSize(r *request) int {
 	return n
 }
 
-// batchWriter holds the writer's reusable buffers.
-type batchWriter struct {
-	entries []wal.Entry
-	pending map[string]wal.Version // versions decided earlier in this batch
-}
-
-// commit writes one batch and answers its requests. It returns how many
-// entries went to the log.
-func (t *Table) commit(w *batchWriter, batch []*request, failed error) (int, error) {
-	if failed != nil {
-		for _, r := range batch {
-			r.reply <- reply{err: failed}
-		}
-		return 0, nil
-	}
-	w.entries = w.entries[:0]
-	clear(w.pending)
-	replies := make([]reply, len(batch))
-	err := t.db.View(func(tx *buntdb.Tx) error {
-		for i, r := range batch {
+// decide stamps local writes with new versions and keeps the remote entries
+// that are newer than what their keys hold, in the view or in batches not
+// yet applied.
+func (t *Table) decide(b *batch, pending map[string]decided) error {
+	return t.db.View(func(tx *buntdb.Tx) error {
+		for i, r := range b.reqs {
 			for _, e := range r.entries {
 				if !r.remote {
 					e.Version = wal.Version{HLC: t.opts.Clock.Now(), Origin: t.opts.Node}
-					replies[i].version = e.Version
+					b.replies[i].version = e.Version
 				} else {
 					t.opts.Clock.Observe(e.Version.HLC)
-					cur, ok := w.pending[string(e.Key)]
+					d, ok := pending[string(e.Key)]
+					cur := d.version
 					if !ok {
 						if s, err := tx.Get(viewKey(e.Key)); err == nil {
 							cur, ok = recordVersion(s)
@@ -192,36 +219,128 @@ func (t *Table) commit(w *batchWriter, batch []*request, failed error) (int, err
 					if !Adopt(e.Version, cur, ok) {
 						continue
 					}
-					replies[i].adopted++
+					b.replies[i].adopted++
 				}
-				w.pending[string(e.Key)] = e.Version
-				w.entries = append(w.entries, e)
+				pending[string(e.Key)] = decided{e.Version, b.seq}
+				b.entries = append(b.entries, e)
 			}
 		}
 		return nil
 	})
-	if err == nil && len(w.entries) > 0 {
-		var first uint64
-		if first, err = t.log.Append(w.entries); err == nil {
-			err = t.db.Update(func(tx *buntdb.Tx) error {
-				for i := range w.entries {
-					if err := t.set(tx, &w.entries[i]); err != nil {
+}
+
+// syncer makes written batches durable: one fsync for all that are waiting.
+// Callers answered by one fsync come back at slightly different times; so
+// that the first of them does not take the next fsync alone, the syncer
+// waits up to commitDelay for as many callers as the previous fsync served.
+func (t *Table) syncer() {
+	defer close(t.applyCh)
+	var group []*batch
+	lastCallers := 0
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for b := range t.syncCh {
+		group = append(group[:0], b)
+		callers := len(b.reqs)
+		waiting := false
+	gather:
+		for {
+			var more <-chan time.Time
+			if callers < lastCallers && !t.opts.NoSync {
+				if !waiting {
+					timer.Reset(commitDelay)
+					waiting = true
+				}
+				more = timer.C
+			}
+			select {
+			case b, ok := <-t.syncCh:
+				if !ok {
+					break gather
+				}
+				group = append(group, b)
+				callers += len(b.reqs)
+				continue
+			default:
+			}
+			if more == nil {
+				break
+			}
+			select {
+			case b, ok := <-t.syncCh:
+				if !ok {
+					break gather
+				}
+				group = append(group, b)
+				callers += len(b.reqs)
+			case <-more:
+				waiting = false
+				break gather
+			}
+		}
+		if waiting && !timer.Stop() {
+			<-timer.C
+		}
+		lastCallers = callers
+		if !t.opts.NoSync && t.failure() == nil {
+			if err := t.log.Sync(); err != nil {
+				t.fail(err)
+			}
+		}
+		for _, b := range group {
+			if b.err == nil {
+				b.err = t.failure()
+			}
+			t.applyCh <- b
+		}
+	}
+}
+
+// commitDelay bounds how long a sync waits for more callers (see syncer).
+const commitDelay = 200 * time.Microsecond
+
+// applier applies durable batches to the view and answers their callers.
+func (t *Table) applier() {
+	defer close(t.done)
+	for b := range t.applyCh {
+		if b.err == nil && len(b.entries) > 0 {
+			err := t.db.Update(func(tx *buntdb.Tx) error {
+				for i := range b.entries {
+					if err := t.set(tx, &b.entries[i]); err != nil {
 						return err
 					}
 				}
-				t.applied = first + uint64(len(w.entries)) - 1
+				t.applied = b.first + uint64(len(b.entries)) - 1
 				return nil
 			})
+			if err != nil {
+				b.err = t.fail(err)
+			}
+		}
+		t.appliedSeq.Store(b.seq)
+		for i, r := range b.reqs {
+			if b.err != nil {
+				b.replies[i] = reply{err: fmt.Errorf("table %s: write: %w", t.opts.Name, b.err)}
+			}
+			r.reply <- b.replies[i]
 		}
 	}
-	for i, r := range batch {
-		if err != nil {
-			replies[i] = reply{err: fmt.Errorf("table %s: write: %w", t.opts.Name, err)}
-		}
-		r.reply <- replies[i]
+}
+
+// fail records the first write error; the table refuses writes from then on.
+// It returns the error every later write gets.
+func (t *Table) fail(err error) error {
+	t.failMu.Lock()
+	defer t.failMu.Unlock()
+	if t.failed == nil {
+		t.failed = fmt.Errorf("table %s stopped after a write error (restart the node to recover from the log): %w", t.opts.Name, err)
+		t.opts.Logger.Error("table writer failed", "table", t.opts.Name, "err", err)
 	}
-	if err != nil {
-		return 0, err
-	}
-	return len(w.entries), nil
+	return t.failed
+}
+
+func (t *Table) failure() error {
+	t.failMu.Lock()
+	defer t.failMu.Unlock()
+	return t.failed
 }

@@ -31,7 +31,8 @@ var ErrClosed = errors.New("log closed")
 type Options struct {
 	// Name names the log in errors and log lines (the table name).
 	Name string
-	// NoSync skips the fsync after each batch: appends are not durable.
+	// NoSync publishes appends to Tail at once instead of after Sync: the
+	// change feed may then carry entries that a crash loses (fsync=never).
 	NoSync bool
 	// SegmentSize is the target size of one segment file (default 16 MiB).
 	SegmentSize int
@@ -47,13 +48,19 @@ type Log struct {
 	id   string
 	tw   *twal.Log
 
-	mu     sync.Mutex // guards the fields below and serialises appends
-	batch  twal.Batch
-	buf    []byte
-	first  uint64 // first offset held; last+1 when empty
-	last   uint64 // last offset written; 0 when nothing was ever written
-	notify chan struct{}
-	closed bool
+	noSync  bool
+	segSize int
+
+	mu       sync.Mutex // guards the fields below and serialises appends
+	batch    twal.Batch
+	buf      []byte
+	first    uint64 // first offset held; last+1 when empty
+	last     uint64 // last offset written; 0 when nothing was ever written
+	durable  uint64 // last offset known to be on disk (or published, NoSync)
+	segBytes int    // bytes in the tail segment, mirroring tidwall's rotation
+	dirDirty bool   // a segment was created since the directory was synced
+	notify   chan struct{}
+	closed   bool
 }
 
 // Record is an entry together with its offset in the log.
@@ -81,8 +88,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := repairTail(dir, opts.Name, opts.Logger); err != nil {
 		return nil, fmt.Errorf("wal %s: %w", opts.Name, err)
 	}
+	// Appends are written without fsync; Sync makes them durable, outside
+	// the append path, so that batches are written while others sync.
 	tw, err := twal.Open(dir, &twal.Options{
-		NoSync:           opts.NoSync,
+		NoSync:           true,
 		SegmentSize:      opts.SegmentSize,
 		SegmentCacheSize: 2,
 		AllowEmpty:       true,
@@ -92,13 +101,19 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal %s: open %s: %w", opts.Name, dir, err)
 	}
-	l := &Log{dir: dir, name: opts.Name, id: id, tw: tw, notify: make(chan struct{})}
+	l := &Log{dir: dir, name: opts.Name, id: id, tw: tw, noSync: opts.NoSync, segSize: opts.SegmentSize, notify: make(chan struct{})}
 	if l.first, err = tw.FirstIndex(); err == nil {
 		l.last, err = tw.LastIndex()
 	}
 	if err != nil {
 		tw.Close()
 		return nil, fmt.Errorf("wal %s: %w", opts.Name, err)
+	}
+	l.durable = l.last
+	if segs, _ := segmentFiles(dir); len(segs) > 0 {
+		if fi, err := os.Stat(segs[len(segs)-1].path); err == nil {
+			l.segBytes = int(fi.Size())
+		}
 	}
 	return l, nil
 }
@@ -154,10 +169,20 @@ func (l *Log) Bounds() (first, last uint64) {
 	return l.first, l.last
 }
 
-// Append writes entries as one batch with a single fsync (unless NoSync) and
-// returns the offset of the first one. After an error the log is closed:
-// what is on disk is decided again at the next Open.
+// Append writes entries as one batch, makes them durable with one fsync
+// (unless NoSync) and returns the offset of the first one.
 func (l *Log) Append(entries []Entry) (first uint64, err error) {
+	if first, err = l.Write(entries); err == nil && !l.noSync {
+		err = l.Sync()
+	}
+	return first, err
+}
+
+// Write writes entries as one batch without waiting for the disk and returns
+// the offset of the first one. They are durable, and visible to readers and
+// Tail, after the next Sync (at once with NoSync). After an error the log is
+// closed: what is on disk is decided again at the next Open.
+func (l *Log) Write(entries []Entry) (first uint64, err error) {
 	if len(entries) == 0 {
 		return 0, nil
 	}
@@ -173,18 +198,44 @@ func (l *Log) Append(entries []Entry) (first uint64, err error) {
 	}
 	first = l.last + 1
 	l.batch.Clear()
+	if l.segBytes > l.segSize { // tidwall starts a new segment before the batch
+		l.segBytes, l.dirDirty = 0, true
+	}
 	for i := range entries {
 		l.buf = AppendEncode(l.buf[:0], &entries[i])
 		l.batch.Write(first+uint64(i), l.buf)
+		// tidwall starts a new segment after an entry that fills one.
+		if l.segBytes += uvarintLen(len(l.buf)) + len(l.buf); l.segBytes >= l.segSize {
+			l.segBytes, l.dirDirty = 0, true
+		}
 	}
 	if err := l.tw.WriteBatch(&l.batch); err != nil {
 		l.closeLocked()
 		return 0, fmt.Errorf("wal %s: append at %d: %w", l.name, first, err)
 	}
 	l.last = first + uint64(len(entries)) - 1
+	if l.noSync {
+		l.publishLocked(l.last)
+	}
+	return first, nil
+}
+
+func uvarintLen(n int) int {
+	k := 1
+	for ; n >= 0x80; n >>= 7 {
+		k++
+	}
+	return k
+}
+
+// publishLocked makes offsets up to durable visible to Tail.
+func (l *Log) publishLocked(durable uint64) {
+	if durable <= l.durable {
+		return
+	}
+	l.durable = durable
 	close(l.notify)
 	l.notify = make(chan struct{})
-	return first, nil
 }
 
 // Read returns the entry at offset.
@@ -211,9 +262,11 @@ func (l *Log) Read(offset uint64) (Entry, error) {
 }
 
 // ReadRange returns up to max records starting at from, stopping at the last
-// offset written.
+// durable offset.
 func (l *Log) ReadRange(from uint64, max int) ([]Record, error) {
-	first, last := l.Bounds()
+	l.mu.Lock()
+	first, last := l.first, l.durable
+	l.mu.Unlock()
 	if from < first {
 		return nil, fmt.Errorf("wal %s: offset %d: %w (first is %d)", l.name, from, ErrTruncated, first)
 	}
@@ -228,13 +281,13 @@ func (l *Log) ReadRange(from uint64, max int) ([]Record, error) {
 	return out, nil
 }
 
-// Tail is the change feed: it returns up to max records from offset from on,
-// waiting until at least one exists. It returns ErrTruncated (wrapped) when
+// Tail is the change feed: it returns up to max durable records from offset
+// from on, waiting until at least one exists. It returns ErrTruncated (wrapped) when
 // from is behind the log's first offset, and ctx's error when ctx ends first.
 func (l *Log) Tail(ctx context.Context, from uint64, max int) ([]Record, error) {
 	for {
 		l.mu.Lock()
-		last, closed, wait := l.last, l.closed, l.notify
+		last, closed, wait := l.durable, l.closed, l.notify
 		l.mu.Unlock()
 		if closed {
 			return nil, ErrClosed
@@ -268,6 +321,9 @@ func (l *Log) TruncateFront(offset uint64) error {
 		return fmt.Errorf("wal %s: truncate front to %d: %w", l.name, offset, err)
 	}
 	l.first = offset
+	if err := SyncDir(l.dir); err != nil {
+		return fmt.Errorf("wal %s: truncate front to %d: %w", l.name, offset, err)
+	}
 	return nil
 }
 
@@ -291,15 +347,31 @@ func (l *Log) closeLocked() error {
 	return nil
 }
 
-// Sync makes every appended entry durable (needed only with NoSync).
+// Sync makes every entry appended so far durable and visible to Tail. It
+// does not hold up Append for longer than tidwall/wal's own lock does.
 func (l *Log) Sync() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return ErrClosed
 	}
-	if err := l.tw.Sync(); err != nil {
+	target, dirDirty := l.last, l.dirDirty
+	l.dirDirty = false
+	l.mu.Unlock()
+	err := l.tw.Sync()
+	if err == nil && dirDirty {
+		err = SyncDir(l.dir)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, twal.ErrClosed) {
+			err = ErrClosed
+		} else {
+			l.closeLocked() // after a failed fsync nothing written since is trustworthy
+		}
 		return fmt.Errorf("wal %s: sync: %w", l.name, err)
 	}
+	l.publishLocked(target)
 	return nil
 }
