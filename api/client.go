@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -67,7 +68,7 @@ func (c *Client) call(ctx context.Context, name string, req, resp any) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.where, err)
+		return fmt.Errorf("%w at %s: %w", ErrUnreachable, c.where, err)
 	}
 	defer hresp.Body.Close()
 	data, err := io.ReadAll(hresp.Body)
@@ -94,6 +95,12 @@ func (c *Client) call(ctx context.Context, name string, req, resp any) error {
 func (c *Client) NodeStatus(ctx context.Context) (NodeStatus, error) {
 	var r NodeStatus
 	return r, c.call(ctx, "node/status", Empty{}, &r)
+}
+
+// MeshPeers lists the peers the node has met.
+func (c *Client) MeshPeers(ctx context.Context) ([]p2p.PeerStatus, error) {
+	var r []p2p.PeerStatus
+	return r, c.call(ctx, "mesh/peers", Empty{}, &r)
 }
 
 // CreateTable creates a table with this node as its home.

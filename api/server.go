@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -14,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -24,7 +23,12 @@ type Server struct {
 	started time.Time
 	limits  tables.Limits
 	mux     *http.ServeMux
+	mesh    *p2p.Node // nil when standalone
 }
+
+// SetMesh tells the server about the node's mesh, for mesh peers and status.
+// Call it before serving.
+func (s *Server) SetMesh(m *p2p.Node) { s.mesh = m }
 
 // NewServer returns the API handler for a store. limits are the store's key
 // and value limits, used to bound request bodies.
@@ -40,6 +44,7 @@ func NewServer(store *tables.Store, limits tables.Limits, log *slog.Logger) *Ser
 	}
 	s := &Server{store: store, log: log, started: time.Now(), limits: limits, mux: http.NewServeMux()}
 	route(s, "node/status", s.nodeStatus)
+	route(s, "mesh/peers", s.meshPeers)
 	route(s, "table/create", s.createTable)
 	route(s, "table/scope", s.setScope)
 	route(s, "table/drop", s.dropTable)
@@ -129,8 +134,22 @@ func (s *Server) check(c caller, table string, perm tables.Perm) error {
 }
 
 func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, error) {
-	return NodeStatus{Node: s.store.Node(), Version: Version, UptimeS: int64(time.Since(s.started).Seconds()),
-		Tables: len(s.store.Held())}, nil
+	st := NodeStatus{Node: s.store.Node(), Version: Version, UptimeS: int64(time.Since(s.started).Seconds()),
+		Mesh: s.mesh != nil, Tables: len(s.store.Held())}
+	if s.mesh != nil {
+		st.MeshAddrs = s.mesh.ListenAddrs()
+	}
+	return st, nil
+}
+
+func (s *Server) meshPeers(_ context.Context, c caller, _ *Empty) ([]p2p.PeerStatus, error) {
+	if err := s.check(c, tables.MetaTable, tables.PermAdmin); err != nil {
+		return nil, err
+	}
+	if s.mesh == nil {
+		return []p2p.PeerStatus{}, nil
+	}
+	return s.mesh.Peers(), nil
 }
 
 func (s *Server) createTable(ctx context.Context, c caller, req *CreateTableRequest) (TableInfo, error) {
@@ -286,8 +305,7 @@ func (s *Server) addIdentity(ctx context.Context, c caller, req *AddIdentityRequ
 			return id, &Error{http.StatusBadRequest, CodeInvalid,
 				fmt.Sprintf("the certificate is for %q, not %q", cert.Subject.CommonName, req.Name)}
 		}
-		sum := sha256.Sum256(cert.Raw)
-		id.Fingerprint = "sha256:" + hex.EncodeToString(sum[:])
+		id.Fingerprint = p2p.Fingerprint(cert)
 	}
 	if err := s.store.AddIdentity(ctx, id); err != nil {
 		return id, err

@@ -92,6 +92,8 @@ type NodeStatus struct {
 	UptimeS int64  `json:"uptime_s"`
 	Mesh    bool   `json:"mesh"`
 	Tables  int    `json:"tables"`
+	// MeshAddrs are the HOST:PORT addresses the mesh listens on.
+	MeshAddrs []string `json:"mesh_addrs,omitempty"`
 }
 
 // AddIdentityRequest registers an identity. CertPEM, if set, pins the

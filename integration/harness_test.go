@@ -58,9 +58,11 @@ type node struct {
 	dir    string // data directory
 	socket string
 	args   []string
-	cmd    *exec.Cmd
-	logs   *syncBuffer
-	exited chan error
+	// meshAddr is the mesh listen address (mesh mode only).
+	meshAddr string
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	exited   chan error
 }
 
 // newNode prepares a node with its own data directory; start runs it.

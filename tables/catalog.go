@@ -157,3 +157,6 @@ func decodeTableInfo(r Record) (TableInfo, error) {
 func systemInfo(name string) TableInfo {
 	return TableInfo{Name: name, ID: "system", Scope: Scope{All: true}}
 }
+
+// MemberKey is the key of a node's membership record in cortex_meta.
+func MemberKey(node string) []byte { return []byte("node/" + node) }

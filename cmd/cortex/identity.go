@@ -46,6 +46,12 @@ func identityAddCmd(a *app) *cobra.Command {
 --cert FILE pins the identity to that one PEM certificate (its common name
 must be NAME): only that certificate is accepted for it.
 
+A remote client (cortex --addr) is served only if its identity is registered
+here as a client (and, if pinned, shows the pinned certificate); what it may
+do is what "cortex acl grant" gives it. To run this command remotely, set the
+remote flags with $CORTEX_ADDR, $CORTEX_CA, $CORTEX_CERT and $CORTEX_KEY:
+here --cert is the certificate to pin.
+
 Prints "added identity NAME (KIND)"; with --json the identity as
 "identity list --json" prints it.`,
 		Example: `  cortex identity add alice

@@ -1,7 +1,9 @@
 // Command cortex is the command-line client of cortexd: it creates and lists
 // tables, reads and writes keys, and manages identities and ACLs by calling
-// the daemon's API over its Unix socket (see /work/shared/CLI.md for the
-// contract: names, flags, JSON shapes and exit codes).
+// the daemon's API over its Unix socket, or a node's mTLS listener with a
+// client certificate (--addr); and it makes the mesh's certificates (cert).
+// See /work/shared/CLI.md for the contract: names, flags, JSON shapes and
+// exit codes.
 //
 // Conventions, the same for every command:
 //   - Read commands print human-readable text, or with --json exactly one
@@ -62,6 +64,7 @@ type app struct {
 	socket  string
 	json    bool
 	timeout time.Duration
+	remote  remote // --addr, --ca, --cert, --key
 
 	client *api.Client
 }
@@ -96,10 +99,12 @@ func (a *app) describe(err error) (int, string) {
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage, ue.msg
+	case errors.Is(err, api.ErrUnreachable) && a.remote.addr != "":
+		return exitUnreachable, a.remote.unreachable(err)
 	case errors.Is(err, api.ErrUnreachable):
 		return exitUnreachable, err.Error() + "; is cortexd running? Start it, or point --socket or $CORTEX_SOCKET at its socket"
 	case errors.Is(err, context.DeadlineExceeded):
-		return exitError, fmt.Sprintf("no answer from cortexd at %s within %s (--timeout); it may be overloaded or stuck: check its log, or retry with a longer --timeout", a.socket, a.timeout)
+		return exitError, fmt.Sprintf("no answer from cortexd at %s within %s (--timeout); it may be overloaded or stuck: check its log, or retry with a longer --timeout", a.where(), a.timeout)
 	case errors.As(err, &ae):
 		switch ae.Code {
 		case api.CodeNotFound:
@@ -142,11 +147,23 @@ func usagef(cmd *cobra.Command, format string, args ...any) error {
 }
 
 const rootLong = `cortex talks to a cortexd node over its Unix socket: it creates and lists
-tables, reads and writes keys, and manages identities and ACLs.
+tables, reads and writes keys, and manages identities and ACLs. It also makes
+the mesh's certificates (cortex cert), without any node.
 
 The socket is --socket, else $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock,
 else ./cortex-data/cortex.sock (where cortexd puts it when started with no
 flags). Every API call gives up after --timeout (0: never).
+
+Remote mode: --addr HOST:PORT --ca FILE --cert FILE --key FILE calls a node's
+mTLS listener (cortexd --rpc-listen) instead, as the client identity named by
+the certificate (cortex cert create-client). The node's certificate must be
+signed by --ca and name HOST (made with cortex cert create-node NAME --host
+HOST), as with any TLS server. The node's administrator registers the
+identity (cortex identity add) and grants it tables (cortex acl grant); system
+tables need admin. The socket is the local administrator and needs none.
+$CORTEX_ADDR, $CORTEX_CA, $CORTEX_CERT and $CORTEX_KEY set these four unless
+--socket is given (use them for "identity add NAME --cert FILE", whose own
+--cert names the certificate to pin).
 
 Output: read commands print text for people, or with --json exactly one JSON
 value (an object or an array) on stdout. Write commands print one
@@ -159,8 +176,9 @@ Exit codes:
   1  error
   2  bad usage (unknown command or flag, missing or extra argument, bad --scope)
   3  not found (unknown table or identity, missing key)
-  4  not allowed (ACL)
-  5  cannot reach the daemon`
+  4  not allowed (ACL; with --addr also an identity that is not registered)
+  5  cannot reach the daemon (with --addr also a failed TLS handshake: the
+     node refused our certificate, or its certificate is not the one expected)`
 
 func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
@@ -170,7 +188,9 @@ func newRootCmd(a *app) *cobra.Command {
 		Example: `  cortex table create users --scope all
   cortex put users alice '{"plan":"pro"}'
   cortex get users alice
-  cortex --socket /run/cortex/cortex.sock table list --json`,
+  cortex --socket /run/cortex/cortex.sock table list --json
+  cortex --addr node1.example.com:7947 --ca certs/ca.crt \
+    --cert certs/client-alice.crt --key certs/client-alice.key get users alice`,
 		SilenceUsage:          true,
 		SilenceErrors:         true,
 		Args:                  cobra.ArbitraryArgs,
@@ -179,6 +199,9 @@ func newRootCmd(a *app) *cobra.Command {
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if a.timeout < 0 {
 				return usagef(cmd, "--timeout %s is negative: give a duration such as 30s, or 0 for no timeout", a.timeout)
+			}
+			if err := a.remote.check(cmd, a.getenv); err != nil {
+				return err
 			}
 			if a.socket == "" {
 				a.socket = a.getenv("CORTEX_SOCKET")
@@ -220,13 +243,14 @@ func newRootCmd(a *app) *cobra.Command {
 	pf.StringVar(&a.socket, "socket", "", "Unix socket of cortexd (default: $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock, else "+defaultSocket+")")
 	pf.BoolVar(&a.json, "json", false, "print exactly one JSON value on stdout")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "give up on an API call after this long (0: never)")
+	a.remote.flags(pf)
 
 	root.AddGroup(&cobra.Group{ID: "data", Title: "Data:"}, &cobra.Group{ID: "admin", Title: "Administration:"})
 	for _, c := range []*cobra.Command{tableCmd(a), putCmd(a), getCmd(a), delCmd(a), scanCmd(a)} {
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{identityCmd(a), aclCmd(a), nodeCmd(a)} {
+	for _, c := range []*cobra.Command{identityCmd(a), aclCmd(a), nodeCmd(a), meshCmd(a), certCmd(a)} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
@@ -291,12 +315,29 @@ func positional(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// dial returns the client, made on first use.
-func (a *app) dial() *api.Client {
+// dial returns the client, made on first use: over the Unix socket, or
+// over mTLS in remote mode (--addr).
+func (a *app) dial() (*api.Client, error) {
 	if a.client == nil {
-		a.client = api.Dial(a.socket)
+		if a.remote.addr == "" {
+			a.client = api.Dial(a.socket)
+		} else {
+			c, err := a.remote.client()
+			if err != nil {
+				return nil, err
+			}
+			a.client = c
+		}
 	}
-	return a.client
+	return a.client, nil
+}
+
+// where names the node cortex talks to, for messages.
+func (a *app) where() string {
+	if a.remote.addr != "" {
+		return a.remote.addr
+	}
+	return a.socket
 }
 
 // ctx bounds one API call by --timeout.
@@ -309,7 +350,12 @@ func (a *app) ctx() (context.Context, context.CancelFunc) {
 
 // call makes one API call within --timeout.
 func call[T any](a *app, f func(context.Context, *api.Client) (T, error)) (T, error) {
+	c, err := a.dial()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
 	ctx, cancel := a.ctx()
 	defer cancel()
-	return f(ctx, a.dial())
+	return f(ctx, c)
 }

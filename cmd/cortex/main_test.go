@@ -723,8 +723,8 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	walk(newRootCmd(newApp(nil, nil, nil, nil, false)), nil)
-	if len(paths) != 20 {
-		t.Errorf("%d commands, want 20 (root, 4 groups, 15 commands)", len(paths))
+	if len(paths) != 26 {
+		t.Errorf("%d commands, want 26 (root, 6 groups, 19 commands)", len(paths))
 	}
 	for _, path := range paths {
 		r := runEnv(t, nil, "", append(slices.Clone(path), "--help")...)

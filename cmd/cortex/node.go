@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
@@ -24,7 +25,8 @@ func nodeStatusCmd(a *app) *cobra.Command {
 it runs in mesh mode and how many table copies it holds (system tables
 included).
 
-With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}.`,
+With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}, plus
+"mesh_addrs" (the HOST:PORT addresses the mesh listens on) in mesh mode.`,
 		Example: `  cortex node status
   cortex node status --json | jq -r .node`,
 		Args: positional(cobra.NoArgs),
@@ -43,6 +45,9 @@ With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}.`,
 			cols.row("UPTIME", (time.Duration(st.UptimeS) * time.Second).String())
 			cols.row("MESH", yesNo(st.Mesh))
 			cols.row("TABLES", fmt.Sprint(st.Tables))
+			if st.Mesh {
+				cols.row("MESH ADDRS", strings.Join(st.MeshAddrs, " "))
+			}
 			return cols.flush()
 		},
 	}

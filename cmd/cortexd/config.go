@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/pflag"
@@ -23,11 +24,22 @@ type Config struct {
 	LogFormat    string `toml:"log_format"`
 	MaxKeySize   int    `toml:"max_key_size"`
 	MaxValueSize int    `toml:"max_value_size"`
+
+	MeshListen   string        `toml:"mesh_listen"`
+	MeshCA       string        `toml:"mesh_ca"`
+	MeshCert     string        `toml:"mesh_cert"`
+	MeshKey      string        `toml:"mesh_key"`
+	Peers        []string      `toml:"peers"`
+	RPCListen    string        `toml:"rpc_listen"`
+	MaxClockSkew time.Duration `toml:"max_clock_skew"`
 }
+
+// Mesh reports whether the configuration asks for mesh mode.
+func (c Config) Mesh() bool { return c.MeshCA != "" || c.MeshCert != "" || c.MeshKey != "" }
 
 func defaultConfig(getenv func(string) string) Config {
 	c := Config{DataDir: "./cortex-data", Fsync: "batch", LogLevel: "info", LogFormat: "text",
-		MaxKeySize: 1 << 10, MaxValueSize: 1 << 20}
+		MaxKeySize: 1 << 10, MaxValueSize: 1 << 20, MeshListen: "0.0.0.0:7946", MaxClockSkew: time.Second}
 	if v := getenv("CORTEX_DATA_DIR"); v != "" {
 		c.DataDir = v
 	}
@@ -48,6 +60,13 @@ func flagSet(cfg *Config, configFile *string) *pflag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	fs.IntVar(&cfg.MaxKeySize, "max-key-size", cfg.MaxKeySize, "largest key accepted, in bytes")
 	fs.IntVar(&cfg.MaxValueSize, "max-value-size", cfg.MaxValueSize, "largest value accepted, in bytes")
+	fs.StringVar(&cfg.MeshListen, "mesh-listen", cfg.MeshListen, "address the mesh (libp2p over TCP) listens on, in mesh mode")
+	fs.StringVar(&cfg.MeshCA, "mesh-ca", cfg.MeshCA, "mesh CA certificate (mesh mode needs --mesh-ca, --mesh-cert and --mesh-key)")
+	fs.StringVar(&cfg.MeshCert, "mesh-cert", cfg.MeshCert, "this node's certificate, signed by the mesh CA (cortex cert create-node)")
+	fs.StringVar(&cfg.MeshKey, "mesh-key", cfg.MeshKey, "this node's private key")
+	fs.StringSliceVar(&cfg.Peers, "peer", cfg.Peers, "HOST:PORT of a node to join through (repeatable); the others are found through it")
+	fs.StringVar(&cfg.RPCListen, "rpc-listen", cfg.RPCListen, "HOST:PORT of the mTLS API for remote clients (cortex --addr): TLS 1.3, a client certificate of the mesh CA whose identity is registered here, ACL-checked; clients check this node's certificate names the HOST they dial (cortex cert create-node --host); off when empty")
+	fs.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "log a peer whose clock is further off than this (peers over 60s off are refused)")
 	return fs
 }
 
@@ -109,6 +128,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: max key size %d: use 1 to 65536 bytes", c.MaxKeySize)
 	case c.MaxValueSize < 0 || c.MaxValueSize > 64<<20:
 		return fmt.Errorf("config: max value size %d: use 0 to 67108864 bytes", c.MaxValueSize)
+	case c.Mesh() && (c.MeshCA == "" || c.MeshCert == "" || c.MeshKey == ""):
+		return fmt.Errorf("config: mesh mode needs all three of --mesh-ca, --mesh-cert and --mesh-key")
+	case !c.Mesh() && (len(c.Peers) > 0 || c.RPCListen != ""):
+		return fmt.Errorf("config: --peer and --rpc-listen need mesh mode (--mesh-ca, --mesh-cert, --mesh-key)")
+	case c.MaxClockSkew <= 0 || c.MaxClockSkew > time.Minute:
+		return fmt.Errorf("config: max clock skew %s: use a duration above 0 and at most 60s", c.MaxClockSkew)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/pflag"
 )
@@ -59,6 +60,17 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer dir.unlock()
+	var ident *p2p.Identity
+	if cfg.Mesh() {
+		// In mesh mode the node is who its certificate says it is.
+		if ident, err = p2p.LoadIdentity(cfg.MeshCert, cfg.MeshKey, p2p.KindNode); err != nil {
+			return err
+		}
+		if cfg.NodeName != "" && cfg.NodeName != ident.Name {
+			return fmt.Errorf("--node-name %q does not match the name %q in %s", cfg.NodeName, ident.Name, cfg.MeshCert)
+		}
+		cfg.NodeName = ident.Name
+	}
 	node, err := dir.nodeName(cfg.NodeName)
 	if err != nil {
 		return err
@@ -81,8 +93,24 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer os.Remove(cfg.Socket)
+	handler := api.NewServer(store, limits, log)
+	if ident != nil {
+		mesh, err := startMesh(ctx, cfg, ident, store, log)
+		if err != nil {
+			return err
+		}
+		defer mesh.Close()
+		handler.SetMesh(mesh)
+	}
+	if cfg.RPCListen != "" {
+		stopRPC, err := serveRPC(cfg, ident, handler, log)
+		if err != nil {
+			return err
+		}
+		defer stopRPC()
+	}
 	srv := &http.Server{
-		Handler:           api.NewServer(store, limits, log),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cortex-mesh/cortex/p2p"
+)
+
+// Limits of the mTLS listener.
+const (
+	rpcHandshakeTimeout = 10 * time.Second
+	rpcShutdownTimeout  = 30 * time.Second
+)
+
+// serveRPC starts the mTLS API listener on cfg.RPCListen: TLS 1.3 only, the
+// node's certificate as the server's, and only clients that present a client
+// certificate of the mesh CA (a node certificate, one of another CA, an
+// expired one or none at all is refused in the handshake, and the refusal is
+// logged with the remote address and the reason). h serves the requests; if
+// it is an *api.Server, its Remote handler is used, which also requires the
+// identity to be registered as a client (and the certificate to be the pinned
+// one, if any) before the ACLs are checked. stop shuts the listener down,
+// letting requests in flight finish.
+func serveRPC(cfg Config, ident *p2p.Identity, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	if ident == nil {
+		return nil, errors.New("--rpc-listen needs mesh mode (--mesh-ca, --mesh-cert and --mesh-key)")
+	}
+	pool, err := p2p.LoadCA(cfg.MeshCA)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := h.(interface{ Remote() http.Handler }); ok {
+		h = r.Remote()
+	}
+	raw, err := net.Listen("tcp", cfg.RPCListen)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: listen on %s (--rpc-listen): %w", cfg.RPCListen, err)
+	}
+	ln := newHandshakeListener(raw, rpcTLSConfig(ident, pool), pool, log)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("rpc: the listener stopped", "addr", raw.Addr().String(), "err", err)
+		}
+	}()
+	log.Info("rpc listening", "addr", raw.Addr().String(), "node", ident.Name)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), rpcShutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				log.Error("rpc: stopping the listener", "err", err)
+				srv.Close()
+			}
+			ln.Close()
+			<-done
+			ln.wait()
+		})
+	}, nil
+}
+
+// rpcTLSConfig is the server side of the mTLS listener. The standard
+// verification (chain to the mesh CA, client-auth usage, validity) fills
+// the verified chains that the API takes the caller's identity from;
+// VerifyConnection then applies the mesh's own rules with p2p.Verify, which
+// refuses a node certificate used as a client.
+func rpcTLSConfig(ident *p2p.Identity, pool *x509.CertPool) *tls.Config {
+	return &tls.Config{
+		MinVersion:             tls.VersionTLS13,
+		Certificates:           []tls.Certificate{ident.TLS},
+		ClientAuth:             tls.RequireAndVerifyClientCert,
+		ClientCAs:              pool,
+		NextProtos:             []string{"http/1.1"},
+		SessionTicketsDisabled: true, // every connection shows its certificate
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, c := range cs.PeerCertificates {
+				raw[i] = c.Raw
+			}
+			if _, err := p2p.Verify(raw, pool, p2p.KindClient, time.Now()); err != nil {
+				return refusedError{err}
+			}
+			return nil
+		},
+	}
+}
+
+// refusedError is a client certificate refused by p2p.Verify.
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string { return e.err.Error() }
+func (e refusedError) Unwrap() error { return e.err }
+
+// handshakeListener accepts TCP connections and hands them on as TLS
+// connections whose handshake has succeeded. Each handshake runs in its own
+// goroutine under a deadline, so a slow client holds up no one; a failed one
+// is logged with the remote address and, for a refused certificate, the
+// reason in the words of p2p.Verify.
+type handshakeListener struct {
+	inner net.Listener
+	cfg   *tls.Config
+	pool  *x509.CertPool
+	log   *slog.Logger
+
+	ready     chan net.Conn
+	ctx       context.Context // canceled by Close: ends handshakes in flight
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+func newHandshakeListener(inner net.Listener, cfg *tls.Config, pool *x509.CertPool, log *slog.Logger) *handshakeListener {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &handshakeListener{inner: inner, cfg: cfg, pool: pool, log: log, ready: make(chan net.Conn), ctx: ctx, cancel: cancel}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+func (l *handshakeListener) acceptLoop() {
+	defer l.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := l.inner.Accept()
+		if err != nil {
+			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.log.Warn("rpc: accept", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-l.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		l.wg.Add(1)
+		go l.handshake(c)
+	}
+}
+
+func (l *handshakeListener) handshake(raw net.Conn) {
+	defer l.wg.Done()
+	tc := tls.Server(raw, l.cfg)
+	ctx, cancel := context.WithTimeout(l.ctx, rpcHandshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		l.refused(raw.RemoteAddr(), err)
+		tc.Close()
+		return
+	}
+	select {
+	case l.ready <- tc:
+	case <-l.ctx.Done():
+		tc.Close()
+	}
+}
+
+// refused logs a failed handshake: a refused certificate as a warning with
+// the reason, anything else (a port scan, a client that gave up) at info or
+// debug level.
+func (l *handshakeListener) refused(remote net.Addr, err error) {
+	var re refusedError
+	var cve *tls.CertificateVerificationError
+	reason := ""
+	switch {
+	case errors.As(err, &re):
+		reason = re.err.Error()
+	case errors.As(err, &cve):
+		// The standard verification failed; say why in the mesh's words.
+		raw := make([][]byte, len(cve.UnverifiedCertificates))
+		for i, c := range cve.UnverifiedCertificates {
+			raw[i] = c.Raw
+		}
+		if _, verr := p2p.Verify(raw, l.pool, p2p.KindClient, time.Now()); verr != nil {
+			reason = verr.Error()
+		} else {
+			reason = cve.Err.Error()
+		}
+	case strings.Contains(err.Error(), "didn't provide a certificate"):
+		reason = "no client certificate presented (remote clients need a client certificate of the mesh CA: cortex cert create-client)"
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, context.Canceled):
+		l.log.Debug("rpc: a connection closed during the TLS handshake", "remote", remote.String(), "err", err)
+		return
+	default:
+		l.log.Info("rpc: TLS handshake failed", "remote", remote.String(), "err", err)
+		return
+	}
+	l.log.Warn("rpc: refused a client", "remote", remote.String(), "reason", reason)
+}
+
+// Accept returns the next connection whose handshake succeeded.
+func (l *handshakeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting and ends the handshakes in flight.
+func (l *handshakeListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		l.cancel()
+		err = l.inner.Close()
+	})
+	return err
+}
+
+func (l *handshakeListener) Addr() net.Addr { return l.inner.Addr() }
+
+// wait returns once the accept loop and every handshake have ended (after
+// Close).
+func (l *handshakeListener) wait() { l.wg.Wait() }

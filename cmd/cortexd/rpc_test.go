@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// logBuffer collects a logger's output for a test to read.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitLog waits until the log matches re and returns the match.
+func (l *logBuffer) waitLog(t *testing.T, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := rx.FindStringSubmatch(l.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log does not say %q:\n%s", re, l)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// rpcFixture is a CA with a node certificate and client certificates.
+type rpcFixture struct {
+	dir, other string // the mesh CA's directory, another CA's
+	ident      *p2p.Identity
+}
+
+func newRPCFixture(t *testing.T) *rpcFixture {
+	t.Helper()
+	now := time.Now()
+	f := &rpcFixture{dir: t.TempDir(), other: t.TempDir()}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(p2p.CreateCA(f.dir, false, now))
+	must(p2p.CreateNodeCert(f.dir, "home", []string{"127.0.0.1"}, false, now))
+	must(p2p.CreateClientCert(f.dir, "alice", false, now))
+	must(p2p.CreateClientCert(f.dir, "bob", false, now))
+	must(p2p.CreateCA(f.other, false, now))
+	must(p2p.CreateClientCert(f.other, "alice", false, now))
+	// An expired client: made six years ago (the CA's validity is ten).
+	must(p2p.CreateClientCert(f.dir, "old", false, now.Add(-6*365*24*time.Hour)))
+	crt, key := p2p.NodeCertFiles(f.dir, "home")
+	id, err := p2p.LoadIdentity(crt, key, p2p.KindNode)
+	must(err)
+	f.ident = id
+	return f
+}
+
+// tlsConfig is a client's TLS configuration with the pair in dir of kind
+// ("node" or "client") and name, trusting the mesh CA.
+func (f *rpcFixture) tlsConfig(t *testing.T, dir, kind, name string) *tls.Config {
+	t.Helper()
+	pool, err := p2p.LoadCA(filepath.Join(f.dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
+	if kind != "" {
+		crt, key := p2p.ClientCertFiles(dir, name)
+		if kind == "node" {
+			crt, key = p2p.NodeCertFiles(dir, name)
+		}
+		pair, err := tls.LoadX509KeyPair(crt, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg
+}
+
+// startRPC serves h on 127.0.0.1:0 and returns the address and the log.
+func startRPC(t *testing.T, f *rpcFixture, h http.Handler) (string, *logBuffer, func()) {
+	t.Helper()
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "ca.crt")}
+	stop, err := serveRPC(cfg, f.ident, h, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	m := logs.waitLog(t, `msg="rpc listening" addr=(127\.0\.0\.1:\d+) node=home`)
+	return m[1], logs, stop
+}
+
+func TestRPCListener(t *testing.T) {
+	f := newRPCFixture(t)
+	ctx := context.Background()
+	store, err := tables.OpenStore(tables.StoreOptions{Dir: t.TempDir(), Node: "home", Logger: slog.New(slog.DiscardHandler),
+		Table: tables.Options{NoSync: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	store.CreateTable(ctx, "t", tables.Scope{Local: true})
+	store.AddIdentity(ctx, tables.Identity{Name: "alice", Kind: "client"})
+	store.GrantPerm(ctx, "alice", "t", tables.PermWrite)
+	addr, logs, _ := startRPC(t, f, api.NewServer(store, tables.Limits{}, nil))
+
+	// A granted client reads and writes; the connection is TLS 1.3 with
+	// the node's certificate.
+	alice := api.DialTLS(addr, f.tlsConfig(t, f.dir, "client", "alice"))
+	defer alice.Close()
+	if _, err := alice.Put(ctx, "t", []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("put as alice: %v", err)
+	}
+	if r, err := alice.Get(ctx, "t", []byte("k")); err != nil || string(r.Value) != "v" {
+		t.Fatalf("get as alice: %+v %v", r, err)
+	}
+	conn, err := tls.Dial("tcp", addr, f.tlsConfig(t, f.dir, "client", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := conn.ConnectionState(); st.Version != tls.VersionTLS13 || st.PeerCertificates[0].Subject.CommonName != "home" {
+		t.Errorf("connection: version %x, server %q", st.Version, st.PeerCertificates[0].Subject.CommonName)
+	}
+	conn.Close()
+
+	// The ACLs and the registry apply: alice may not touch a system table;
+	// bob, with a good certificate but not registered, may do nothing.
+	if _, err := alice.Grants(ctx); !isDenied(err) {
+		t.Errorf("acl list as alice: %v, want denied", err)
+	}
+	bob := api.DialTLS(addr, f.tlsConfig(t, f.dir, "client", "bob"))
+	defer bob.Close()
+	if _, err := bob.NodeStatus(ctx); !isDenied(err) || !strings.Contains(err.Error(), "bob is not a registered identity") {
+		t.Errorf("node status as unregistered bob: %v", err)
+	}
+
+	// Refused in the handshake, with the reason and the remote address in
+	// the log.
+	for _, c := range []struct {
+		name string
+		cfg  *tls.Config
+		log  string
+	}{
+		{"node certificate as a client", f.tlsConfig(t, f.dir, "node", "home"), `certificate of \"home\" is a node certificate, not a client certificate`},
+		{"client of another CA", f.tlsConfig(t, f.other, "client", "alice"), `certificate of \"alice\" is not signed by this mesh's CA`},
+		{"expired client", f.tlsConfig(t, f.dir, "client", "old"), `certificate of \"old\" is expired`},
+		{"no certificate", f.tlsConfig(t, f.dir, "", ""), `no client certificate presented`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl := api.DialTLS(addr, c.cfg)
+			defer cl.Close()
+			_, err := cl.NodeStatus(ctx)
+			if !errors.Is(err, api.ErrUnreachable) || !strings.Contains(err.Error(), "remote error: tls") {
+				t.Errorf("got %v, want a refused handshake", err)
+			}
+			logs.waitLog(t, `level=WARN msg="rpc: refused a client" remote=127\.0\.0\.1:\d+ reason=".*`+regexp.QuoteMeta(c.log))
+		})
+	}
+
+	// Old TLS versions and plain HTTP get nothing.
+	old := f.tlsConfig(t, f.dir, "client", "alice")
+	old.MinVersion, old.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
+	if c, err := tls.Dial("tcp", addr, old); err == nil {
+		c.Close()
+		t.Errorf("a TLS 1.2 client was served")
+	}
+	resp, err := http.Post("http://"+addr+"/v1/node/status", "application/json", strings.NewReader("{}"))
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("plain HTTP was served: %s", body)
+		}
+	}
+	// A client that connects and says nothing is cut off in time, without
+	// holding up the others.
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if _, err := alice.NodeStatus(ctx); err != nil {
+		t.Errorf("with an idle connection open: %v", err)
+	}
+}
+
+func isDenied(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Code == api.CodeDenied
+}
+
+func TestRPCStopIsGraceful(t *testing.T) {
+	f := newRPCFixture(t)
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		w.Write([]byte(`{}`))
+	})
+	addr, _, stop := startRPC(t, f, h)
+	c := api.DialTLS(addr, f.tlsConfig(t, f.dir, "client", "alice"))
+	defer c.Close()
+	errc := make(chan error, 1)
+	go func() { _, err := c.NodeStatus(context.Background()); errc <- err }()
+	<-entered
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	// New connections are refused at once; the request in flight finishes.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting after stop")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("stop returned with a request in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Errorf("request in flight: %v", err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop did not return")
+	}
+	stop() // a second stop is harmless
+}
+
+func TestRPCStartErrors(t *testing.T) {
+	f := newRPCFixture(t)
+	quiet := slog.New(slog.DiscardHandler)
+	ca := filepath.Join(f.dir, "ca.crt")
+	if _, err := serveRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: ca}, nil, http.NotFoundHandler(), quiet); err == nil || !strings.Contains(err.Error(), "mesh mode") {
+		t.Errorf("no identity: %v", err)
+	}
+	if _, err := serveRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "none.crt")}, f.ident, http.NotFoundHandler(), quiet); err == nil || !strings.Contains(err.Error(), "mesh CA") {
+		t.Errorf("no CA: %v", err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	if _, err := serveRPC(Config{RPCListen: busy.Addr().String(), MeshCA: ca}, f.ident, http.NotFoundHandler(), quiet); err == nil || !strings.Contains(err.Error(), "--rpc-listen") {
+		t.Errorf("address in use: %v", err)
+	}
+	if _, err := serveRPC(Config{RPCListen: "nonsense", MeshCA: ca}, f.ident, http.NotFoundHandler(), quiet); err == nil {
+		t.Errorf("a bad address was accepted")
+	}
+}

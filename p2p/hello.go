@@ -1,0 +1,95 @@
+package p2p
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
+)
+
+// HelloID is the protocol two nodes speak right after they connect: each
+// tells the other its name, its wall-clock time (to measure clock skew),
+// the addresses it listens on, and the membership records it knows.
+const HelloID = "/cortex/hello/1"
+
+const helloVersion = 1
+
+// maxHelloSize bounds a hello frame.
+const maxHelloSize = 1 << 20
+
+// hello is one side's message.
+type hello struct {
+	Version int            `json:"v"`
+	Node    string         `json:"node"`
+	TimeMS  int64          `json:"time_ms"`
+	Members []memberRecord `json:"members,omitempty"`
+	Error   string         `json:"error,omitempty"` // set when the listener refuses the dialer
+}
+
+// memberRecord is a membership record of cortex_meta as the entry that
+// wrote it, so that the receiver adopts it by last-write-wins with its
+// original version.
+type memberRecord struct {
+	Value  json.RawMessage `json:"value"`
+	HLC    uint64          `json:"hlc"`
+	Origin string          `json:"origin"`
+}
+
+// Member is a node's membership record: who it is and where it listens.
+type Member struct {
+	Node     string   `json:"node"`
+	PeerID   string   `json:"peer_id"`
+	Addrs    []string `json:"addrs"`
+	LastSeen int64    `json:"last_seen_ms"`
+}
+
+// decodeHello parses and checks a hello frame.
+func decodeHello(b []byte) (hello, error) {
+	var h hello
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("malformed hello: %w", err)
+	}
+	if h.Version != helloVersion {
+		return h, fmt.Errorf("hello version %d: this node speaks %d", h.Version, helloVersion)
+	}
+	if h.Error != "" {
+		return h, nil
+	}
+	if err := tables.ValidateNodeName(h.Node); err != nil {
+		return h, fmt.Errorf("hello: %w", err)
+	}
+	if len(h.Members) > 1024 {
+		return h, fmt.Errorf("hello: %d members is more than a mesh holds", len(h.Members))
+	}
+	for i, m := range h.Members {
+		if _, err := m.member(); err != nil {
+			return h, fmt.Errorf("hello: member %d: %w", i, err)
+		}
+	}
+	return h, nil
+}
+
+// member decodes and checks the record's value.
+func (r memberRecord) member() (Member, error) {
+	var m Member
+	if err := json.Unmarshal(r.Value, &m); err != nil {
+		return m, err
+	}
+	if err := tables.ValidateNodeName(m.Node); err != nil {
+		return m, err
+	}
+	if r.Origin != m.Node {
+		return m, fmt.Errorf("record of %s written by %s: a node writes only its own", m.Node, r.Origin)
+	}
+	if len(m.Addrs) > 16 {
+		return m, fmt.Errorf("%d addresses", len(m.Addrs))
+	}
+	return m, nil
+}
+
+// entry is the record as the cortex_meta change that wrote it.
+func (r memberRecord) entry(node string) wal.Entry {
+	return wal.Entry{Op: wal.OpPut, Key: tables.MemberKey(node), Value: r.Value,
+		Version: wal.Version{HLC: r.HLC, Origin: r.Origin}}
+}

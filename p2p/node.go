@@ -1,0 +1,525 @@
+package p2p
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	tptu "github.com/libp2p/go-libp2p/p2p/net/upgrader"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+	mss "github.com/multiformats/go-multistream"
+)
+
+// MaxRefusedSkew is the clock difference beyond which a peer is refused: its
+// writes would win (or lose) every conflict by the error of its clock.
+const MaxRefusedSkew = 60 * time.Second
+
+// Redial backoff bounds.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 15 * time.Second
+)
+
+// Config configures a mesh node.
+type Config struct {
+	Identity     *Identity     // this node's certificate and key
+	CAFile       string        // the mesh CA certificate
+	Listen       string        // HOST:PORT to listen on
+	Peers        []string      // HOST:PORT seeds
+	MaxClockSkew time.Duration // log peers further off than this
+	Store        *tables.Store // where membership records live
+	Logger       *slog.Logger
+	Now          func() time.Time // wall clock (tests set a skewed one)
+}
+
+// Node is this node's presence in the mesh: the libp2p host, the peers it
+// keeps connected to, and what it learned about them.
+type Node struct {
+	cfg  Config
+	host host.Host
+	sec  *Security
+	log  *slog.Logger
+	meta *tables.Table
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	peers   map[peer.ID]*peerState
+	targets map[string]bool // addresses with a dial loop
+	changed chan struct{}   // closed and replaced when a connection comes or goes
+}
+
+type peerState struct {
+	name      string
+	addr      string
+	connected bool
+	skew      time.Duration
+	measured  bool
+}
+
+// PeerStatus is one peer as `cortex mesh peers` shows it.
+type PeerStatus struct {
+	Node        string `json:"node"`
+	PeerID      string `json:"peer_id"`
+	Addr        string `json:"addr"`
+	Connected   bool   `json:"connected"`
+	ClockSkewMS int64  `json:"clock_skew_ms"`
+}
+
+// Start starts the libp2p host, writes this node's membership record and
+// keeps connections to the seeds and to every member it learns of.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxClockSkew <= 0 {
+		cfg.MaxClockSkew = time.Second
+	}
+	roots, err := LoadCA(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := Verify([][]byte{cfg.Identity.Leaf.Raw}, roots, KindNode, cfg.Now()); err != nil {
+		return nil, fmt.Errorf("this node's own certificate: %w", err)
+	}
+	priv, _, err := libp2pKeys(cfg.Identity)
+	if err != nil {
+		return nil, err
+	}
+	listen, err := toMultiaddr(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--mesh-listen %q: %w", cfg.Listen, err)
+	}
+	meta, err := cfg.Store.Table(tables.MetaTable)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, meta: meta, peers: map[peer.ID]*peerState{}, targets: map[string]bool{}, changed: make(chan struct{})}
+	h, err := libp2p.New(
+		libp2p.Identity(priv),
+		libp2p.ListenAddrs(listen),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(SecurityID, func(id protocol.ID, muxers []tptu.StreamMuxer) (*Security, error) {
+			s, err := NewSecurity(id, cfg.Identity, roots, muxers, cfg.Logger, cfg.Now)
+			n.sec = s
+			return s, err
+		}),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.DisableRelay(),
+		libp2p.Ping(false),
+		libp2p.DisableMetrics(),
+		libp2p.UserAgent("cortexd"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start mesh host on %s: %w", cfg.Listen, err)
+	}
+	n.host = h
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(HelloID, n.handleHello)
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected, DisconnectedF: n.disconnected})
+	if err := n.writeOwnRecord(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.log.Info("mesh listening", "node", cfg.Identity.Name, "peer_id", h.ID().String(), "addrs", n.ListenAddrs())
+	for _, addr := range cfg.Peers {
+		n.target(addr)
+	}
+	n.dialKnownMembers()
+	return n, nil
+}
+
+// Host is the libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Name is this node's name.
+func (n *Node) Name() string { return n.cfg.Identity.Name }
+
+// Close disconnects from every peer and stops the host.
+func (n *Node) Close() error {
+	n.cancel()
+	err := n.host.Close()
+	n.wg.Wait()
+	return err
+}
+
+// ListenAddrs are the HOST:PORT addresses this node is reachable at.
+func (n *Node) ListenAddrs() []string {
+	var out []string
+	for _, a := range n.host.Addrs() {
+		if na, err := manet.ToNetAddr(a); err == nil {
+			out = append(out, na.String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// writeOwnRecord writes this node's membership record into cortex_meta.
+func (n *Node) writeOwnRecord(ctx context.Context) error {
+	m := Member{Node: n.Name(), PeerID: n.host.ID().String(), Addrs: n.ListenAddrs(), LastSeen: n.cfg.Now().UnixMilli()}
+	b, _ := json.Marshal(m)
+	if _, err := n.meta.Put(ctx, tables.MemberKey(m.Node), b); err != nil {
+		return fmt.Errorf("write membership record: %w", err)
+	}
+	return nil
+}
+
+// members returns the membership records of cortex_meta.
+func (n *Node) members() []memberRecord {
+	recs, err := n.meta.Scan(tables.MemberKey(""), nil, 0)
+	if err != nil {
+		n.log.Error("mesh: read membership records", "err", err)
+		return nil
+	}
+	out := make([]memberRecord, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin})
+	}
+	return out
+}
+
+// dialKnownMembers keeps a dial loop on the addresses of every member.
+func (n *Node) dialKnownMembers() {
+	for _, r := range n.members() {
+		m, err := r.member()
+		if err != nil || m.Node == n.Name() {
+			continue
+		}
+		for _, a := range m.Addrs {
+			n.target(a)
+		}
+	}
+}
+
+// target starts a dial loop for addr unless one runs.
+func (n *Node) target(addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.targets[addr] || n.ctx.Err() != nil {
+		return
+	}
+	n.targets[addr] = true
+	n.wg.Add(1)
+	go n.dialLoop(addr)
+}
+
+// dialLoop keeps this node connected to whatever node listens at addr,
+// redialing with capped, jittered exponential backoff.
+func (n *Node) dialLoop(addr string) {
+	defer n.wg.Done()
+	backoff := minBackoff
+	var id peer.ID
+	for n.ctx.Err() == nil {
+		n.mu.Lock()
+		wait := n.changed
+		n.mu.Unlock()
+		if id != "" && n.host.Network().Connectedness(id) == network.Connected {
+			select {
+			case <-n.ctx.Done():
+			case <-wait:
+			case <-time.After(10 * time.Second):
+			}
+			continue
+		}
+		got, err := n.dial(n.ctx, addr)
+		if errors.Is(err, errSelf) {
+			return
+		}
+		if err == nil {
+			id, backoff = got, minBackoff
+			continue
+		}
+		n.log.Debug("mesh: dial failed", "addr", addr, "err", err, "retry_in", backoff)
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-n.ctx.Done():
+		case <-time.After(sleep):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+var errSelf = errors.New("that address is this node")
+
+// dial connects to the node at addr. libp2p dials only a known peer ID, so
+// a first connection learns it with a handshake of its own (probe).
+func (n *Node) dial(ctx context.Context, addr string) (peer.ID, error) {
+	maddr, err := toMultiaddr(addr)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	id, err := n.probe(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	if id == n.host.ID() {
+		return "", errSelf
+	}
+	if err := n.host.Connect(ctx, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{maddr}}); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// probe runs the security handshake alone to learn the peer ID at addr.
+func (n *Node) probe(ctx context.Context, addr string) (peer.ID, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if err := mss.SelectProtoOrFail(protocol.ID(SecurityID), conn); err != nil {
+		return "", fmt.Errorf("%s does not speak the cortex mesh protocol: %w", addr, err)
+	}
+	sc, err := n.sec.SecureOutbound(ctx, conn, "")
+	if err != nil {
+		return "", err
+	}
+	return sc.RemotePeer(), nil
+}
+
+func (n *Node) connected(_ network.Network, c network.Conn) {
+	n.mu.Lock()
+	p := n.peerLocked(c.RemotePeer())
+	p.connected, p.addr = true, netAddr(c.RemoteMultiaddr())
+	n.notifyLocked()
+	n.mu.Unlock()
+	if c.Stat().Direction == network.DirOutbound {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.sayHello(c.RemotePeer())
+		}()
+	}
+}
+
+func (n *Node) disconnected(nw network.Network, c network.Conn) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p, ok := n.peers[c.RemotePeer()]; ok && nw.Connectedness(c.RemotePeer()) != network.Connected {
+		p.connected = false
+		n.notifyLocked()
+	}
+}
+
+func (n *Node) notifyLocked() {
+	close(n.changed)
+	n.changed = make(chan struct{})
+}
+
+func (n *Node) peerLocked(id peer.ID) *peerState {
+	p, ok := n.peers[id]
+	if !ok {
+		p = &peerState{}
+		if c, ok := n.sec.PeerCert(id); ok {
+			p.name = c.Subject.CommonName
+		}
+		n.peers[id] = p
+	}
+	return p
+}
+
+// sayHello opens the hello stream as the dialer: send ours, read theirs,
+// measure the clock skew from the round trip's midpoint.
+func (n *Node) sayHello(id peer.ID) {
+	ctx, cancel := context.WithTimeout(n.ctx, handshakeTimeout)
+	defer cancel()
+	s, err := n.host.NewStream(ctx, id, HelloID)
+	if err != nil {
+		n.log.Warn("mesh: hello", "peer", id.String(), "err", err)
+		return
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(handshakeTimeout))
+	sent := n.cfg.Now()
+	if err := n.writeHello(s, ""); err != nil {
+		n.log.Warn("mesh: hello", "peer", id.String(), "err", err)
+		return
+	}
+	theirs, err := n.readHello(s, id)
+	if err != nil {
+		n.log.Error("mesh: peer refused", "peer", n.peerName(id), "err", err)
+		n.host.Network().ClosePeer(id)
+		return
+	}
+	mid := sent.Add(n.cfg.Now().Sub(sent) / 2)
+	n.afterHello(id, theirs, time.UnixMilli(theirs.TimeMS).Sub(mid))
+}
+
+// handleHello answers a dialer's hello with ours, or refuses the dialer.
+func (n *Node) handleHello(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(handshakeTimeout))
+	id := s.Conn().RemotePeer()
+	theirs, err := n.readHello(s, id)
+	if err != nil {
+		n.log.Warn("mesh: hello", "peer", n.peerName(id), "err", err)
+		s.Reset()
+		return
+	}
+	skew := time.UnixMilli(theirs.TimeMS).Sub(n.cfg.Now())
+	if refuse := skewError(skew); refuse != nil {
+		n.writeHello(s, refuse.Error())
+		n.log.Error("mesh: refused peer", "peer", theirs.Node, "err", refuse)
+		s.CloseWrite()
+		n.host.Network().ClosePeer(id)
+		return
+	}
+	if err := n.writeHello(s, ""); err != nil {
+		n.log.Warn("mesh: hello", "peer", theirs.Node, "err", err)
+		return
+	}
+	n.afterHello(id, theirs, skew)
+}
+
+func skewError(skew time.Duration) error {
+	if skew > MaxRefusedSkew || skew < -MaxRefusedSkew {
+		return fmt.Errorf("clock skew of %s is over the %s limit: fix the clock (NTP) on one of the two nodes", skew.Round(time.Millisecond), MaxRefusedSkew)
+	}
+	return nil
+}
+
+func (n *Node) writeHello(s network.Stream, refusal string) error {
+	h := hello{Version: helloVersion, Node: n.Name(), TimeMS: n.cfg.Now().UnixMilli(), Error: refusal}
+	if refusal == "" {
+		h.Members = n.members()
+	}
+	b, _ := json.Marshal(h)
+	return WriteFrame(s, b)
+}
+
+// readHello reads the peer's hello and checks it against its certificate.
+func (n *Node) readHello(s network.Stream, id peer.ID) (hello, error) {
+	b, err := ReadFrame(s, maxHelloSize)
+	if err != nil {
+		return hello{}, err
+	}
+	h, err := decodeHello(b)
+	if err != nil {
+		return h, err
+	}
+	if h.Error != "" {
+		return h, errors.New(h.Error)
+	}
+	if name := n.peerName(id); h.Node != name {
+		return h, fmt.Errorf("peer says it is %q but its certificate says %q", h.Node, name)
+	}
+	return h, nil
+}
+
+// afterHello records the peer's skew, adopts its membership records and
+// dials the members not yet connected.
+func (n *Node) afterHello(id peer.ID, h hello, skew time.Duration) {
+	if err := skewError(skew); err != nil {
+		n.log.Error("mesh: refused peer", "peer", h.Node, "err", err)
+		n.host.Network().ClosePeer(id)
+		return
+	}
+	if skew > n.cfg.MaxClockSkew || skew < -n.cfg.MaxClockSkew {
+		n.log.Warn("mesh: peer clock skew above --max-clock-skew", "peer", h.Node, "skew", skew.Round(time.Millisecond), "max", n.cfg.MaxClockSkew)
+	}
+	n.mu.Lock()
+	p := n.peerLocked(id)
+	p.name, p.skew, p.measured = h.Node, skew, true
+	n.mu.Unlock()
+	entries := make([]wal.Entry, 0, len(h.Members))
+	for _, r := range h.Members {
+		m, _ := r.member()
+		if m.Node == n.Name() {
+			continue // our own record is ours to write
+		}
+		entries = append(entries, r.entry(m.Node))
+	}
+	if len(entries) > 0 {
+		if _, err := n.meta.Apply(n.ctx, entries); err != nil {
+			n.log.Warn("mesh: adopt membership records", "peer", h.Node, "err", err)
+		}
+	}
+	n.log.Info("mesh: peer connected", "peer", h.Node, "peer_id", id.String(), "clock_skew", skew.Round(time.Millisecond))
+	n.dialKnownMembers()
+}
+
+func (n *Node) peerName(id peer.ID) string {
+	if c, ok := n.sec.PeerCert(id); ok {
+		return c.Subject.CommonName
+	}
+	return id.String()
+}
+
+// Peers lists the peers this node has met, by name. The address is where
+// the peer listens (from its membership record), else the connection's.
+func (n *Node) Peers() []PeerStatus {
+	n.mu.Lock()
+	out := make([]PeerStatus, 0, len(n.peers))
+	for id, p := range n.peers {
+		out = append(out, PeerStatus{Node: p.name, PeerID: id.String(), Addr: p.addr, Connected: p.connected, ClockSkewMS: p.skew.Milliseconds()})
+	}
+	n.mu.Unlock()
+	for i, p := range out {
+		if r, err := n.meta.Get(tables.MemberKey(p.Node)); err == nil {
+			if m, err := (memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin}).member(); err == nil && len(m.Addrs) > 0 {
+				out[i].Addr = m.Addrs[0]
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// toMultiaddr turns HOST:PORT into a TCP multiaddr.
+func toMultiaddr(hostport string) (ma.Multiaddr, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return nil, fmt.Errorf("bad port %q", port)
+	}
+	switch ip := net.ParseIP(host); {
+	case host == "":
+		return ma.NewMultiaddr("/ip4/0.0.0.0/tcp/" + port)
+	case ip == nil:
+		return ma.NewMultiaddr("/dns/" + host + "/tcp/" + port)
+	case ip.To4() != nil:
+		return ma.NewMultiaddr("/ip4/" + ip.String() + "/tcp/" + port)
+	default:
+		return ma.NewMultiaddr("/ip6/" + ip.String() + "/tcp/" + port)
+	}
+}
+
+func netAddr(a ma.Multiaddr) string {
+	if na, err := manet.ToNetAddr(a); err == nil {
+		return na.String()
+	}
+	return a.String()
+}
