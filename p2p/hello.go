@@ -93,3 +93,11 @@ func (r memberRecord) entry(node string) wal.Entry {
 	return wal.Entry{Op: wal.OpPut, Key: tables.MemberKey(node), Value: r.Value,
 		Version: wal.Version{HLC: r.HLC, Origin: r.Origin}}
 }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

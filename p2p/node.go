@@ -53,11 +53,12 @@ type Config struct {
 // Node is this node's presence in the mesh: the libp2p host, the peers it
 // keeps connected to, and what it learned about them.
 type Node struct {
-	cfg  Config
-	host host.Host
-	sec  *Security
-	log  *slog.Logger
-	meta *tables.Table
+	cfg   Config
+	host  host.Host
+	sec   *Security
+	log   *slog.Logger
+	store *tables.Store
+	meta  *tables.Table
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -117,7 +118,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, meta: meta, peers: map[peer.ID]*peerState{}, targets: map[string]bool{}, changed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, store: cfg.Store, meta: meta, peers: map[peer.ID]*peerState{}, targets: map[string]bool{}, changed: make(chan struct{})}
 	h, err := libp2p.New(
 		libp2p.Identity(priv),
 		libp2p.ListenAddrs(listen),
@@ -139,6 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.host = h
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(HelloID, n.handleHello)
+	h.SetStreamHandler(ReplID, n.handleRepl)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected, DisconnectedF: n.disconnected})
 	if err := n.writeOwnRecord(ctx); err != nil {
 		n.Close()
@@ -149,6 +151,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.target(addr)
 	}
 	n.dialKnownMembers()
+	n.wg.Add(1)
+	go n.replicate()
 	return n, nil
 }
 
@@ -451,6 +455,7 @@ func (n *Node) afterHello(id peer.ID, h hello, skew time.Duration) {
 	n.mu.Lock()
 	p := n.peerLocked(id)
 	p.name, p.skew, p.measured = h.Node, skew, true
+	n.notifyLocked() // a peer ready for replication
 	n.mu.Unlock()
 	entries := make([]wal.Entry, 0, len(h.Members))
 	for _, r := range h.Members {

@@ -89,10 +89,8 @@ func (t *Table) Checkpoint() error {
 			os.Remove(old.path)
 		}
 	}
-	if offset > t.opts.Retention {
-		if err := t.log.TruncateFront(offset + 1 - t.opts.Retention); err != nil {
-			return fmt.Errorf("checkpoint %s: %w", t.opts.Name, err)
-		}
+	if err := t.log.TruncateFront(t.truncationPoint(offset)); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", t.opts.Name, err)
 	}
 	return nil
 }

@@ -46,8 +46,9 @@ type Store struct {
 
 	meta, idents, acls *Table
 
-	mu     sync.Mutex // guards copies and serialises Reconcile
-	copies map[string]held
+	mu      sync.Mutex // guards copies and changed, and serialises Reconcile
+	copies  map[string]held
+	changed chan struct{} // closed and replaced after every Reconcile
 }
 
 type held struct {
@@ -64,7 +65,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 	if err := ValidateNodeName(opts.Node); err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}}
+	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}, changed: make(chan struct{})}
 	if s.clock == nil {
 		s.clock = NewClock(nil)
 	}
@@ -223,6 +224,10 @@ func (s *Store) Reconcile() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}()
 	want, listed := map[string]TableInfo{}, map[string]TableInfo{}
 	for _, info := range catalog {
 		listed[info.Name] = info
@@ -263,6 +268,26 @@ func (s *Store) Reconcile() error {
 		s.copies[name] = held{info, t}
 	}
 	return errors.Join(errs...)
+}
+
+// Changed returns a channel that is closed after the next Reconcile: the
+// open copies or their catalog records may have changed.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// HeldInfo returns the catalog records of the tables this node holds.
+func (s *Store) HeldInfo() []TableInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TableInfo, 0, len(s.copies))
+	for _, h := range s.copies {
+		out = append(out, h.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // Held lists the names of the tables this node holds a copy of, sorted.

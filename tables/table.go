@@ -97,6 +97,9 @@ type Table struct {
 	failMu     sync.Mutex
 	failed     error
 
+	cursors *cursors // how far this copy applied its peers' logs
+	acks    acks     // how far subscribers applied this copy's log
+
 	ckptMu     sync.Mutex // one checkpoint at a time
 	ckptOffset uint64     // offset of the newest checkpoint on disk
 	ckptKick   chan struct{}
@@ -132,6 +135,9 @@ func Open(dir string, opts Options) (*Table, error) {
 		reqs: make(chan *request, 1024), quit: make(chan struct{}), done: make(chan struct{}),
 		syncCh: make(chan *batch, 16), applyCh: make(chan *batch, 16),
 		ckptKick: make(chan struct{}, 1), ckptDone: make(chan struct{}),
+	}
+	if t.cursors, err = loadCursors(dir); err != nil {
+		opts.Logger.Warn("table cursors", "table", opts.Name, "err", err)
 	}
 	if err := t.recover(); err != nil {
 		db.Close()
@@ -332,6 +338,9 @@ func (t *Table) Close() error {
 	<-t.done
 	<-t.ckptDone
 	err := t.Checkpoint()
+	if cerr := t.cursors.save(); err == nil {
+		err = cerr
+	}
 	if cerr := t.log.Close(); err == nil {
 		err = cerr
 	}

@@ -261,8 +261,12 @@ func (l *Log) Read(offset uint64) (Entry, error) {
 	return e, nil
 }
 
-// ReadRange returns up to max records starting at from, stopping at the last
-// durable offset.
+// readBytesLimit stops a ReadRange once it holds this many bytes of keys and
+// values (it always returns at least one record).
+const readBytesLimit = 4 << 20
+
+// ReadRange returns up to max records (and about 4 MiB) starting at from,
+// stopping at the last durable offset.
 func (l *Log) ReadRange(from uint64, max int) ([]Record, error) {
 	l.mu.Lock()
 	first, last := l.first, l.durable
@@ -271,12 +275,14 @@ func (l *Log) ReadRange(from uint64, max int) ([]Record, error) {
 		return nil, fmt.Errorf("wal %s: offset %d: %w (first is %d)", l.name, from, ErrTruncated, first)
 	}
 	var out []Record
-	for off := from; off <= last && len(out) < max; off++ {
+	size := 0
+	for off := from; off <= last && len(out) < max && size < readBytesLimit; off++ {
 		e, err := l.Read(off)
 		if err != nil {
 			return out, err
 		}
 		out = append(out, Record{Offset: off, Entry: e})
+		size += len(e.Key) + len(e.Value)
 	}
 	return out, nil
 }

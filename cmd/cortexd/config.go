@@ -24,6 +24,11 @@ type Config struct {
 	LogFormat    string `toml:"log_format"`
 	MaxKeySize   int    `toml:"max_key_size"`
 	MaxValueSize int    `toml:"max_value_size"`
+	// WALRetention is how many log entries a table keeps behind its newest
+	// checkpoint for peers catching up; CheckpointEvery how many applied
+	// entries trigger a checkpoint.
+	WALRetention    int `toml:"wal_retention"`
+	CheckpointEvery int `toml:"checkpoint_every"`
 
 	MeshListen   string        `toml:"mesh_listen"`
 	MeshCA       string        `toml:"mesh_ca"`
@@ -39,7 +44,8 @@ func (c Config) Mesh() bool { return c.MeshCA != "" || c.MeshCert != "" || c.Mes
 
 func defaultConfig(getenv func(string) string) Config {
 	c := Config{DataDir: "./cortex-data", Fsync: "batch", LogLevel: "info", LogFormat: "text",
-		MaxKeySize: 1 << 10, MaxValueSize: 1 << 20, MeshListen: "0.0.0.0:7946", MaxClockSkew: time.Second}
+		MaxKeySize: 1 << 10, MaxValueSize: 1 << 20,
+		WALRetention: 100_000, CheckpointEvery: 100_000, MeshListen: "0.0.0.0:7946", MaxClockSkew: time.Second}
 	if v := getenv("CORTEX_DATA_DIR"); v != "" {
 		c.DataDir = v
 	}
@@ -60,6 +66,8 @@ func flagSet(cfg *Config, configFile *string) *pflag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	fs.IntVar(&cfg.MaxKeySize, "max-key-size", cfg.MaxKeySize, "largest key accepted, in bytes")
 	fs.IntVar(&cfg.MaxValueSize, "max-value-size", cfg.MaxValueSize, "largest value accepted, in bytes")
+	fs.IntVar(&cfg.WALRetention, "wal-retention", cfg.WALRetention, "log entries each table keeps behind its newest checkpoint for peers catching up (up to 10x that for a peer that has not acknowledged them); a peer further behind gets a snapshot")
+	fs.IntVar(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "applied entries between two checkpoints of a table (start-up replays at most this many)")
 	fs.StringVar(&cfg.MeshListen, "mesh-listen", cfg.MeshListen, "address the mesh (libp2p over TCP) listens on, in mesh mode")
 	fs.StringVar(&cfg.MeshCA, "mesh-ca", cfg.MeshCA, "mesh CA certificate (mesh mode needs --mesh-ca, --mesh-cert and --mesh-key)")
 	fs.StringVar(&cfg.MeshCert, "mesh-cert", cfg.MeshCert, "this node's certificate, signed by the mesh CA (cortex cert create-node)")
@@ -126,8 +134,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: log format %q: use text or json", c.LogFormat)
 	case c.MaxKeySize < 1 || c.MaxKeySize > 64<<10:
 		return fmt.Errorf("config: max key size %d: use 1 to 65536 bytes", c.MaxKeySize)
-	case c.MaxValueSize < 0 || c.MaxValueSize > 64<<20:
-		return fmt.Errorf("config: max value size %d: use 0 to 67108864 bytes", c.MaxValueSize)
+	case c.MaxValueSize < 0 || c.MaxValueSize > 16<<20:
+		return fmt.Errorf("config: max value size %d: use 0 to 16777216 bytes", c.MaxValueSize)
+	case c.WALRetention < 1 || c.CheckpointEvery < 1:
+		return fmt.Errorf("config: wal retention and checkpoint interval must be at least 1")
 	case c.Mesh() && (c.MeshCA == "" || c.MeshCert == "" || c.MeshKey == ""):
 		return fmt.Errorf("config: mesh mode needs all three of --mesh-ca, --mesh-cert and --mesh-key")
 	case !c.Mesh() && (len(c.Peers) > 0 || c.RPCListen != ""):

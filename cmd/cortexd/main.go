@@ -78,7 +78,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
 	store, err := tables.OpenStore(tables.StoreOptions{
 		Dir: cfg.DataDir, Node: node, Logger: log,
-		Table: tables.Options{NoSync: cfg.Fsync == "never", Limits: limits},
+		Table: tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
+			Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery},
 	})
 	if err != nil {
 		return err

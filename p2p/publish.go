@@ -1,0 +1,136 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// writeTimeout drops a subscriber that does not read for this long.
+const writeTimeout = 60 * time.Second
+
+// handleRepl is the publisher side of ReplID: it serves a table this node
+// holds to a subscriber that belongs in the table's scope by this node's
+// catalog. A node outside the scope gets a refusal and not a byte of data.
+func (n *Node) handleRepl(s network.Stream) {
+	defer s.Close()
+	peerName := n.peerName(s.Conn().RemotePeer())
+	s.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	b, err := ReadFrame(s, 64<<10)
+	if err != nil {
+		n.log.Warn("repl: no request", "peer", peerName, "err", err)
+		s.Reset()
+		return
+	}
+	s.SetReadDeadline(time.Time{})
+	req, err := decodeReplRequest(b)
+	var t *tables.Table
+	if err == nil {
+		t, err = n.admit(peerName, req)
+	}
+	if err != nil {
+		n.log.Warn("repl: refused a subscriber", "peer", peerName, "table", req.Table, "err", err)
+		n.send(s, &replFrame{Type: frameError, Message: err.Error()})
+		return
+	}
+	ctx, cancel := context.WithCancel(n.ctx)
+	defer cancel()
+	go func() { // acknowledgements, until the subscriber goes away
+		defer cancel()
+		for {
+			b, err := ReadFrame(s, 64)
+			if err != nil {
+				return
+			}
+			f, err := decodeFrame(b)
+			if err != nil || f.Type != frameAck {
+				n.log.Warn("repl: bad frame from subscriber", "peer", peerName, "table", req.Table, "err", err)
+				s.Reset()
+				return
+			}
+			t.Ack(peerName, f.Offset)
+		}
+	}()
+	if err := n.publish(ctx, s, t, req); err != nil && ctx.Err() == nil {
+		n.log.Info("repl: stream ended", "peer", peerName, "table", req.Table, "err", err)
+		n.send(s, &replFrame{Type: frameError, Message: err.Error()})
+	}
+}
+
+// admit decides whether a subscriber may have a table: this node holds
+// the same table (same id) and the table's scope includes the subscriber.
+func (n *Node) admit(peerName string, req replRequest) (*tables.Table, error) {
+	info, err := n.store.Info(req.Table)
+	if err != nil {
+		return nil, err
+	}
+	if !info.System() && !info.Scope.Includes(peerName, info.Home) {
+		return nil, fmt.Errorf("%s is not in the scope of table %s (%s)", peerName, req.Table, info.Scope)
+	}
+	if info.ID != req.TableID {
+		return nil, fmt.Errorf("table %s here has id %s, not %s (dropped and re-created?)", req.Table, info.ID, req.TableID)
+	}
+	return n.store.Table(req.Table)
+}
+
+// publish sends a snapshot if the cursor is not in this copy's log, then
+// the log from the cursor, then every entry as it becomes durable.
+func (n *Node) publish(ctx context.Context, s network.Stream, t *tables.Table, req replRequest) error {
+	log := t.Log()
+	from := req.From
+	first, _ := log.Bounds()
+	if req.LogID != log.ID() || from == 0 || from < first {
+		recs, offset, err := t.Snapshot()
+		if err != nil {
+			return err
+		}
+		if err := n.send(s, &replFrame{Type: frameSnapBegin, LogID: log.ID(), Offset: offset}); err != nil {
+			return err
+		}
+		for len(recs) > 0 {
+			var entries []wal.Entry
+			size := 0
+			for len(recs) > 0 && len(entries) < maxBatchCount && size < maxBatchBytes {
+				entries = append(entries, recs[0].Entry())
+				size += len(recs[0].Key) + len(recs[0].Value)
+				recs = recs[1:]
+			}
+			if err := n.send(s, &replFrame{Type: frameSnapRecs, Entries: entries}); err != nil {
+				return err
+			}
+		}
+		if err := n.send(s, &replFrame{Type: frameSnapEnd}); err != nil {
+			return err
+		}
+		from = offset + 1
+	} else if err := n.send(s, &replFrame{Type: frameStart, LogID: log.ID(), Offset: from}); err != nil {
+		return err
+	}
+	for {
+		recs, err := log.Tail(ctx, from, maxBatchCount)
+		if errors.Is(err, wal.ErrTruncated) {
+			return fmt.Errorf("offset %d left the log: subscribe again for a snapshot", from)
+		}
+		if err != nil {
+			return err
+		}
+		entries := make([]wal.Entry, len(recs))
+		for i := range recs {
+			entries[i] = recs[i].Entry
+		}
+		if err := n.send(s, &replFrame{Type: frameBatch, Offset: from, Entries: entries}); err != nil {
+			return err
+		}
+		from = recs[len(recs)-1].Offset + 1
+	}
+}
+
+func (n *Node) send(s network.Stream, f *replFrame) error {
+	s.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return WriteFrame(s, encodeFrame(f))
+}

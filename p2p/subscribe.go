@@ -1,0 +1,203 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// subKey names one subscription: a table (by id) from a peer.
+type subKey struct {
+	peer    peer.ID
+	table   string
+	tableID string
+}
+
+// replicate keeps one subscription per (connected peer, table) where both
+// hold the table: this node by its open copies, the peer by the table's
+// scope in this node's catalog. It re-decides whenever a connection comes or
+// goes and whenever the catalog changes.
+func (n *Node) replicate() {
+	defer n.wg.Done()
+	running := map[subKey]context.CancelFunc{}
+	defer func() {
+		for _, cancel := range running {
+			cancel()
+		}
+	}()
+	for {
+		n.mu.Lock()
+		peersChanged := n.changed
+		type ready struct {
+			id   peer.ID
+			name string
+		}
+		var peers []ready
+		for id, p := range n.peers {
+			if p.connected && p.measured {
+				peers = append(peers, ready{id, p.name})
+			}
+		}
+		n.mu.Unlock()
+		catalogChanged := n.store.Changed()
+		want := map[subKey]bool{}
+		for _, info := range n.store.HeldInfo() {
+			for _, p := range peers {
+				if info.System() || info.Scope.Includes(p.name, info.Home) {
+					want[subKey{p.id, info.Name, info.ID}] = true
+				}
+			}
+		}
+		for k, cancel := range running {
+			if !want[k] {
+				cancel()
+				delete(running, k)
+			}
+		}
+		for k := range want {
+			if _, ok := running[k]; !ok {
+				ctx, cancel := context.WithCancel(n.ctx)
+				running[k] = cancel
+				n.wg.Add(1)
+				go n.subscribe(ctx, k)
+			}
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-peersChanged:
+		case <-catalogChanged:
+		}
+	}
+}
+
+// subscribe follows one table of one peer until ctx ends, resuming from
+// the stored cursor after every interruption, with capped backoff.
+func (n *Node) subscribe(ctx context.Context, k subKey) {
+	defer n.wg.Done()
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		progressed, err := n.subscribeOnce(ctx, k)
+		if ctx.Err() != nil {
+			return
+		}
+		if progressed {
+			backoff = minBackoff
+		}
+		n.log.Warn("repl: subscription interrupted", "table", k.table, "peer", n.peerName(k.peer), "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// subscribeOnce runs one replication stream. It reports whether anything
+// was applied, so that a working stream that breaks is retried at once.
+func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, err error) {
+	t, err := n.store.Table(k.table)
+	if err != nil {
+		return false, err
+	}
+	peerName := n.peerName(k.peer)
+	s, err := n.host.NewStream(ctx, k.peer, ReplID)
+	if err != nil {
+		return false, err
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	cur, _ := t.Cursor(peerName)
+	req := replRequest{Version: replVersion, Table: k.table, TableID: k.tableID, LogID: cur.LogID, From: cur.Offset + 1}
+	if err := WriteFrame(s, mustJSON(req)); err != nil {
+		return false, err
+	}
+	n.log.Info("repl: subscribed", "table", k.table, "peer", peerName, "log_id", cur.LogID, "from", req.From)
+	var logID string
+	var next, snapOffset uint64
+	for {
+		b, err := ReadFrame(s, maxReplFrame)
+		if err != nil {
+			return progressed, err
+		}
+		f, err := decodeFrame(b)
+		if err != nil {
+			n.log.Error("repl: malformed frame: closing the stream, nothing of it applied", "table", k.table, "peer", peerName, "err", err)
+			s.Reset()
+			return progressed, err
+		}
+		switch f.Type {
+		case frameError:
+			return progressed, fmt.Errorf("the publisher says: %s", f.Message)
+		case frameStart:
+			if f.LogID != cur.LogID || f.Offset != req.From {
+				return progressed, fmt.Errorf("publisher resumed at %s/%d, not at our cursor %s/%d", f.LogID, f.Offset, cur.LogID, req.From)
+			}
+			logID, next = f.LogID, f.Offset
+		case frameSnapBegin:
+			logID, snapOffset = f.LogID, f.Offset
+			n.log.Info("repl: receiving a snapshot", "table", k.table, "peer", peerName, "as_of", snapOffset)
+		case frameSnapRecs:
+			if logID == "" || next != 0 {
+				return progressed, errors.New("snapshot records outside a snapshot")
+			}
+			if err := n.apply(ctx, t, f); err != nil {
+				return progressed, err
+			}
+			progressed = true
+		case frameSnapEnd:
+			if logID == "" || next != 0 {
+				return progressed, errors.New("snapshot end outside a snapshot")
+			}
+			if err := n.advance(s, t, peerName, logID, snapOffset); err != nil {
+				return progressed, err
+			}
+			next = snapOffset + 1
+		case frameBatch:
+			if next == 0 || f.Offset != next {
+				return progressed, fmt.Errorf("batch at offset %d, expected %d", f.Offset, next)
+			}
+			if err := n.apply(ctx, t, f); err != nil {
+				return progressed, err
+			}
+			progressed = true
+			next = f.Offset + uint64(len(f.Entries))
+			if err := n.advance(s, t, peerName, logID, next-1); err != nil {
+				return progressed, err
+			}
+		default:
+			return progressed, fmt.Errorf("unexpected frame %q", f.Type)
+		}
+	}
+}
+
+// apply adopts a frame's entries (LWW); a catalog change is acted on at once.
+func (n *Node) apply(ctx context.Context, t *tables.Table, f replFrame) error {
+	adopted, err := t.Apply(ctx, f.Entries)
+	if err != nil {
+		return err
+	}
+	if adopted > 0 && t.Name() == tables.MetaTable {
+		if err := n.store.Reconcile(); err != nil {
+			n.log.Error("repl: applying the catalog", "err", err)
+		}
+	}
+	return nil
+}
+
+// advance stores the cursor (the entries up to offset are applied and
+// durable) and acknowledges the offset to the publisher.
+func (n *Node) advance(s network.Stream, t *tables.Table, peerName, logID string, offset uint64) error {
+	if err := t.SetCursor(peerName, tables.Cursor{LogID: logID, Offset: offset}); err != nil {
+		n.log.Warn("repl: saving cursor", "table", t.Name(), "err", err)
+	}
+	return n.send(s, &replFrame{Type: frameAck, Offset: offset})
+}

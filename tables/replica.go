@@ -1,0 +1,177 @@
+package tables
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tidwall/buntdb"
+)
+
+// Snapshot returns every record of the copy, tombstones included, and the
+// log offset the view reflected at that instant: applying the records and
+// then the log after the offset rebuilds the copy.
+func (t *Table) Snapshot() (recs []Record, offset uint64, err error) {
+	type kv struct{ k, v string }
+	var items []kv
+	t.db.View(func(tx *buntdb.Tx) error {
+		offset = t.applied
+		items = make([]kv, 0, t.keys+t.tombstones)
+		return tx.AscendGreaterOrEqual("", userKeyPrefix, func(k, v string) bool {
+			if len(k) == 0 || k[:1] != userKeyPrefix {
+				return false
+			}
+			items = append(items, kv{k, v})
+			return true
+		})
+	})
+	recs = make([]Record, 0, len(items))
+	for _, it := range items {
+		r, err := decodeRecord(it.k[len(userKeyPrefix):], it.v)
+		if err != nil {
+			return nil, 0, fmt.Errorf("table %s: snapshot: %w", t.opts.Name, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs, offset, nil
+}
+
+// Cursor is how far this copy has applied another copy's log: the log's id
+// and the last offset applied.
+type Cursor struct {
+	LogID  string `json:"log_id"`
+	Offset uint64 `json:"offset"`
+}
+
+// cursors keeps the copy's cursors in memory and in the file "cursors" of
+// the copy's directory. A cursor is saved only after the entries it covers
+// were applied (and so are durable), at most every cursorSaveEvery, so after
+// a crash a cursor can only be behind: entries are repeated (LWW makes that
+// a no-op), never skipped.
+type cursors struct {
+	mu    sync.Mutex
+	path  string
+	m     map[string]Cursor
+	dirty bool
+	saved time.Time
+}
+
+const cursorSaveEvery = 100 * time.Millisecond
+
+func loadCursors(dir string) (*cursors, error) {
+	c := &cursors{path: filepath.Join(dir, "cursors"), m: map[string]Cursor{}}
+	b, err := os.ReadFile(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c.m); err != nil {
+		// Forgetting cursors is safe: peers resend (or snapshot) what is missing.
+		c.m = map[string]Cursor{}
+		return c, fmt.Errorf("%s is malformed, starting without cursors: %w", c.path, err)
+	}
+	return c, nil
+}
+
+// Cursor returns this copy's cursor in the log of peer.
+func (t *Table) Cursor(peer string) (Cursor, bool) {
+	t.cursors.mu.Lock()
+	defer t.cursors.mu.Unlock()
+	c, ok := t.cursors.m[peer]
+	return c, ok
+}
+
+// SetCursor records that every entry of peer's log up to c.Offset has been
+// applied here. Call it only after the Apply of those entries returned.
+func (t *Table) SetCursor(peer string, c Cursor) error {
+	cs := t.cursors
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.m[peer] = c
+	cs.dirty = true
+	if time.Since(cs.saved) < cursorSaveEvery {
+		return nil
+	}
+	return cs.saveLocked()
+}
+
+func (cs *cursors) saveLocked() error {
+	if !cs.dirty {
+		return nil
+	}
+	b, _ := json.Marshal(cs.m)
+	tmp := cs.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, cs.path); err != nil {
+		return err
+	}
+	cs.dirty, cs.saved = false, time.Now()
+	return nil
+}
+
+func (cs *cursors) save() error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.saveLocked()
+}
+
+// acks keeps the offsets of this copy's log that subscribers acknowledged,
+// so that log truncation keeps what a known holder has not applied yet.
+type acks struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+// Ack records that subscriber has applied this copy's log up to offset.
+func (t *Table) Ack(subscriber string, offset uint64) {
+	t.acks.mu.Lock()
+	defer t.acks.mu.Unlock()
+	if t.acks.m == nil {
+		t.acks.m = map[string]uint64{}
+	}
+	if offset > t.acks.m[subscriber] {
+		t.acks.m[subscriber] = offset
+	}
+}
+
+// Acks returns every subscriber's acknowledged offset.
+func (t *Table) Acks() map[string]uint64 {
+	t.acks.mu.Lock()
+	defer t.acks.mu.Unlock()
+	out := make(map[string]uint64, len(t.acks.m))
+	for k, v := range t.acks.m {
+		out[k] = v
+	}
+	return out
+}
+
+// truncationPoint is the first offset the log must keep after a checkpoint
+// at offset: the retention window, extended back to the lowest offset a
+// subscriber acknowledged, but never more than 10 windows back (a holder
+// gone that long gets a snapshot instead).
+func (t *Table) truncationPoint(offset uint64) uint64 {
+	keep := offset + 1
+	if keep > t.opts.Retention {
+		keep -= t.opts.Retention
+	} else {
+		keep = 1
+	}
+	floor := uint64(1)
+	if offset+1 > 10*t.opts.Retention {
+		floor = offset + 1 - 10*t.opts.Retention
+	}
+	for _, a := range t.Acks() {
+		if a+1 < keep {
+			keep = max(a+1, floor)
+		}
+	}
+	return keep
+}
