@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: build cortex, make a mesh CA and three node certificates, start
 # three cortexd nodes on 127.0.0.1 that find each other through one seed,
-# show the mesh from each node, use the tables, and stop everything cleanly.
+# show the mesh from each node, write on one node and read on the others,
+# and stop everything cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go build -o bin/ ./cmd/...
@@ -43,14 +44,23 @@ for n in home office laptop; do
 done
 for n in home office laptop; do step cortex --socket "$work/$n.sock" mesh peers; done
 
-export CORTEX_SOCKET="$work/home.sock"
-step cortex node status
-step cortex table create fruit --scope all
-step cortex put fruit apple red
-printf 'yellow' | step cortex put fruit banana -
-step cortex get fruit apple
-step cortex scan fruit --json
-step cortex table list
+home=(--socket "$work/home.sock"); office=(--socket "$work/office.sock"); laptop=(--socket "$work/laptop.sock")
+# Replication is asynchronous: wait (bounded) until a node can read a key.
+await() { for _ in $(seq 100); do cortex "$@" >/dev/null 2>&1 && break; sleep 0.05; done; }
+
+step cortex "${home[@]}" table create fruit --scope all
+step cortex "${home[@]}" put fruit apple red
+await "${office[@]}" get fruit apple; await "${laptop[@]}" get fruit apple
+step cortex "${office[@]}" get fruit apple
+step cortex "${laptop[@]}" get fruit apple
+printf 'yellow' | step cortex "${laptop[@]}" put fruit banana -
+await "${home[@]}" get fruit banana
+step cortex "${home[@]}" scan fruit --json
+step cortex "${office[@]}" del fruit apple
+for _ in $(seq 100); do cortex "${laptop[@]}" get fruit apple >/dev/null 2>&1 || break; sleep 0.05; done
+step cortex "${laptop[@]}" scan fruit
+step cortex "${office[@]}" table list
+step cortex "${laptop[@]}" node status
 
 printf '\n\033[1m$ kill -TERM %s\033[0m  (all three nodes)\n' "${pids[*]}"
 for pid in "${pids[@]}"; do kill -TERM "$pid"; done

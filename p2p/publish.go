@@ -56,10 +56,35 @@ func (n *Node) handleRepl(s network.Stream) {
 			t.Ack(peerName, f.Offset)
 		}
 	}()
-	if err := n.publish(ctx, s, t, req); err != nil && ctx.Err() == nil {
+	// A catalog change may take the subscriber out of the table's scope (or
+	// drop the table): then the stream ends before another entry is sent.
+	revoked := make(chan error, 1)
+	go func() {
+		for {
+			changed := n.store.Changed()
+			if _, err := n.admit(peerName, req); err != nil {
+				revoked <- err
+				cancel()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+		}
+	}()
+	err = n.publish(ctx, s, t, req)
+	select {
+	case err = <-revoked:
+		n.log.Info("repl: subscriber no longer admitted", "peer", peerName, "table", req.Table, "err", err)
+	default:
+		if ctx.Err() != nil {
+			return
+		}
 		n.log.Info("repl: stream ended", "peer", peerName, "table", req.Table, "err", err)
-		n.send(s, &replFrame{Type: frameError, Message: err.Error()})
 	}
+	n.send(s, &replFrame{Type: frameError, Message: err.Error()})
 }
 
 // admit decides whether a subscriber may have a table: this node holds
