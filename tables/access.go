@@ -97,20 +97,7 @@ func (s *Store) Identity(name string) (Identity, error) {
 
 // Identities lists the registered identities by name.
 func (s *Store) Identities() ([]Identity, error) {
-	recs, err := s.idents.Scan(nil, nil, 0)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Identity, 0, len(recs))
-	for _, r := range recs {
-		var id Identity
-		if err := json.Unmarshal(r.Value, &id); err != nil {
-			s.log.Error("skipping a malformed identity record", "key", string(r.Key), "err", err)
-			continue
-		}
-		out = append(out, id)
-	}
-	return out, nil
+	return scanJSON[Identity](s, s.idents, "identity")
 }
 
 // RemoveIdentity removes an identity and every grant it holds, and returns
@@ -174,18 +161,24 @@ func (s *Store) RevokePerm(ctx context.Context, identity, table string, perm Per
 
 // Grants lists every ACL record, by identity then table.
 func (s *Store) Grants() ([]Grant, error) {
-	recs, err := s.acls.Scan(nil, nil, 0)
+	return scanJSON[Grant](s, s.acls, "acl")
+}
+
+// scanJSON decodes every live record of a system table, skipping (and
+// logging) any that does not decode.
+func scanJSON[T any](s *Store, t *Table, what string) ([]T, error) {
+	recs, err := t.Scan(nil, nil, 0)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Grant, 0, len(recs))
+	out := make([]T, 0, len(recs))
 	for _, r := range recs {
-		var g Grant
-		if err := json.Unmarshal(r.Value, &g); err != nil {
-			s.log.Error("skipping a malformed acl record", "key", string(r.Key), "err", err)
+		var v T
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			s.log.Error("skipping a malformed "+what+" record", "key", string(r.Key), "err", err)
 			continue
 		}
-		out = append(out, g)
+		out = append(out, v)
 	}
 	return out, nil
 }

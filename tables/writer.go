@@ -243,6 +243,13 @@ func (t *Table) syncer() {
 		group = append(group[:0], b)
 		callers := len(b.reqs)
 		waiting := false
+		add := func(b *batch, ok bool) bool {
+			if ok {
+				group = append(group, b)
+				callers += len(b.reqs)
+			}
+			return ok
+		}
 	gather:
 		for {
 			var more <-chan time.Time
@@ -253,13 +260,11 @@ func (t *Table) syncer() {
 				}
 				more = timer.C
 			}
-			select {
+			select { // take what is there first
 			case b, ok := <-t.syncCh:
-				if !ok {
+				if !add(b, ok) {
 					break gather
 				}
-				group = append(group, b)
-				callers += len(b.reqs)
 				continue
 			default:
 			}
@@ -268,11 +273,9 @@ func (t *Table) syncer() {
 			}
 			select {
 			case b, ok := <-t.syncCh:
-				if !ok {
+				if !add(b, ok) {
 					break gather
 				}
-				group = append(group, b)
-				callers += len(b.reqs)
 			case <-more:
 				waiting = false
 				break gather
