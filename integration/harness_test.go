@@ -60,9 +60,12 @@ type node struct {
 	args   []string
 	// meshAddr is the mesh listen address (mesh mode only).
 	meshAddr string
-	cmd      *exec.Cmd
-	logs     *syncBuffer
-	exited   chan error
+	// netns, if set, is the network namespace cortexd runs in
+	// (ip netns exec); its socket stays reachable through the filesystem.
+	netns  string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan error
 }
 
 // newNode prepares a node with its own data directory; start runs it.
@@ -90,7 +93,12 @@ func (n *node) start() {
 
 func (n *node) startNoWait() error {
 	n.logs = &syncBuffer{}
-	n.cmd = exec.Command(filepath.Join(bin, "cortexd"), n.args...)
+	name, args := filepath.Join(bin, "cortexd"), n.args
+	if n.netns != "" {
+		// ip netns exec execs cortexd in place: the process is cortexd.
+		name, args = "ip", append([]string{"netns", "exec", n.netns, name}, args...)
+	}
+	n.cmd = exec.Command(name, args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	if err := n.cmd.Start(); err != nil {
 		return err

@@ -42,6 +42,9 @@ type Member struct {
 	PeerID   string   `json:"peer_id"`
 	Addrs    []string `json:"addrs"`
 	LastSeen int64    `json:"last_seen_ms"`
+	// Draining names the tables of which the node keeps a copy outside
+	// their scope until a node that holds them has every entry.
+	Draining []string `json:"draining,omitempty"`
 }
 
 // decodeHello parses and checks a hello frame.

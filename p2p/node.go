@@ -38,6 +38,13 @@ const (
 	maxBackoff = 15 * time.Second
 )
 
+// keepAliveInterval is how long a connection may stay silent before yamux
+// pings the peer; a ping unanswered within yamux's write timeout (10 s)
+// closes the connection. yamux's own default (30 s) left a peer behind a
+// silent partition (link down, cable pulled, no RST) shown as connected,
+// and not redialed, for up to 40 s.
+const keepAliveInterval = 5 * time.Second
+
 // Config configures a mesh node.
 type Config struct {
 	Identity     *Identity     // this node's certificate and key
@@ -48,6 +55,10 @@ type Config struct {
 	Store        *tables.Store // where membership records live
 	Logger       *slog.Logger
 	Now          func() time.Time // wall clock (tests set a skewed one)
+	// Follows decides whether this node subscribes to peer for a table it
+	// holds (package scope provides it); by default, when the table's scope
+	// holds the peer.
+	Follows func(t tables.TableInfo, peer string, peerDraining []string) bool
 }
 
 // Node is this node's presence in the mesh: the libp2p host, the peers it
@@ -99,6 +110,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.MaxClockSkew <= 0 {
 		cfg.MaxClockSkew = time.Second
 	}
+	if cfg.Follows == nil {
+		cfg.Follows = func(t tables.TableInfo, peer string, _ []string) bool { return t.HeldBy(peer) }
+	}
 	roots, err := LoadCA(cfg.CAFile)
 	if err != nil {
 		return nil, err
@@ -128,7 +142,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			n.sec = s
 			return s, err
 		}),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, muxer()),
 		libp2p.DisableRelay(),
 		libp2p.Ping(false),
 		libp2p.DisableMetrics(),
@@ -154,6 +168,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go n.replicate()
 	return n, nil
+}
+
+// muxer is yamux as libp2p configures it, with keepAliveInterval.
+func muxer() *yamux.Transport {
+	m := *yamux.DefaultTransport
+	m.KeepAliveInterval = keepAliveInterval
+	return &m
 }
 
 // Host is the libp2p host.
@@ -185,11 +206,28 @@ func (n *Node) ListenAddrs() []string {
 // writeOwnRecord writes this node's membership record into cortex_meta.
 func (n *Node) writeOwnRecord(ctx context.Context) error {
 	m := Member{Node: n.Name(), PeerID: n.host.ID().String(), Addrs: n.ListenAddrs(), LastSeen: n.cfg.Now().UnixMilli()}
+	for _, t := range n.store.Draining() {
+		m.Draining = append(m.Draining, t.Name)
+	}
 	b, _ := json.Marshal(m)
 	if _, err := n.meta.Put(ctx, tables.MemberKey(m.Node), b); err != nil {
 		return fmt.Errorf("write membership record: %w", err)
 	}
 	return nil
+}
+
+// member returns a node's membership record from cortex_meta.
+func (n *Node) member(name string) (Member, bool) {
+	r, err := n.meta.Get(tables.MemberKey(name))
+	if err != nil {
+		return Member{}, false
+	}
+	m, err := recordOf(r).member()
+	return m, err == nil
+}
+
+func recordOf(r tables.Record) memberRecord {
+	return memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin}
 }
 
 // members returns the membership records of cortex_meta.
@@ -201,7 +239,7 @@ func (n *Node) members() []memberRecord {
 	}
 	out := make([]memberRecord, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin})
+		out = append(out, recordOf(r))
 	}
 	return out
 }
@@ -491,10 +529,8 @@ func (n *Node) Peers() []PeerStatus {
 	}
 	n.mu.Unlock()
 	for i, p := range out {
-		if r, err := n.meta.Get(tables.MemberKey(p.Node)); err == nil {
-			if m, err := (memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin}).member(); err == nil && len(m.Addrs) > 0 {
-				out[i].Addr = m.Addrs[0]
-			}
+		if m, ok := n.member(p.Node); ok && len(m.Addrs) > 0 {
+			out[i].Addr = m.Addrs[0]
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })

@@ -94,13 +94,17 @@ func (n *Node) admit(peerName string, req replRequest) (*tables.Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !info.System() && !info.Scope.Includes(peerName, info.Home) {
+	if !info.HeldBy(peerName) {
 		return nil, fmt.Errorf("%s is not in the scope of table %s (%s)", peerName, req.Table, info.Scope)
 	}
 	if info.ID != req.TableID {
 		return nil, fmt.Errorf("table %s here has id %s, not %s (dropped and re-created?)", req.Table, info.ID, req.TableID)
 	}
-	return n.store.Table(req.Table)
+	t, ok := n.store.Copy(req.Table) // held, or draining until handed off
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", tables.ErrNotHeld, req.Table)
+	}
+	return t, nil
 }
 
 // publish sends a snapshot if the cursor is not in this copy's log, then

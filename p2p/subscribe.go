@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/cortex-mesh/cortex/tables"
@@ -26,6 +27,7 @@ type subKey struct {
 func (n *Node) replicate() {
 	defer n.wg.Done()
 	running := map[subKey]context.CancelFunc{}
+	var published []string // the draining tables in our membership record
 	defer func() {
 		for _, cancel := range running {
 			cancel()
@@ -49,10 +51,24 @@ func (n *Node) replicate() {
 		want := map[subKey]bool{}
 		for _, info := range n.store.HeldInfo() {
 			for _, p := range peers {
-				if info.System() || info.Scope.Includes(p.name, info.Home) {
+				if n.cfg.Follows(info, p.name, n.draining(p.name)) {
 					want[subKey{p.id, info.Name, info.ID}] = true
 				}
 			}
+		}
+		// Publish this node's own hand-offs, so that holders come and fetch.
+		if draining := tableNames(n.store.Draining()); !slices.Equal(draining, published) {
+			if err := n.writeOwnRecord(n.ctx); err != nil {
+				n.log.Warn("mesh: membership record", "err", err)
+			} else {
+				published = draining
+			}
+		}
+		var tick <-chan time.Time
+		if len(published) > 0 {
+			// A copy being handed off is deleted once a holder acknowledged
+			// all of it: look again every second.
+			tick = time.After(time.Second)
 		}
 		for k, cancel := range running {
 			if !want[k] {
@@ -73,8 +89,27 @@ func (n *Node) replicate() {
 			return
 		case <-peersChanged:
 		case <-catalogChanged:
+		case <-tick:
+			if err := n.store.Reconcile(); err != nil {
+				n.log.Warn("placement", "err", err)
+			}
 		}
 	}
+}
+
+// draining returns the tables a peer says it is handing off, from its
+// membership record.
+func (n *Node) draining(peer string) []string {
+	m, _ := n.member(peer)
+	return m.Draining
+}
+
+func tableNames(ts []tables.TableInfo) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+	}
+	return out
 }
 
 // subscribe follows one table of one peer until ctx ends, resuming from

@@ -135,6 +135,12 @@ type TableInfo struct {
 // System reports whether the table is a system table.
 func (ti TableInfo) System() bool { return IsSystem(ti.Name) }
 
+// HeldBy reports whether the table's scope puts a copy on node (system
+// tables are on every node).
+func (ti TableInfo) HeldBy(node string) bool {
+	return ti.System() || ti.Scope.Includes(node, ti.Home)
+}
+
 // Dir is the name of the directory that holds a copy of the table: name and
 // id, so a dropped and re-created table never reuses an old copy.
 func (ti TableInfo) Dir() string { return ti.Name + "-" + ti.ID }

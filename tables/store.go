@@ -34,6 +34,10 @@ type StoreOptions struct {
 	Table Options
 	// Logger receives the store's notices (default slog.Default()).
 	Logger *slog.Logger
+	// CanDrop decides when a copy outside its table's scope has been handed
+	// off and may be deleted (package scope provides it). Without it such
+	// copies are kept.
+	CanDrop func(t TableInfo, self string, lastOffset uint64, acks map[string]uint64) (by string, ok bool)
 }
 
 // Store is a node's set of table copies: the system tables and the copies
@@ -46,9 +50,10 @@ type Store struct {
 
 	meta, idents, acls *Table
 
-	mu      sync.Mutex // guards copies and changed, and serialises Reconcile
-	copies  map[string]held
-	changed chan struct{} // closed and replaced after every Reconcile
+	mu       sync.Mutex // guards copies, draining and changed, and serialises Reconcile
+	copies   map[string]held
+	draining map[string]held // copies outside their scope, kept until handed off
+	changed  chan struct{}   // closed and replaced after every Reconcile
 }
 
 type held struct {
@@ -65,7 +70,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 	if err := ValidateNodeName(opts.Node); err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}, changed: make(chan struct{})}
+	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}, draining: map[string]held{}, changed: make(chan struct{})}
 	if s.clock == nil {
 		s.clock = NewClock(nil)
 	}
@@ -95,7 +100,11 @@ func (s *Store) Clock() *Clock { return s.clock }
 func (s *Store) openCopy(info TableInfo) (*Table, error) {
 	o := s.opts.Table
 	o.Name, o.Node, o.Clock, o.Logger = info.Name, s.opts.Node, s.clock, s.log
-	return Open(filepath.Join(s.opts.Dir, "tables", info.Dir()), o)
+	return Open(s.copyDir(info), o)
+}
+
+func (s *Store) copyDir(info TableInfo) string {
+	return filepath.Join(s.opts.Dir, "tables", info.Dir())
 }
 
 // Catalog returns every table's record, system tables first, then by name.
@@ -214,9 +223,12 @@ func (s *Store) putInfo(ctx context.Context, info TableInfo) error {
 	return err
 }
 
-// Reconcile makes the open copies match the catalog: it opens a copy of
-// every table whose scope selects this node and closes and removes copies of
-// tables that were dropped. Copy directories of other tables are left alone.
+// Reconcile makes the open copies match the catalog. It opens a copy of
+// every table whose scope selects this node. A copy whose scope no longer
+// selects this node is not deleted at once: it keeps serving its peers
+// (Draining) until CanDrop says a node that keeps the table has every entry
+// of it; then it is deleted. The copy of a dropped (or re-created) table is
+// deleted at once.
 func (s *Store) Reconcile() error {
 	catalog, err := s.Catalog()
 	if err != nil {
@@ -228,46 +240,108 @@ func (s *Store) Reconcile() error {
 		close(s.changed)
 		s.changed = make(chan struct{})
 	}()
-	want, listed := map[string]TableInfo{}, map[string]TableInfo{}
+	listed := map[string]TableInfo{}
 	for _, info := range catalog {
 		listed[info.Name] = info
-		if info.System() || info.Scope.Includes(s.opts.Node, info.Home) {
-			want[info.Name] = info
-		}
 	}
 	var errs []error
 	for name, h := range s.copies {
-		if info, ok := want[name]; ok && info.ID == h.info.ID {
+		info, ok := listed[name]
+		switch {
+		case ok && info.ID == h.info.ID && info.HeldBy(s.opts.Node):
 			s.copies[name] = held{info, h.table}
-			continue
+		case ok && info.ID == h.info.ID:
+			delete(s.copies, name)
+			s.draining[name] = held{info, h.table}
+			s.log.Info("table scope no longer selects this node: handing the copy off before deleting it", "table", name, "scope", info.Scope.String())
+		default:
+			delete(s.copies, name)
+			errs = append(errs, s.remove(h, "dropped"))
 		}
-		if err := h.table.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		delete(s.copies, name)
-		if cur, ok := listed[name]; ok && cur.ID == h.info.ID {
-			// The scope no longer selects this node: the copy is closed but
-			// its files stay until placement has handed its data off.
-			s.log.Info("closed table copy outside its scope", "table", name, "scope", cur.Scope.String())
-			continue
-		}
-		if err := os.RemoveAll(h.table.Dir()); err != nil {
-			errs = append(errs, err)
-		}
-		s.log.Info("dropped table copy", "table", name, "id", h.info.ID)
 	}
-	for name, info := range want {
-		if _, ok := s.copies[name]; ok {
+	for name, h := range s.draining {
+		info, ok := listed[name]
+		switch {
+		case !ok || info.ID != h.info.ID:
+			delete(s.draining, name)
+			errs = append(errs, s.remove(h, "dropped"))
+		case info.HeldBy(s.opts.Node):
+			delete(s.draining, name)
+			s.copies[name] = held{info, h.table}
+		default:
+			s.draining[name] = held{info, h.table}
+			if s.opts.CanDrop == nil {
+				continue
+			}
+			_, last := h.table.Log().Bounds()
+			if by, ok := s.opts.CanDrop(info, s.opts.Node, last, h.table.Acks()); ok {
+				delete(s.draining, name)
+				errs = append(errs, s.remove(h, "handed off to "+by))
+			}
+		}
+	}
+	for _, info := range catalog {
+		if _, ok := s.copies[info.Name]; ok {
 			continue
+		}
+		if _, ok := s.draining[info.Name]; ok {
+			continue
+		}
+		holds := info.HeldBy(s.opts.Node)
+		if !holds {
+			// A copy left on disk outside its scope (the node stopped while
+			// handing it off) is opened to finish the hand-off.
+			if _, err := os.Stat(s.copyDir(info)); err != nil {
+				continue
+			}
 		}
 		t, err := s.openCopy(info)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		s.copies[name] = held{info, t}
+		if holds {
+			s.copies[info.Name] = held{info, t}
+		} else {
+			s.draining[info.Name] = held{info, t}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// remove closes a copy and deletes its directory.
+func (s *Store) remove(h held, why string) error {
+	err := h.table.Close()
+	if rerr := os.RemoveAll(h.table.Dir()); err == nil {
+		err = rerr
+	}
+	s.log.Info("deleted table copy", "table", h.info.Name, "id", h.info.ID, "why", why)
+	return err
+}
+
+// Draining lists the copies this node keeps outside their scope until a
+// node that holds the table has every entry of them.
+func (s *Store) Draining() []TableInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TableInfo, 0, len(s.draining))
+	for _, h := range s.draining {
+		out = append(out, h.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Copy returns this node's copy of a table, held or draining: what this
+// node can serve to peers.
+func (s *Store) Copy(name string) (*Table, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.copies[name]; ok {
+		return h.table, true
+	}
+	h, ok := s.draining[name]
+	return h.table, ok
 }
 
 // Changed returns a channel that is closed after the next Reconcile: the
@@ -307,11 +381,13 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
-	for name, h := range s.copies {
-		if err := h.table.Close(); err != nil {
-			errs = append(errs, err)
+	for _, m := range []map[string]held{s.copies, s.draining} {
+		for name, h := range m {
+			if err := h.table.Close(); err != nil {
+				errs = append(errs, err)
+			}
+			delete(m, name)
 		}
-		delete(s.copies, name)
 	}
 	return errors.Join(errs...)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/pflag"
 )
@@ -77,7 +78,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
 	store, err := tables.OpenStore(tables.StoreOptions{
-		Dir: cfg.DataDir, Node: node, Logger: log,
+		Dir: cfg.DataDir, Node: node, Logger: log, CanDrop: scope.CanDrop,
 		Table: tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
 			Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery},
 	})

@@ -1,0 +1,57 @@
+// Package scope owns placement: from the replicated catalog and the mesh,
+// which tables a node holds a copy of, which peers it follows for each, and
+// when a copy it no longer needs may be dropped. Everything here is a pure
+// function over plain data; the store and the mesh node apply the answers.
+package scope
+
+import (
+	"slices"
+
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// Holds reports whether node must hold a copy of a table: every node holds
+// the system tables and the tables of scope all; a list scope selects the
+// nodes it names (joined or not); a local table lives only on its home.
+func Holds(t tables.TableInfo, node string) bool { return t.HeldBy(node) }
+
+// Desired lists, of the given nodes, those that must hold the table (sorted).
+func Desired(t tables.TableInfo, nodes []string) []string {
+	var out []string
+	for _, n := range nodes {
+		if Holds(t, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Follows reports whether a node holding a table subscribes to peer for it:
+// when the peer holds it by scope, or still has a copy it is handing off
+// (draining) after a scope change removed it.
+func Follows(t tables.TableInfo, peer string, peerDraining []string) bool {
+	return Holds(t, peer) || slices.Contains(peerDraining, t.Name)
+}
+
+// CanDrop decides whether a copy this node no longer holds by scope may be
+// removed: only once a node that keeps the table has acknowledged every
+// entry of this copy's log (lastOffset), so nothing written here is lost.
+// acks are the offsets this copy's subscribers acknowledged, by node name.
+// It returns the node that covers the copy, if any.
+func CanDrop(t tables.TableInfo, self string, lastOffset uint64, acks map[string]uint64) (string, bool) {
+	if Holds(t, self) {
+		return "", false
+	}
+	var names []string
+	for n := range acks {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if Holds(t, n) && acks[n] >= lastOffset {
+			return n, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,132 @@
+package scope
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+func info(name, home string, scope string) tables.TableInfo {
+	sc, err := tables.ParseScope(scope)
+	if err != nil {
+		panic(err)
+	}
+	return tables.TableInfo{Name: name, ID: "id-" + name, Scope: sc, Home: home}
+}
+
+func TestHolds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		t    tables.TableInfo
+		node string
+		want bool
+	}{
+		{"all on any node", info("t", "home", "all"), "laptop", true},
+		{"all on a node not joined yet", info("t", "home", "all"), "newcomer", true},
+		{"local on its home", info("t", "home", "local"), "home", true},
+		{"local elsewhere", info("t", "home", "local"), "office", false},
+		{"list names the node", info("t", "home", "home,office"), "office", true},
+		{"list names a node not joined yet", info("t", "home", "office,future"), "future", true},
+		{"list does not name the node", info("t", "home", "home,office"), "laptop", false},
+		{"list without its home", info("t", "home", "office,laptop"), "home", false},
+		{"system table everywhere", tables.TableInfo{Name: tables.MetaTable, ID: "system", Scope: tables.Scope{All: true}}, "x", true},
+		{"system table even if its record says otherwise", tables.TableInfo{Name: tables.ACLsTable, Scope: tables.Scope{Local: true}, Home: "a"}, "b", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Holds(tc.t, tc.node); got != tc.want {
+				t.Fatalf("Holds = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDesired(t *testing.T) {
+	nodes := []string{"laptop", "home", "office", "home"}
+	for _, tc := range []struct {
+		t    tables.TableInfo
+		want []string
+	}{
+		{info("t", "home", "all"), []string{"home", "laptop", "office"}},
+		{info("t", "home", "local"), []string{"home"}},
+		{info("t", "home", "office,laptop"), []string{"laptop", "office"}},
+		{info("t", "home", "future"), nil},
+	} {
+		if got := Desired(tc.t, nodes); !slices.Equal(got, tc.want) {
+			t.Errorf("Desired(%s) = %v, want %v", tc.t.Scope, got, tc.want)
+		}
+	}
+}
+
+// Scope changes as the spec describes them, seen from each node.
+func TestScopeChanges(t *testing.T) {
+	nodes := []string{"home", "office", "laptop"}
+	for _, tc := range []struct {
+		name          string
+		before, after string
+		added, gone   []string
+	}{
+		{"local -> all creates copies everywhere", "local", "all", []string{"laptop", "office"}, nil},
+		{"[home,office] -> [office,laptop]", "home,office", "office,laptop", []string{"laptop"}, []string{"home"}},
+		{"all -> local keeps only the home copy", "all", "local", nil, []string{"laptop", "office"}},
+		{"node removed from a list", "home,office,laptop", "home,office", nil, []string{"laptop"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, a := info("t", "home", tc.before), info("t", "home", tc.after)
+			var added, gone []string
+			for _, n := range nodes {
+				switch {
+				case !Holds(b, n) && Holds(a, n):
+					added = append(added, n)
+				case Holds(b, n) && !Holds(a, n):
+					gone = append(gone, n)
+				}
+			}
+			slices.Sort(added)
+			slices.Sort(gone)
+			if !slices.Equal(added, tc.added) || !slices.Equal(gone, tc.gone) {
+				t.Fatalf("added %v gone %v, want %v %v", added, gone, tc.added, tc.gone)
+			}
+		})
+	}
+}
+
+func TestFollows(t *testing.T) {
+	tb := info("t", "home", "home,office")
+	if !Follows(tb, "office", nil) {
+		t.Error("a holder by scope is followed")
+	}
+	if Follows(tb, "laptop", nil) {
+		t.Error("a node outside the scope is not followed")
+	}
+	if !Follows(tb, "laptop", []string{"other", "t"}) {
+		t.Error("a node draining the table is followed until it has handed off")
+	}
+}
+
+func TestCanDrop(t *testing.T) {
+	tb := info("t", "home", "office,laptop") // home was removed from the list
+	for _, tc := range []struct {
+		name  string
+		self  string
+		last  uint64
+		acks  map[string]uint64
+		by    string
+		allow bool
+	}{
+		{"still in scope: never", "office", 10, map[string]uint64{"laptop": 10}, "", false},
+		{"no acknowledgement yet", "home", 10, nil, "", false},
+		{"keeper behind", "home", 10, map[string]uint64{"office": 9}, "", false},
+		{"keeper caught up", "home", 10, map[string]uint64{"office": 9, "laptop": 10}, "laptop", true},
+		{"ahead counts too", "home", 10, map[string]uint64{"office": 12}, "office", true},
+		{"only a non-keeper caught up", "home", 10, map[string]uint64{"other": 10}, "", false},
+		{"empty copy", "home", 0, map[string]uint64{"office": 0}, "office", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			by, ok := CanDrop(tb, tc.self, tc.last, tc.acks)
+			if ok != tc.allow || by != tc.by {
+				t.Fatalf("CanDrop = %q %v, want %q %v", by, ok, tc.by, tc.allow)
+			}
+		})
+	}
+}
