@@ -204,6 +204,8 @@ func (s *Server) describe(info tables.TableInfo) TableInfo {
 	ti := TableInfo{Name: info.Name, ID: info.ID, Scope: info.Scope, Home: info.Home, Created: info.Created, System: info.System()}
 	if t, err := s.store.Table(info.Name); err == nil {
 		ti.Held, ti.Keys = true, t.Stats().Keys
+	} else if t, ok := s.store.Copy(info.Name); ok {
+		ti.Draining, ti.Keys = true, t.Stats().Keys
 	}
 	return ti
 }

@@ -39,7 +39,10 @@ type TableInfo struct {
 	Created time.Time    `json:"created,omitzero"`
 	System  bool         `json:"system"`
 	Held    bool         `json:"held"`
-	Keys    int64        `json:"keys"`
+	// Draining: this node keeps a copy outside the table's scope until a
+	// node that holds the table has every entry of it.
+	Draining bool  `json:"draining,omitempty"`
+	Keys     int64 `json:"keys"`
 }
 
 // KeyRequest addresses one key. Keys and values are bytes (base64 in JSON).

@@ -49,7 +49,13 @@ func (n *Node) replicate() {
 		n.mu.Unlock()
 		catalogChanged := n.store.Changed()
 		want := map[subKey]bool{}
+		// A node that never synced the system tables gets them first, so
+		// that identities and ACLs are checked locally from the start.
+		systemReady := n.systemSynced()
 		for _, info := range n.store.HeldInfo() {
+			if !info.System() && !systemReady {
+				continue
+			}
 			for _, p := range peers {
 				if n.cfg.Follows(info, p.name, n.draining(p.name)) {
 					want[subKey{p.id, info.Name, info.ID}] = true
@@ -64,11 +70,14 @@ func (n *Node) replicate() {
 				published = draining
 			}
 		}
-		var tick <-chan time.Time
+		var tick, recheck <-chan time.Time
 		if len(published) > 0 {
 			// A copy being handed off is deleted once a holder acknowledged
 			// all of it: look again every second.
 			tick = time.After(time.Second)
+		}
+		if !systemReady && len(peers) > 0 {
+			recheck = time.After(100 * time.Millisecond)
 		}
 		for k, cancel := range running {
 			if !want[k] {
@@ -93,8 +102,21 @@ func (n *Node) replicate() {
 			if err := n.store.Reconcile(); err != nil {
 				n.log.Warn("placement", "err", err)
 			}
+		case <-recheck:
 		}
 	}
+}
+
+// systemSynced reports whether every system table has followed some peer's
+// log at least once (has a cursor).
+func (n *Node) systemSynced() bool {
+	for _, name := range tables.SystemTables {
+		t, err := n.store.Table(name)
+		if err != nil || !t.HasCursor() {
+			return false
+		}
+	}
+	return true
 }
 
 // draining returns the tables a peer says it is handing off, from its

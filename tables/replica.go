@@ -87,6 +87,13 @@ func (t *Table) Cursor(peer string) (Cursor, bool) {
 	return c, ok
 }
 
+// HasCursor reports whether this copy has followed any peer's log.
+func (t *Table) HasCursor() bool {
+	t.cursors.mu.Lock()
+	defer t.cursors.mu.Unlock()
+	return len(t.cursors.m) > 0
+}
+
 // SetCursor records that every entry of peer's log up to c.Offset has been
 // applied here. Call it only after the Apply of those entries returned.
 func (t *Table) SetCursor(peer string, c Cursor) error {

@@ -209,11 +209,12 @@ func TestTableCommands(t *testing.T) {
 		t.Errorf("cortex_meta: %v", tb)
 	}
 
-	// A scope that leaves this node out: still listed, not held.
+	// A scope that leaves this node out: still listed, not held, but the
+	// copy is kept (handing off) until a holder has every entry of it.
 	if got := d.ok(t, "table", "scope", "t", "n2,n3"); got != "table t: scope n2,n3, home home\n" {
 		t.Errorf("table scope: %q", got)
 	}
-	if got := d.ok(t, "table", "list"); !strings.Contains(got, "\nt                  n2,n3    home  no    -\n") {
+	if got := d.ok(t, "table", "list"); !strings.Contains(got, "\nt                  n2,n3    home  handing off  2\n") {
 		t.Errorf("table list after scope:\n%s", got)
 	}
 	scoped := decode[map[string]any](t, d.ok(t, "--json", "table", "scope", "t", "all"))
@@ -723,8 +724,8 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	walk(newRootCmd(newApp(nil, nil, nil, nil, false)), nil)
-	if len(paths) != 26 {
-		t.Errorf("%d commands, want 26 (root, 6 groups, 19 commands)", len(paths))
+	if len(paths) != 29 {
+		t.Errorf("%d commands, want 29 (root, 7 groups, 21 commands)", len(paths))
 	}
 	for _, path := range paths {
 		r := runEnv(t, nil, "", append(slices.Clone(path), "--help")...)

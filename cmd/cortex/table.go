@@ -27,18 +27,20 @@ func tableCmd(a *app) *cobra.Command {
 
 // tableJSON is one table as printed with --json.
 type tableJSON struct {
-	Name    string       `json:"name"`
-	Scope   tables.Scope `json:"scope"`
-	Home    string       `json:"home"`
-	Held    bool         `json:"held"`
-	Keys    int64        `json:"keys"`
-	ID      string       `json:"id"`
-	System  bool         `json:"system"`
-	Created time.Time    `json:"created,omitzero"`
+	Name  string       `json:"name"`
+	Scope tables.Scope `json:"scope"`
+	Home  string       `json:"home"`
+	Held  bool         `json:"held"`
+	// Draining: a copy kept outside the scope until a holder has all of it.
+	Draining bool      `json:"draining,omitempty"`
+	Keys     int64     `json:"keys"`
+	ID       string    `json:"id"`
+	System   bool      `json:"system"`
+	Created  time.Time `json:"created,omitzero"`
 }
 
 func newTableJSON(t api.TableInfo) tableJSON {
-	return tableJSON{Name: t.Name, Scope: t.Scope, Home: t.Home, Held: t.Held, Keys: t.Keys,
+	return tableJSON{Name: t.Name, Scope: t.Scope, Home: t.Home, Held: t.Held, Draining: t.Draining, Keys: t.Keys,
 		ID: t.ID, System: t.System, Created: t.Created}
 }
 
@@ -164,11 +166,14 @@ the system tables and "created" is omitted for them.`,
 			}
 			cols := newColumns(a.stdout, "NAME", "SCOPE", "HOME", "HELD", "KEYS")
 			for _, t := range list {
-				keys := ""
-				if t.Held {
+				keys, held := "", yesNo(t.Held)
+				if t.Held || t.Draining {
 					keys = fmt.Sprint(t.Keys)
 				}
-				cols.row(t.Name, t.Scope.String(), t.Home, yesNo(t.Held), keys)
+				if t.Draining {
+					held = "handing off"
+				}
+				cols.row(t.Name, t.Scope.String(), t.Home, held, keys)
 			}
 			return cols.flush()
 		},
