@@ -13,6 +13,7 @@ import (
 	"net/url"
 
 	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -101,6 +102,12 @@ func (c *Client) NodeStatus(ctx context.Context) (NodeStatus, error) {
 func (c *Client) MeshPeers(ctx context.Context) ([]p2p.PeerStatus, error) {
 	var r []p2p.PeerStatus
 	return r, c.call(ctx, "mesh/peers", Empty{}, &r)
+}
+
+// SyncStatus reports the state of the copies of one table (or all).
+func (c *Client) SyncStatus(ctx context.Context, table string) (repair.Status, error) {
+	var r repair.Status
+	return r, c.call(ctx, "sync/status", SyncStatusRequest{Table: table}, &r)
 }
 
 // CreateTable creates a table with this node as its home.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -45,6 +46,7 @@ func NewServer(store *tables.Store, limits tables.Limits, log *slog.Logger) *Ser
 	s := &Server{store: store, log: log, started: time.Now(), limits: limits, mux: http.NewServeMux()}
 	route(s, "node/status", s.nodeStatus)
 	route(s, "mesh/peers", s.meshPeers)
+	route(s, "sync/status", s.syncStatus)
 	route(s, "table/create", s.createTable)
 	route(s, "table/scope", s.setScope)
 	route(s, "table/drop", s.dropTable)
@@ -140,6 +142,32 @@ func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, 
 		st.MeshAddrs = s.mesh.ListenAddrs()
 	}
 	return st, nil
+}
+
+// SyncStatusRequest names the table to report on (all when empty).
+type SyncStatusRequest struct {
+	Table string `json:"table,omitempty"`
+}
+
+// statusTimeout bounds how long sync status waits for any one node.
+const statusTimeout = 3 * time.Second
+
+func (s *Server) syncStatus(ctx context.Context, c caller, req *SyncStatusRequest) (repair.Status, error) {
+	if err := s.check(c, tables.MetaTable, tables.PermAdmin); err != nil {
+		return repair.Status{}, err
+	}
+	var names []string
+	if req.Table != "" {
+		if _, err := s.store.Info(req.Table); err != nil {
+			return repair.Status{}, err
+		}
+		names = []string{req.Table}
+	}
+	var q repair.Querier
+	if s.mesh != nil {
+		q = s.mesh
+	}
+	return repair.Gather(ctx, q, s.store, names, statusTimeout)
 }
 
 func (s *Server) meshPeers(_ context.Context, c caller, _ *Empty) ([]p2p.PeerStatus, error) {

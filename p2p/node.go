@@ -155,6 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(HelloID, n.handleHello)
 	h.SetStreamHandler(ReplID, n.handleRepl)
+	h.SetStreamHandler(StatusID, n.handleStatus)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected, DisconnectedF: n.disconnected})
 	if err := n.writeOwnRecord(ctx); err != nil {
 		n.Close()

@@ -134,7 +134,14 @@ func (cs *cursors) save() error {
 // so that log truncation keeps what a known holder has not applied yet.
 type acks struct {
 	mu sync.Mutex
-	m  map[string]uint64
+	m  map[string]Ack
+}
+
+// Ack is how far a subscriber has applied this copy's log, and when it
+// last said so.
+type Ack struct {
+	Offset uint64
+	At     time.Time
 }
 
 // Ack records that subscriber has applied this copy's log up to offset.
@@ -142,11 +149,11 @@ func (t *Table) Ack(subscriber string, offset uint64) {
 	t.acks.mu.Lock()
 	defer t.acks.mu.Unlock()
 	if t.acks.m == nil {
-		t.acks.m = map[string]uint64{}
+		t.acks.m = map[string]Ack{}
 	}
-	if offset > t.acks.m[subscriber] {
-		t.acks.m[subscriber] = offset
-	}
+	a := t.acks.m[subscriber]
+	a.Offset, a.At = max(a.Offset, offset), time.Now()
+	t.acks.m[subscriber] = a
 }
 
 // Acks returns every subscriber's acknowledged offset.
@@ -155,6 +162,28 @@ func (t *Table) Acks() map[string]uint64 {
 	defer t.acks.mu.Unlock()
 	out := make(map[string]uint64, len(t.acks.m))
 	for k, v := range t.acks.m {
+		out[k] = v.Offset
+	}
+	return out
+}
+
+// Subscribers returns every subscriber's acknowledgement.
+func (t *Table) Subscribers() map[string]Ack {
+	t.acks.mu.Lock()
+	defer t.acks.mu.Unlock()
+	out := make(map[string]Ack, len(t.acks.m))
+	for k, v := range t.acks.m {
+		out[k] = v
+	}
+	return out
+}
+
+// Cursors returns this copy's cursors in its peers' logs.
+func (t *Table) Cursors() map[string]Cursor {
+	t.cursors.mu.Lock()
+	defer t.cursors.mu.Unlock()
+	out := make(map[string]Cursor, len(t.cursors.m))
+	for k, v := range t.cursors.m {
 		out[k] = v
 	}
 	return out

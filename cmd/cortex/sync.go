@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/repair"
+	"github.com/spf13/cobra"
+)
+
+func syncCmd(a *app) *cobra.Command {
+	c := groupCmd("sync", "Show and fix replication", "Show the replication state of tables across the mesh.",
+		"  cortex sync status\n  cortex sync status fruit --json")
+	c.AddCommand(syncStatusCmd(a))
+	return c
+}
+
+var stateWords = map[string]string{
+	repair.InSync: "in sync", repair.CatchingUp: "catching up", repair.Diverged: "diverged (run cortex sync repair)", repair.Unknown: "unknown",
+}
+
+func syncStatusCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [TABLE]",
+		Short: "Show each table's copies, their lag and whether they are in sync",
+		Long: `Ask every node of the mesh (each for at most 3 s: a node that does not answer
+is shown as unreachable) for its copies of each table (or of TABLE), and show
+per table: its scope, the nodes that should hold it, and per node whether it
+holds a copy, its log offset, key count, lag (entries of the other copies'
+logs it has not applied yet, and for how long) and digest; then a verdict:
+
+  in sync      every reachable holder has the same digest and no lag
+  catching up  a holder is behind, or a copy is still being made
+  diverged     no lag but the digests differ: run cortex sync repair TABLE
+  unknown      too few holders reachable to tell
+
+Local tables are listed as not replicated. With --json prints
+{"tables":[{"table","scope","replicated","desired":[...],"replicas":[{"node",
+"desired","has_copy","reachable","offset","keys","digest","lag","lag_s"}],
+"state":"in_sync|catching_up|diverged|unknown","in_sync":bool}]}.`,
+		Example: `  cortex sync status
+  cortex sync status fruit --json | jq .tables[0].state`,
+		Args: positional(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			table := ""
+			if len(args) == 1 {
+				table = args[0]
+			}
+			st, err := call(a, func(ctx context.Context, c *api.Client) (repair.Status, error) {
+				return c.SyncStatus(ctx, table)
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, st)
+			}
+			for i, ts := range st.Tables {
+				if i > 0 {
+					fmt.Fprintln(a.stdout)
+				}
+				state := stateWords[ts.State]
+				if !ts.Replicated {
+					state = "not replicated (scope local)"
+				}
+				fmt.Fprintf(a.stdout, "%s  scope %s  should hold: %s  %s\n", ts.Table, ts.Scope, strings.Join(ts.Desired, ","), state)
+				cols := newColumns(a.stdout, "  NODE", "COPY", "OFFSET", "KEYS", "LAG", "DIGEST")
+				for _, r := range ts.Replicas {
+					copyWord, offset, keys, lag := "no", "-", "-", "-"
+					switch {
+					case !r.Reachable:
+						copyWord = "unreachable"
+					case r.Draining:
+						copyWord = "handing off"
+					case r.HasCopy:
+						copyWord = "yes"
+					}
+					if r.HasCopy {
+						offset, keys, lag = fmt.Sprint(r.Offset), fmt.Sprint(r.Keys), fmt.Sprint(r.Lag)
+						if r.Lag > 0 {
+							lag += fmt.Sprintf(" (%.1fs)", r.LagS)
+						}
+					}
+					cols.row("  "+r.Node, copyWord, offset, keys, lag, r.Digest)
+				}
+				if err := cols.flush(); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}

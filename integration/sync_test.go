@@ -1,0 +1,88 @@
+package integration
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cortex-mesh/cortex/repair"
+)
+
+// syncStatus runs `cortex sync status [table] --json` on n.
+func (n *node) syncStatus(table ...string) repair.Status {
+	n.t.Helper()
+	var st repair.Status
+	if err := json.Unmarshal([]byte(n.must(append([]string{"sync", "status", "--json"}, table...)...)), &st); err != nil {
+		n.t.Fatal(err)
+	}
+	return st
+}
+
+// waitState polls sync status until table reaches state.
+func (n *node) waitState(table, state string) repair.TableStatus {
+	n.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := n.syncStatus(table)
+		if len(st.Tables) == 1 && st.Tables[0].State == state {
+			return st.Tables[0]
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("%s: sync status of %s never became %s: %+v", n.name, table, state, st)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+}
+
+func TestSyncStatus(t *testing.T) {
+	a, b, c := meshOf3(t)
+	a.must("table", "create", "fruit", "--scope", "all")
+	a.must("table", "create", "pair", "--scope", "a,b")
+	a.must("table", "create", "mine")
+	for _, k := range []string{"k1", "k2"} {
+		a.must("put", "fruit", k, "v")
+		a.must("put", "pair", k, "v")
+	}
+	ts := c.waitState("fruit", repair.InSync)
+	if len(ts.Replicas) != 3 || !ts.InSync {
+		t.Fatalf("fruit: %+v", ts)
+	}
+	for _, r := range ts.Replicas {
+		if !r.HasCopy || !r.Reachable || r.Keys != 2 || r.Lag != 0 || r.Digest != ts.Replicas[0].Digest {
+			t.Fatalf("fruit replica: %+v", r)
+		}
+	}
+	// A list scope shows only its nodes.
+	ts = c.waitState("pair", repair.InSync)
+	if strings.Join(ts.Desired, ",") != "a,b" || len(ts.Replicas) != 2 {
+		t.Fatalf("pair: %+v", ts)
+	}
+	// A local table is not replicated.
+	st := a.syncStatus("mine")
+	if len(st.Tables) != 1 || st.Tables[0].Replicated {
+		t.Fatalf("mine: %+v", st)
+	}
+	// The human form names the verdict.
+	if out := c.must("sync", "status"); !strings.Contains(out, "in sync") || !strings.Contains(out, "not replicated") {
+		t.Fatalf("sync status:\n%s", out)
+	}
+	// An unreachable node is named as such; the others still agree.
+	b.kill()
+	start := time.Now()
+	ts = c.waitState("fruit", repair.InSync)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("sync status took %s with a node down", took)
+	}
+	for _, r := range ts.Replicas {
+		if r.Node == "b" && r.Reachable {
+			t.Fatalf("b is down but shown reachable: %+v", r)
+		}
+	}
+	// With only one of a,b reachable, pair's state cannot be told.
+	c.waitState("pair", repair.Unknown)
+	// Unknown table: exit 3.
+	if r := c.cli("sync", "status", "nope"); r.code != 3 {
+		t.Fatalf("sync status nope: %+v", r)
+	}
+}

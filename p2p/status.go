@@ -1,0 +1,156 @@
+package p2p
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// StatusID is the protocol a node answers with the state of its copies:
+// log position, counts, digest, its subscribers' acknowledgements and its
+// own cursors. `cortex sync status` asks every node for it.
+const StatusID = "/cortex/status/1"
+
+const maxStatusFrame = 4 << 20
+
+// CopyStatus is one node's copy of a table, at one instant.
+type CopyStatus struct {
+	Table       string                   `json:"table"`
+	ID          string                   `json:"id"`
+	LogID       string                   `json:"log_id"`
+	FirstOffset uint64                   `json:"first_offset"`
+	Offset      uint64                   `json:"offset"` // last log offset the copy reflects
+	Keys        int64                    `json:"keys"`
+	Tombstones  int64                    `json:"tombstones"`
+	Digest      string                   `json:"digest"`
+	Draining    bool                     `json:"draining,omitempty"`
+	Subscribers []SubscriberStatus       `json:"subscribers"`
+	Cursors     map[string]tables.Cursor `json:"cursors"`
+}
+
+// SubscriberStatus is how far a subscriber has applied a copy's log.
+type SubscriberStatus struct {
+	Node          string `json:"node"`
+	Acked         uint64 `json:"acked"`
+	LastContactMS int64  `json:"last_contact_ms"`
+}
+
+// LocalStatus describes this node's copies (held or being handed off) of
+// the named tables, or of all when names is empty.
+func LocalStatus(store *tables.Store, names []string) []CopyStatus {
+	var out []CopyStatus
+	infos := append(store.HeldInfo(), store.Draining()...)
+	for _, info := range infos {
+		if len(names) > 0 && !slices.Contains(names, info.Name) {
+			continue
+		}
+		t, ok := store.Copy(info.Name)
+		if !ok {
+			continue
+		}
+		_, notHeld := store.Table(info.Name)
+		st := t.Stats()
+		cs := CopyStatus{Table: info.Name, ID: info.ID, LogID: st.LogID, FirstOffset: st.FirstOffset, Offset: st.Applied,
+			Keys: st.Keys, Tombstones: st.Tombstones, Digest: strconv.FormatUint(st.Digest, 16), Draining: notHeld != nil,
+			Cursors: t.Cursors(), Subscribers: []SubscriberStatus{}}
+		for node, a := range t.Subscribers() {
+			cs.Subscribers = append(cs.Subscribers, SubscriberStatus{Node: node, Acked: a.Offset, LastContactMS: a.At.UnixMilli()})
+		}
+		slices.SortFunc(cs.Subscribers, func(a, b SubscriberStatus) int { return cmpString(a.Node, b.Node) })
+		out = append(out, cs)
+	}
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+type statusRequest struct {
+	Tables []string `json:"tables"`
+}
+
+func (n *Node) handleStatus(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(handshakeTimeout))
+	b, err := ReadFrame(s, 64<<10)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	var req statusRequest
+	if err := json.Unmarshal(b, &req); err != nil || len(req.Tables) > 10_000 {
+		n.log.Warn("status: malformed request", "peer", n.peerName(s.Conn().RemotePeer()), "err", err)
+		s.Reset()
+		return
+	}
+	WriteFrame(s, mustJSON(LocalStatus(n.store, req.Tables)))
+}
+
+// QueryStatus asks a connected node for the status of its copies. It fails
+// at once for a node that is not connected.
+func (n *Node) QueryStatus(ctx context.Context, node string, names []string) ([]CopyStatus, error) {
+	if node == n.Name() {
+		return LocalStatus(n.store, names), nil
+	}
+	n.mu.Lock()
+	var id peer.ID
+	for pid, p := range n.peers {
+		if p.name == node && p.connected {
+			id = pid
+		}
+	}
+	n.mu.Unlock()
+	if id == "" {
+		return nil, fmt.Errorf("%s is not connected", node)
+	}
+	s, err := n.host.NewStream(ctx, id, StatusID)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetDeadline(dl)
+	}
+	if err := WriteFrame(s, mustJSON(statusRequest{Tables: names})); err != nil {
+		return nil, err
+	}
+	b, err := ReadFrame(s, maxStatusFrame)
+	if err != nil {
+		return nil, err
+	}
+	var out []CopyStatus
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("malformed status from %s: %w", node, err)
+	}
+	return out, nil
+}
+
+// Members lists the names of the nodes with a membership record, this one
+// included.
+func (n *Node) Members() []string {
+	var out []string
+	for _, r := range n.members() {
+		if m, err := r.member(); err == nil {
+			out = append(out, m.Node)
+		}
+	}
+	if !slices.Contains(out, n.Name()) {
+		out = append(out, n.Name())
+	}
+	slices.Sort(out)
+	return out
+}

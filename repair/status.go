@@ -1,0 +1,222 @@
+// Package repair owns the view across copies: sync status (each copy's log
+// position, digest and lag, and a verdict per table) and repair (making the
+// copies of a table equal again by last-write-wins merge).
+package repair
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// The verdicts of a table's status.
+const (
+	InSync     = "in_sync"     // every reachable holder has the same digest and no lag
+	CatchingUp = "catching_up" // some holder is behind (or a copy is being made)
+	Diverged   = "diverged"    // no lag, yet digests differ: repair needed
+	Unknown    = "unknown"     // too few holders reachable to tell
+)
+
+// Replica is one node's part in a table's status.
+type Replica struct {
+	Node      string  `json:"node"`
+	Desired   bool    `json:"desired"`  // the scope selects this node
+	HasCopy   bool    `json:"has_copy"` // it answered with a copy
+	Draining  bool    `json:"draining,omitempty"`
+	Reachable bool    `json:"reachable"`
+	LogID     string  `json:"log_id,omitempty"`
+	Offset    uint64  `json:"offset"`
+	Keys      int64   `json:"keys"`
+	Digest    string  `json:"digest,omitempty"`
+	Lag       uint64  `json:"lag"`   // entries of other holders' logs not applied here yet
+	LagS      float64 `json:"lag_s"` // seconds since this node last acknowledged what it lags behind
+	Error     string  `json:"error,omitempty"`
+}
+
+// TableStatus is the status of one table across the mesh.
+type TableStatus struct {
+	Table      string       `json:"table"`
+	Scope      tables.Scope `json:"scope"`
+	Replicated bool         `json:"replicated"` // false for local tables
+	Desired    []string     `json:"desired"`
+	Replicas   []Replica    `json:"replicas"`
+	State      string       `json:"state"`
+	InSync     bool         `json:"in_sync"`
+}
+
+// Status is `cortex sync status`.
+type Status struct {
+	Tables []TableStatus `json:"tables"`
+}
+
+// Verdict decides a table's state from its replicas. Copies being handed
+// off are shown but do not count: they take no new writes.
+func Verdict(replicas []Replica) string {
+	var live []Replica
+	desired, unreachable := 0, 0
+	for _, r := range replicas {
+		if r.Desired {
+			desired++
+			if !r.Reachable {
+				unreachable++
+			}
+		}
+		if r.Reachable && r.Desired && !r.HasCopy {
+			return CatchingUp // its copy is still to be made
+		}
+		if r.Reachable && r.HasCopy && !r.Draining {
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 || (desired > 1 && len(live) < 2) {
+		return Unknown
+	}
+	for _, r := range live {
+		if r.Lag > 0 {
+			return CatchingUp
+		}
+	}
+	for _, r := range live[1:] {
+		if r.Digest != live[0].Digest {
+			return Diverged
+		}
+	}
+	return InSync
+}
+
+// Lags computes, for each copy, how many entries of the other copies' logs
+// it has not applied (the largest over those copies, from its cursors), and
+// for how long (since it last acknowledged to that copy).
+func Lags(copies map[string]p2p.CopyStatus, now time.Time) map[string]Lag {
+	out := map[string]Lag{}
+	for r, rc := range copies {
+		var lag uint64
+		var secs float64
+		for h, hc := range copies {
+			if h == r || hc.Draining {
+				continue
+			}
+			behind := hc.Offset
+			if cur, ok := rc.Cursors[h]; ok && cur.LogID == hc.LogID {
+				behind = hc.Offset - min(cur.Offset, hc.Offset)
+			}
+			if behind == 0 {
+				continue
+			}
+			lag = max(lag, behind)
+			for _, s := range hc.Subscribers {
+				if s.Node == r && s.LastContactMS > 0 {
+					secs = max(secs, now.Sub(time.UnixMilli(s.LastContactMS)).Seconds())
+				}
+			}
+		}
+		out[r] = Lag{lag, secs}
+	}
+	return out
+}
+
+// Lag is how far a copy is behind the other copies.
+type Lag struct {
+	Entries uint64
+	Seconds float64
+}
+
+var errNeverJoined = errors.New("has not joined the mesh")
+
+// Querier asks a node for the status of its copies.
+type Querier interface {
+	QueryStatus(ctx context.Context, node string, tables []string) ([]p2p.CopyStatus, error)
+	Members() []string
+}
+
+// Gather asks every member (bounded by timeout) for its copies of the named
+// tables (all when empty) and builds the status of each table.
+func Gather(ctx context.Context, q Querier, store *tables.Store, names []string, timeout time.Duration) (Status, error) {
+	catalog, err := store.Catalog()
+	if err != nil {
+		return Status{}, err
+	}
+	members := []string{store.Node()}
+	if q != nil {
+		members = q.Members()
+	}
+	type answer struct {
+		copies map[string]p2p.CopyStatus
+		err    error
+	}
+	answers := make(map[string]answer, len(members))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			qctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			var list []p2p.CopyStatus
+			var err error
+			if q == nil {
+				list = p2p.LocalStatus(store, names)
+			} else {
+				list, err = q.QueryStatus(qctx, m, names)
+			}
+			a := answer{copies: map[string]p2p.CopyStatus{}, err: err}
+			for _, c := range list {
+				a.copies[c.Table] = c
+			}
+			mu.Lock()
+			answers[m] = a
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	now := time.Now()
+	st := Status{Tables: []TableStatus{}}
+	for _, info := range catalog {
+		if len(names) > 0 && !slices.Contains(names, info.Name) {
+			continue
+		}
+		ts := TableStatus{Table: info.Name, Scope: info.Scope, Replicated: !info.Scope.Local, Desired: []string{}}
+		copies := map[string]p2p.CopyStatus{}
+		for _, m := range members {
+			if c, ok := answers[m].copies[info.Name]; ok && c.ID == info.ID {
+				copies[m] = c
+			}
+		}
+		lags := Lags(copies, now)
+		nodes := members
+		for _, n := range info.Scope.Nodes { // named in the scope, never joined
+			if !slices.Contains(nodes, n) {
+				nodes = append(slices.Clip(nodes), n)
+				answers[n] = answer{err: errNeverJoined}
+			}
+		}
+		for _, m := range nodes {
+			r := Replica{Node: m, Desired: info.HeldBy(m), Reachable: answers[m].err == nil}
+			if r.Desired {
+				ts.Desired = append(ts.Desired, m)
+			}
+			if err := answers[m].err; err != nil {
+				r.Error = err.Error()
+			}
+			c, ok := copies[m]
+			if !ok && !r.Desired {
+				continue // neither should nor does hold it
+			}
+			if ok {
+				r.HasCopy, r.Draining, r.LogID, r.Offset, r.Keys, r.Digest = true, c.Draining, c.LogID, c.Offset, c.Keys, c.Digest
+				r.Lag, r.LagS = lags[m].Entries, lags[m].Seconds
+			}
+			ts.Replicas = append(ts.Replicas, r)
+		}
+		ts.State = Verdict(ts.Replicas)
+		ts.InSync = ts.State == InSync
+		st.Tables = append(st.Tables, ts)
+	}
+	return st, nil
+}
