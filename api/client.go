@@ -110,6 +110,12 @@ func (c *Client) SyncStatus(ctx context.Context, table string) (repair.Status, e
 	return r, c.call(ctx, "sync/status", SyncStatusRequest{Table: table}, &r)
 }
 
+// SyncRepair repairs a table from the node (which must hold it).
+func (c *Client) SyncRepair(ctx context.Context, table string, dryRun bool) (repair.Report, error) {
+	var r repair.Report
+	return r, c.call(ctx, "sync/repair", SyncRepairRequest{Table: table, DryRun: dryRun}, &r)
+}
+
 // CreateTable creates a table with this node as its home.
 func (c *Client) CreateTable(ctx context.Context, name string, scope tables.Scope) (TableInfo, error) {
 	var r TableInfo

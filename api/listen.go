@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"syscall"
 	"time"
 )
 
@@ -27,9 +26,12 @@ func ListenUnix(path string) (net.Listener, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
-	old := syscall.Umask(0o177) // the socket is created 0600, never wider
+	// The socket is made 0600 right after it is created. (Not by changing
+	// the umask around it: the umask is the process's, and other goroutines
+	// create files and directories meanwhile.) Until the chmod it has the
+	// umask's mode, which with any usual umask lets no one else write to it,
+	// and connecting needs write permission.
 	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}

@@ -47,6 +47,7 @@ func NewServer(store *tables.Store, limits tables.Limits, log *slog.Logger) *Ser
 	route(s, "node/status", s.nodeStatus)
 	route(s, "mesh/peers", s.meshPeers)
 	route(s, "sync/status", s.syncStatus)
+	route(s, "sync/repair", s.syncRepair)
 	route(s, "table/create", s.createTable)
 	route(s, "table/scope", s.setScope)
 	route(s, "table/drop", s.dropTable)
@@ -168,6 +169,28 @@ func (s *Server) syncStatus(ctx context.Context, c caller, req *SyncStatusReques
 		q = s.mesh
 	}
 	return repair.Gather(ctx, q, s.store, names, statusTimeout)
+}
+
+// SyncRepairRequest asks for a table's repair (or, dry run, its differences).
+type SyncRepairRequest struct {
+	Table  string `json:"table"`
+	DryRun bool   `json:"dry_run,omitempty"`
+}
+
+func (s *Server) syncRepair(ctx context.Context, c caller, req *SyncRepairRequest) (repair.Report, error) {
+	if err := s.check(c, req.Table, tables.PermAdmin); err != nil {
+		return repair.Report{}, err
+	}
+	var m repair.Mesh
+	if s.mesh != nil {
+		m = s.mesh
+	}
+	rep, err := repair.Run(ctx, m, s.store, req.Table, req.DryRun, func(msg string) { s.log.Info("repair: "+msg, "table", req.Table) })
+	if err != nil {
+		return rep, err
+	}
+	s.log.Info("repair done", "table", req.Table, "dry_run", req.DryRun, "rounds", rep.Rounds, "in_sync", rep.InSync)
+	return rep, nil
 }
 
 func (s *Server) meshPeers(_ context.Context, c caller, _ *Empty) ([]p2p.PeerStatus, error) {

@@ -53,7 +53,7 @@ func runMain(m *testing.M) int {
 
 // node is one cortexd process.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	dir    string // data directory
 	socket string
@@ -70,7 +70,7 @@ type node struct {
 
 // newNode prepares a node with its own data directory; start runs it.
 // Socket paths must stay short, so the directory lives under /tmp.
-func newNode(t *testing.T, name string, extra ...string) *node {
+func newNode(t testing.TB, name string, extra ...string) *node {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "cx-")
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 // meshCerts makes a mesh CA and node certificates in a temporary directory.
-func meshCerts(t *testing.T, names ...string) string {
+func meshCerts(t testing.TB, names ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := p2p.CreateCA(dir, false, time.Now()); err != nil {
@@ -27,7 +27,7 @@ func meshCerts(t *testing.T, names ...string) string {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,7 +38,7 @@ func freePort(t *testing.T) int {
 }
 
 // newMeshNode prepares a node in mesh mode listening on 127.0.0.1.
-func newMeshNode(t *testing.T, certs, name string, peers ...string) *node {
+func newMeshNode(t testing.TB, certs, name string, peers ...string) *node {
 	cert, key := p2p.NodeCertFiles(certs, name)
 	n := newNode(t, name, "--mesh-ca", filepath.Join(certs, "ca.crt"), "--mesh-cert", cert, "--mesh-key", key)
 	n.meshAddr = "127.0.0.1:" + strconv.Itoa(freePort(t))

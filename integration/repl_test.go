@@ -8,7 +8,7 @@ import (
 )
 
 // meshOf3 starts a, b and c; b and c join through a.
-func meshOf3(t *testing.T, extra ...string) (a, b, c *node) {
+func meshOf3(t testing.TB, extra ...string) (a, b, c *node) {
 	certs := meshCerts(t, "a", "b", "c")
 	a = newMeshNode(t, certs, "a")
 	a.args = append(a.args, extra...)

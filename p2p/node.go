@@ -35,7 +35,10 @@ const MaxRefusedSkew = 60 * time.Second
 // Redial backoff bounds.
 const (
 	minBackoff = 100 * time.Millisecond
-	maxBackoff = 15 * time.Second
+	maxBackoff = 3 * time.Second // a healed partition is redialed within this
+	// dialTimeout bounds a TCP connect, so that a dial into a partition
+	// (no answer at all) gives up and retries soon after the link is back.
+	dialTimeout = 3 * time.Second
 )
 
 // keepAliveInterval is how long a connection may stay silent before yamux
@@ -156,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	h.SetStreamHandler(HelloID, n.handleHello)
 	h.SetStreamHandler(ReplID, n.handleRepl)
 	h.SetStreamHandler(StatusID, n.handleStatus)
+	h.SetStreamHandler(RepairID, n.handleRepair)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected, DisconnectedF: n.disconnected})
 	if err := n.writeOwnRecord(ctx); err != nil {
 		n.Close()
@@ -332,7 +336,7 @@ func (n *Node) dial(ctx context.Context, addr string) (peer.ID, error) {
 
 // probe runs the security handshake alone to learn the peer ID at addr.
 func (n *Node) probe(ctx context.Context, addr string) (peer.ID, error) {
-	var d net.Dialer
+	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return "", err

@@ -113,7 +113,9 @@ func (n *Node) publish(ctx context.Context, s network.Stream, t *tables.Table, r
 	log := t.Log()
 	from := req.From
 	first, _ := log.Bounds()
-	if req.LogID != log.ID() || from == 0 || from < first {
+	// A cursor past this log's end means the log lost entries the
+	// subscriber has (a data directory restored from a backup): start over.
+	if _, last := log.Bounds(); req.LogID != log.ID() || from == 0 || from < first || from > last+1 {
 		recs, offset, err := t.Snapshot()
 		if err != nil {
 			return err

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // StatusID is the protocol a node answers with the state of its copies:
@@ -106,15 +105,8 @@ func (n *Node) QueryStatus(ctx context.Context, node string, names []string) ([]
 	if node == n.Name() {
 		return LocalStatus(n.store, names), nil
 	}
-	n.mu.Lock()
-	var id peer.ID
-	for pid, p := range n.peers {
-		if p.name == node && p.connected {
-			id = pid
-		}
-	}
-	n.mu.Unlock()
-	if id == "" {
+	id, ok := n.peerByName(node)
+	if !ok {
 		return nil, fmt.Errorf("%s is not connected", node)
 	}
 	s, err := n.host.NewStream(ctx, id, StatusID)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cortex-mesh/cortex/tables"
@@ -180,12 +181,17 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 	n.log.Info("repl: subscribed", "table", k.table, "peer", peerName, "log_id", cur.LogID, "from", req.From)
 	var logID string
 	var next, snapOffset uint64
+	ack := &acker{n: n, s: s, t: t, peerName: peerName}
+	defer ack.stop()
 	for {
 		b, err := ReadFrame(s, maxReplFrame)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrFrameTooLarge) {
 			return progressed, err
 		}
-		f, err := decodeFrame(b)
+		var f replFrame
+		if err == nil { // a length over the limit is a malformed frame too
+			f, err = decodeFrame(b)
+		}
 		if err != nil {
 			n.log.Error("repl: malformed frame: closing the stream, nothing of it applied", "table", k.table, "peer", peerName, "err", err)
 			s.Reset()
@@ -199,6 +205,10 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 				return progressed, fmt.Errorf("publisher resumed at %s/%d, not at our cursor %s/%d", f.LogID, f.Offset, cur.LogID, req.From)
 			}
 			logID, next = f.LogID, f.Offset
+			// Tell the publisher where we are, even if nothing new comes.
+			if err := ack.advance(logID, next-1); err != nil {
+				return progressed, err
+			}
 		case frameSnapBegin:
 			logID, snapOffset = f.LogID, f.Offset
 			n.log.Info("repl: receiving a snapshot", "table", k.table, "peer", peerName, "as_of", snapOffset)
@@ -214,7 +224,7 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 			if logID == "" || next != 0 {
 				return progressed, errors.New("snapshot end outside a snapshot")
 			}
-			if err := n.advance(s, t, peerName, logID, snapOffset); err != nil {
+			if err := ack.advance(logID, snapOffset); err != nil {
 				return progressed, err
 			}
 			next = snapOffset + 1
@@ -227,7 +237,7 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 			}
 			progressed = true
 			next = f.Offset + uint64(len(f.Entries))
-			if err := n.advance(s, t, peerName, logID, next-1); err != nil {
+			if err := ack.advance(logID, next-1); err != nil {
 				return progressed, err
 			}
 		default:
@@ -250,11 +260,62 @@ func (n *Node) apply(ctx context.Context, t *tables.Table, f replFrame) error {
 	return nil
 }
 
-// advance stores the cursor (the entries up to offset are applied and
-// durable) and acknowledges the offset to the publisher.
-func (n *Node) advance(s network.Stream, t *tables.Table, peerName, logID string, offset uint64) error {
-	if err := t.SetCursor(peerName, tables.Cursor{LogID: logID, Offset: offset}); err != nil {
-		n.log.Warn("repl: saving cursor", "table", t.Name(), "err", err)
-	}
-	return n.send(s, &replFrame{Type: frameAck, Offset: offset})
+// acker stores a subscription's cursor and acknowledges to the publisher
+// what the saved cursor covers. A cursor not yet saved (saves are at most
+// every 100 ms) is saved and acknowledged shortly after, even if no other
+// batch comes: a publisher handing its copy off waits for that.
+type acker struct {
+	n        *Node
+	s        network.Stream
+	t        *tables.Table
+	peerName string
+
+	mu      sync.Mutex // serialises ack frames and guards the fields below
+	logID   string
+	acked   uint64
+	pending *time.Timer
 }
+
+func (a *acker) advance(logID string, offset uint64) error {
+	saved, err := a.t.SetCursor(a.peerName, tables.Cursor{LogID: logID, Offset: offset})
+	if err != nil {
+		a.n.log.Warn("repl: saving cursor", "table", a.t.Name(), "err", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.logID = logID
+	if saved.Offset < offset && a.pending == nil {
+		a.pending = time.AfterFunc(2*cursorFlushDelay, a.flush)
+	}
+	return a.sendLocked(saved)
+}
+
+func (a *acker) flush() {
+	saved, err := a.t.SaveCursors(a.peerName)
+	if err != nil {
+		a.n.log.Warn("repl: saving cursor", "table", a.t.Name(), "err", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = nil
+	a.sendLocked(saved)
+}
+
+func (a *acker) sendLocked(saved tables.Cursor) error {
+	if saved.LogID != a.logID || saved.Offset <= a.acked {
+		return nil
+	}
+	a.acked = saved.Offset
+	return a.n.send(a.s, &replFrame{Type: frameAck, Offset: saved.Offset})
+}
+
+func (a *acker) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pending != nil {
+		a.pending.Stop()
+	}
+}
+
+// cursorFlushDelay is how long a saved cursor may stay behind.
+const cursorFlushDelay = 100 * time.Millisecond

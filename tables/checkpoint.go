@@ -123,6 +123,17 @@ func checkpointFiles(dir string) []ckptFile {
 	return out
 }
 
+// NewestCheckpoint returns the path and offset of the newest checkpoint file
+// in a table copy's directory, ok false if there is none. It only reads the
+// directory (cortex-wal uses it on a stopped node's data).
+func NewestCheckpoint(dir string) (path string, offset uint64, ok bool) {
+	files := checkpointFiles(dir)
+	if len(files) == 0 {
+		return "", 0, false
+	}
+	return files[0].path, files[0].offset, true
+}
+
 // loadNewestCheckpoint fills the (empty) view from the newest checkpoint and
 // returns its offset (0 when there is none). A checkpoint that does not
 // verify is an error: the table does not start from a view it cannot trust.

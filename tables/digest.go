@@ -23,11 +23,22 @@ func (d *Digest) Sum() uint64 {
 // toggle adds a record's hash if absent, or removes it if present. rec is the
 // view encoding of the record (version, flags and value).
 func (d *Digest) toggle(key, rec string) {
-	d[Bucket([]byte(key[len(userKeyPrefix):]))] ^= mix(fnv64(fnv64(offset64, key), rec))
+	d[Bucket([]byte(key[len(userKeyPrefix):]))] ^= recordHash(key, rec)
 }
 
-// Bucket is the digest bucket of a user key.
-func Bucket(key []byte) int { return int(mix(fnv64(offset64, string(key))) % Buckets) }
+// recordHash is a record's contribution to the digest.
+func recordHash(viewKey, rec string) uint64 { return mix(fnv64(fnv64(offset64, viewKey), rec)) }
+
+// Bucket is the digest bucket of a user key: the low 8 bits of its hash.
+func Bucket(key []byte) int { return int(Leaf(key) % Buckets) }
+
+// Leaf refines buckets for repair: the low 16 bits of the key's hash, so
+// each bucket has 256 leaves (Leaf(k)%256 == Bucket(k)).
+func Leaf(key []byte) int { return int(HashKey(key) & 0xffff) }
+
+// HashKey is the 64-bit hash of a key that places it in a bucket and leaf;
+// repair names keys by it.
+func HashKey(key []byte) uint64 { return mix(fnv64(offset64, string(key))) }
 
 const (
 	offset64 = 14695981039346656037

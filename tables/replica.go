@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -53,17 +54,18 @@ type Cursor struct {
 // a crash a cursor can only be behind: entries are repeated (LWW makes that
 // a no-op), never skipped.
 type cursors struct {
-	mu    sync.Mutex
-	path  string
-	m     map[string]Cursor
-	dirty bool
-	saved time.Time
+	mu      sync.Mutex
+	path    string
+	m       map[string]Cursor
+	onDisk  map[string]Cursor // as last saved
+	dirty   bool
+	savedAt time.Time
 }
 
 const cursorSaveEvery = 100 * time.Millisecond
 
 func loadCursors(dir string) (*cursors, error) {
-	c := &cursors{path: filepath.Join(dir, "cursors"), m: map[string]Cursor{}}
+	c := &cursors{path: filepath.Join(dir, "cursors"), m: map[string]Cursor{}, onDisk: map[string]Cursor{}}
 	b, err := os.ReadFile(c.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
@@ -76,6 +78,7 @@ func loadCursors(dir string) (*cursors, error) {
 		c.m = map[string]Cursor{}
 		return c, fmt.Errorf("%s is malformed, starting without cursors: %w", c.path, err)
 	}
+	maps.Copy(c.onDisk, c.m)
 	return c, nil
 }
 
@@ -95,17 +98,21 @@ func (t *Table) HasCursor() bool {
 }
 
 // SetCursor records that every entry of peer's log up to c.Offset has been
-// applied here. Call it only after the Apply of those entries returned.
-func (t *Table) SetCursor(peer string, c Cursor) error {
+// applied here. Call it only after the Apply of those entries returned. It
+// returns the cursor as saved on disk, which may be behind (saves are at
+// most every 100 ms): acknowledge that one to the peer, so that after a
+// crash this copy can resume from the peer's log rather than a snapshot.
+func (t *Table) SetCursor(peer string, c Cursor) (Cursor, error) {
 	cs := t.cursors
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.m[peer] = c
 	cs.dirty = true
-	if time.Since(cs.saved) < cursorSaveEvery {
-		return nil
+	var err error
+	if time.Since(cs.savedAt) >= cursorSaveEvery {
+		err = cs.saveLocked()
 	}
-	return cs.saveLocked()
+	return cs.onDisk[peer], err
 }
 
 func (cs *cursors) saveLocked() error {
@@ -120,8 +127,19 @@ func (cs *cursors) saveLocked() error {
 	if err := os.Rename(tmp, cs.path); err != nil {
 		return err
 	}
-	cs.dirty, cs.saved = false, time.Now()
+	cs.dirty, cs.savedAt = false, time.Now()
+	maps.Copy(cs.onDisk, cs.m)
 	return nil
+}
+
+// SaveCursors writes the cursors that changed since the last save and
+// returns the one of peer as saved.
+func (t *Table) SaveCursors(peer string) (Cursor, error) {
+	cs := t.cursors
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	err := cs.saveLocked()
+	return cs.onDisk[peer], err
 }
 
 func (cs *cursors) save() error {
@@ -210,4 +228,81 @@ func (t *Table) truncationPoint(offset uint64) uint64 {
 		}
 	}
 	return keep
+}
+
+// LeafDigests returns, for each given bucket, the digests of its 256
+// leaves (leaf = Leaf(key)>>8 within the bucket). It reads the whole view.
+func (t *Table) LeafDigests(buckets []int) (map[int]*[256]uint64, error) {
+	out := map[int]*[256]uint64{}
+	for _, b := range buckets {
+		if b < 0 || b >= Buckets {
+			return nil, fmt.Errorf("%w: bucket %d", ErrInvalid, b)
+		}
+		out[b] = new([256]uint64)
+	}
+	err := t.eachRecord(func(k, v string) {
+		leaf := Leaf([]byte(k[len(userKeyPrefix):]))
+		if d, ok := out[leaf%Buckets]; ok {
+			d[leaf/Buckets] ^= recordHash(k, v)
+		}
+	})
+	return out, err
+}
+
+// KeyHash names a record for repair: its key's hash (HashKey) and the hash
+// the record adds to the digest.
+type KeyHash struct {
+	Key  uint64
+	Hash uint64
+}
+
+// LeafHashes returns the key and record hashes of every record (tombstones
+// included) in the given leaves.
+func (t *Table) LeafHashes(leaves []int) ([]KeyHash, error) {
+	want := map[int]bool{}
+	for _, l := range leaves {
+		want[l] = true
+	}
+	var out []KeyHash
+	err := t.eachRecord(func(k, v string) {
+		if h := HashKey([]byte(k[len(userKeyPrefix):])); want[int(h&0xffff)] {
+			out = append(out, KeyHash{h, recordHash(k, v)})
+		}
+	})
+	return out, err
+}
+
+// RecordsByKeyHash returns the records (tombstones included) whose keys
+// hash (HashKey) to one of the given values.
+func (t *Table) RecordsByKeyHash(hashes []uint64) ([]Record, error) {
+	want := make(map[uint64]bool, len(hashes))
+	for _, h := range hashes {
+		want[h] = true
+	}
+	var out []Record
+	var derr error
+	err := t.eachRecord(func(k, v string) {
+		if key := k[len(userKeyPrefix):]; want[HashKey([]byte(key))] && derr == nil {
+			r, err := decodeRecord(key, v)
+			derr = err
+			out = append(out, r)
+		}
+	})
+	if err == nil {
+		err = derr
+	}
+	return out, err
+}
+
+// eachRecord calls fn for every record of the view (view key, encoding).
+func (t *Table) eachRecord(fn func(k, v string)) error {
+	return t.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendGreaterOrEqual("", userKeyPrefix, func(k, v string) bool {
+			if len(k) == 0 || k[:1] != userKeyPrefix {
+				return false
+			}
+			fn(k, v)
+			return true
+		})
+	})
 }

@@ -270,13 +270,8 @@ func (s *Store) Reconcile() error {
 			s.copies[name] = held{info, h.table}
 		default:
 			s.draining[name] = held{info, h.table}
-			if s.opts.CanDrop == nil {
-				continue
-			}
-			_, last := h.table.Log().Bounds()
-			if by, ok := s.opts.CanDrop(info, s.opts.Node, last, h.table.Acks()); ok {
-				delete(s.draining, name)
-				errs = append(errs, s.remove(h, "handed off to "+by))
+			if s.opts.CanDrop != nil {
+				errs = append(errs, s.handOff(held{info, h.table}))
 			}
 		}
 	}
@@ -307,6 +302,39 @@ func (s *Store) Reconcile() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// handOff deletes a draining copy once CanDrop says a node that keeps the
+// table has acknowledged all of it. A request handler that took the copy
+// from Table before it started draining may still be writing to it: the
+// copy is closed first (no write is accepted after that, the queued ones
+// are written), and if a write landed after the offset CanDrop was asked
+// about, the copy is reopened and kept draining until that write too is
+// acknowledged. Called with s.mu held.
+func (s *Store) handOff(h held) error {
+	_, last := h.table.Log().Bounds()
+	by, ok := s.opts.CanDrop(h.info, s.opts.Node, last, h.table.Acks())
+	if !ok {
+		return nil
+	}
+	err := h.table.Close()
+	if _, after := h.table.Log().Bounds(); after != last {
+		if by, ok = s.opts.CanDrop(h.info, s.opts.Node, after, h.table.Acks()); !ok {
+			s.log.Info("a write reached a copy being handed off: keeping it until a holder has that write too", "table", h.info.Name, "last", after)
+			t, oerr := s.openCopy(h.info)
+			if oerr != nil {
+				delete(s.draining, h.info.Name)
+				return errors.Join(err, oerr)
+			}
+			s.draining[h.info.Name] = held{h.info, t}
+			return err
+		}
+	}
+	delete(s.draining, h.info.Name)
+	if rerr := s.remove(h, "handed off to "+by); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // remove closes a copy and deletes its directory.

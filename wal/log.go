@@ -122,14 +122,7 @@ func loadOrCreateID(dir string) (string, error) {
 	path := filepath.Join(dir, idFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		id := strings.TrimSpace(string(b))
-		if len(id) != 32 {
-			return "", fmt.Errorf("%s: malformed log id %q", path, id)
-		}
-		if _, err := hex.DecodeString(id); err != nil {
-			return "", fmt.Errorf("%s: malformed log id %q", path, id)
-		}
-		return id, nil
+		return parseID(path, b)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", err
@@ -151,6 +144,18 @@ func loadOrCreateID(dir string) (string, error) {
 	})
 	if err != nil {
 		return "", err
+	}
+	return id, nil
+}
+
+// parseID checks the content of a LOG_ID file read from path.
+func parseID(path string, b []byte) (string, error) {
+	id := strings.TrimSpace(string(b))
+	if len(id) != 32 {
+		return "", fmt.Errorf("%s: malformed log id %q", path, id)
+	}
+	if _, err := hex.DecodeString(id); err != nil {
+		return "", fmt.Errorf("%s: malformed log id %q", path, id)
 	}
 	return id, nil
 }

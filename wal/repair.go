@@ -2,6 +2,7 @@ package wal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,14 +21,23 @@ type segment struct {
 	first uint64
 }
 
-// segmentFiles lists the segment files of dir in offset order. It reports
-// whether leftovers of an interrupted truncation (.START/.END) are present.
-func segmentFiles(dir string) (segs []segment, leftovers bool) {
-	names, err := os.ReadDir(dir)
+// segFile is a file of a log directory that tidwall/wal reads: a segment
+// (NNN, 20 digits), or the leftover of an interrupted truncation (NNN.START,
+// NNN.END), in name order.
+type segFile struct {
+	segment
+	start, end bool
+}
+
+// readSegmentDir lists the files of dir that tidwall/wal reads, as its Open
+// does (same names, same order). It only reads the directory.
+func readSegmentDir(dir string) ([]segFile, error) {
+	des, err := os.ReadDir(dir) // sorted by name, as tidwall/wal's load
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
-	for _, de := range names {
+	var out []segFile
+	for _, de := range des {
 		name := de.Name()
 		if de.IsDir() || len(name) < 20 {
 			continue
@@ -36,12 +46,31 @@ func segmentFiles(dir string) (segs []segment, leftovers bool) {
 		if err != nil || first == 0 {
 			continue
 		}
+		f := segFile{segment: segment{filepath.Join(dir, name), first}}
 		switch {
 		case len(name) == 20:
-			segs = append(segs, segment{filepath.Join(dir, name), first})
-		case strings.HasSuffix(name, ".START"), strings.HasSuffix(name, ".END"):
-			leftovers = true
+		case len(name) == 26 && strings.HasSuffix(name, ".START"):
+			f.start = true
+		case len(name) == 24 && strings.HasSuffix(name, ".END"):
+			f.end = true
+		default:
+			continue
 		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// segmentFiles lists the segment files of dir in offset order. It reports
+// whether leftovers of an interrupted truncation (.START/.END) are present.
+func segmentFiles(dir string) (segs []segment, leftovers bool) {
+	files, _ := readSegmentDir(dir)
+	for _, f := range files {
+		if f.start || f.end {
+			leftovers = true
+			continue
+		}
+		segs = append(segs, f.segment)
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].first < segs[j].first })
 	return segs, leftovers
@@ -69,37 +98,77 @@ func repairTail(dir, name string, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("read segment: %w", err)
 	}
-	pos, n := scanFrames(data)
-	if pos == len(data) {
+	sc := scanSegment(data)
+	if sc.bad == nil {
 		return nil
 	}
-	bad := seg.first + uint64(n)
-	if next := findIntactFrame(data[pos+1:]); next >= 0 {
-		return fmt.Errorf("corrupt entry at offset %d in %s (an intact entry follows %d bytes later): refusing to guess; restore the copy or repair it from a peer", bad, seg.path, next+1)
+	bad := seg.first + uint64(sc.entries)
+	if !sc.torn() {
+		return fmt.Errorf("corrupt entry at offset %d in %s (an intact entry follows %d bytes later): refusing to guess; restore the copy or repair it from a peer", bad, seg.path, sc.next-sc.end)
 	}
-	if err := truncateFile(seg.path, int64(pos)); err != nil {
+	if err := truncateFile(seg.path, int64(sc.end)); err != nil {
 		return fmt.Errorf("cut torn tail: %w", err)
 	}
-	logger.Warn("wal: cut a torn tail left by a crash", "table", name, "offset", bad, "bytes", len(data)-pos, "segment", seg.path)
+	logger.Warn("wal: cut a torn tail left by a crash", "table", name, "offset", bad, "bytes", len(data)-sc.end, "segment", seg.path)
 	return nil
+}
+
+// segmentScan is what scanSegment finds in the bytes of a segment file.
+type segmentScan struct {
+	end     int   // byte position of the first frame that is incomplete or does not decode; len(data) if none
+	entries int   // intact entries before end
+	bad     error // why the frame at end is bad; nil when end == len(data)
+	next    int   // when bad != nil: position of the first intact frame after end, or -1
+}
+
+// torn reports whether the segment ends in a write torn by a crash: a bad
+// frame with no intact entry anywhere after it. In the last segment of a log
+// that is what Open cuts off; anything else bad is corruption.
+func (s segmentScan) torn() bool { return s.bad != nil && s.next < 0 }
+
+// errIncompleteFrame is the reason given for a frame whose size header or
+// data runs past the end of the segment.
+var errIncompleteFrame = errors.New("incomplete frame: its length runs past the end of the segment")
+
+// scanSegment frames and decodes every entry of a segment file's bytes, and
+// at the first one that fails looks for an intact entry after it. It only
+// reads data: both the repair at Open and the read-only inspector decide
+// with it.
+func scanSegment(data []byte) segmentScan {
+	pos, n, err := scanFrames(data, nil)
+	sc := segmentScan{end: pos, entries: n, bad: err, next: -1}
+	if err != nil {
+		if next := findIntactFrame(data[pos+1:]); next >= 0 {
+			sc.next = pos + 1 + next
+		}
+	}
+	return sc
 }
 
 // scanFrames walks tidwall/wal's binary framing (uvarint size + data) and
 // returns the byte position of the first frame that is incomplete or does
-// not decode as an Entry, and how many good frames precede it.
-func scanFrames(data []byte) (pos, n int) {
+// not decode as an Entry, how many good frames precede it, and why it is
+// bad (nil if every frame is good). If fn is not nil it is called with each
+// good entry and its byte position, and the walk stops after the entry for
+// which it returns false (err is then nil and pos is past that entry).
+func scanFrames(data []byte, fn func(pos int, e Entry) bool) (pos, n int, err error) {
 	for pos < len(data) {
 		size, k := nextFrame(data[pos:])
 		if k <= 0 {
-			return pos, n
+			return pos, n, errIncompleteFrame
 		}
-		if _, err := Decode(data[pos+k : pos+k+size]); err != nil {
-			return pos, n
+		e, err := Decode(data[pos+k : pos+k+size])
+		if err != nil {
+			return pos, n, err
 		}
+		at := pos
 		pos += k + size
 		n++
+		if fn != nil && !fn(at, e) {
+			return pos, n, nil
+		}
 	}
-	return pos, n
+	return pos, n, nil
 }
 
 // nextFrame returns the data size and header length of the frame at the

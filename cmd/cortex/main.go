@@ -250,7 +250,7 @@ func newRootCmd(a *app) *cobra.Command {
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{identityCmd(a), aclCmd(a), nodeCmd(a), meshCmd(a), certCmd(a)} {
+	for _, c := range []*cobra.Command{identityCmd(a), aclCmd(a), nodeCmd(a), meshCmd(a), certCmd(a), benchCmd(a), syncCmd(a)} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}

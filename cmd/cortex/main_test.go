@@ -259,7 +259,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"table", "lst"}, `did you mean "list"`},
 		{[]string{}, "missing command"},
 		{[]string{"tabel", "list"}, `did you mean "table"`},
-		{[]string{"sync", "status"}, `unknown command "sync"`},
+		{[]string{"sync", "status", "a", "b"}, `unexpected argument "b"`},
+		{[]string{"sync", "repair"}, "missing TABLE"},
+		{[]string{"snyc", "status"}, `did you mean "sync"`},
 		{[]string{"get", "--bogus", "t", "k"}, "unknown flag: --bogus"},
 		{[]string{"--bogus"}, "unknown flag: --bogus"},
 		{[]string{"table", "list", "-x"}, "unknown shorthand flag"},
@@ -724,8 +726,8 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	walk(newRootCmd(newApp(nil, nil, nil, nil, false)), nil)
-	if len(paths) != 29 {
-		t.Errorf("%d commands, want 29 (root, 7 groups, 21 commands)", len(paths))
+	if len(paths) != 32 {
+		t.Errorf("%d commands, want 32 (root, 8 groups, 23 commands)", len(paths))
 	}
 	for _, path := range paths {
 		r := runEnv(t, nil, "", append(slices.Clone(path), "--help")...)

@@ -195,3 +195,32 @@ func newWriteResultJSON(table string, key []byte, hlc uint64, origin string) wri
 	r.Key, r.KeyBase64 = text(key)
 	return r
 }
+
+// spinner shows "what..." with the seconds elapsed on stderr while a long
+// call runs, when stderr is a terminal; the returned func clears it.
+func (a *app) spinner(what string) (stop func()) {
+	if !isTerminal(a.stderr) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(a.stderr, "\r\033[K")
+				return
+			case <-tick.C:
+				fmt.Fprintf(a.stderr, "\r%s... %.0fs", what, time.Since(start).Seconds())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}

@@ -13,7 +13,7 @@ import (
 func syncCmd(a *app) *cobra.Command {
 	c := groupCmd("sync", "Show and fix replication", "Show the replication state of tables across the mesh.",
 		"  cortex sync status\n  cortex sync status fruit --json")
-	c.AddCommand(syncStatusCmd(a))
+	c.AddCommand(syncStatusCmd(a), syncRepairCmd(a))
 	return c
 }
 
@@ -92,4 +92,72 @@ Local tables are listed as not replicated. With --json prints
 			return nil
 		},
 	}
+}
+
+func syncRepairCmd(a *app) *cobra.Command {
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "repair TABLE",
+		Short: "Make every reachable copy of a table equal, losing no write",
+		Long: `Repair TABLE from the node cortex talks to (it must hold TABLE). The holder
+with the highest log offset is the source; the bucket digests of every other
+reachable holder are compared with it (the key space is split into 256
+buckets), and only differing buckets move: the source's records go to the
+holder and the holder's records back to the source, each merged by
+last-write-wins, so no write anywhere is lost and no copy is replaced
+wholesale. It repeats until every reachable holder's digest is equal (at most
+3 rounds while writes go on), then prints per node what moved.
+
+A holder whose copy was lost (its table directory deleted while it was
+stopped) gets a new copy on its own when it starts; repair fills it too.
+
+--dry-run shows the differing buckets and how much would move, changing
+nothing. With --json prints {"table","dry_run","source","holders",
+"unreachable","rounds","moved":[{"node","buckets","keys","bytes","seconds"}],
+"in_sync"}. Exits 1 if the copies are not in sync at the end.`,
+		Example: `  cortex sync repair fruit --dry-run
+  cortex sync repair fruit`,
+		Args: positional(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stop := a.spinner("repairing " + args[0])
+			rep, err := call(a, func(ctx context.Context, c *api.Client) (repair.Report, error) {
+				return c.SyncRepair(ctx, args[0], dryRun)
+			})
+			stop()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if err := writeJSON(a.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				verb := "moved"
+				if rep.DryRun {
+					verb = "would move"
+				}
+				fmt.Fprintf(a.stdout, "%s: source %s, holders %s", rep.Table, rep.Source, strings.Join(rep.Holders, ","))
+				if len(rep.Unreachable) > 0 {
+					fmt.Fprintf(a.stdout, ", unreachable %s", strings.Join(rep.Unreachable, ","))
+				}
+				fmt.Fprintf(a.stdout, ", %d round(s)\n", rep.Rounds)
+				cols := newColumns(a.stdout, "  NODE", "BUCKETS", "KEYS "+strings.ToUpper(verb), "BYTES", "SECONDS")
+				for _, m := range rep.Moved {
+					cols.row("  "+m.Node, fmt.Sprint(m.Buckets), fmt.Sprint(m.Keys), fmt.Sprint(m.Bytes), fmt.Sprintf("%.3f", m.Seconds))
+				}
+				if err := cols.flush(); err != nil {
+					return err
+				}
+				if rep.InSync {
+					fmt.Fprintln(a.stdout, "in sync")
+				}
+			}
+			if !rep.InSync && !rep.DryRun {
+				return fmt.Errorf("%s is not in sync after %d rounds: writes may be going on; run the repair again", rep.Table, rep.Rounds)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "show what differs and would move; change nothing")
+	return c
 }

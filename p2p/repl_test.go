@@ -1,0 +1,344 @@
+package p2p
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// waitConnected waits until each node is connected to all the others.
+func waitConnected(t *testing.T, nodes ...testNode) {
+	t.Helper()
+	for _, n := range nodes {
+		waitFor(t, n.Name()+" connected to the others", func() bool { return len(n.connectedTo()) == len(nodes)-1 })
+	}
+}
+
+// askRepl speaks /cortex/repl/1 directly from one node to another: it sends
+// req and returns the frames received until the publisher ends the stream
+// (end is the error that ended it) or until stopAt is received.
+func askRepl(t *testing.T, from, to testNode, req replRequest, stopAt byte) (frames []replFrame, end error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := from.Host().NewStream(ctx, to.Host().ID(), ReplID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := WriteFrame(s, mustJSON(req)); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		b, err := ReadFrame(s, maxReplFrame)
+		if err != nil {
+			return frames, err
+		}
+		f, err := decodeFrame(b)
+		if err != nil {
+			t.Fatalf("a malformed frame from %s: %v", to.Name(), err)
+		}
+		frames = append(frames, f)
+		if f.Type == stopAt {
+			return frames, nil
+		}
+	}
+	t.Fatalf("more than 100 frames from %s", to.Name())
+	return nil, nil
+}
+
+// A publisher refuses a subscriber outside the table's scope: one error
+// frame naming the scope, then the end of the stream, no data; the node
+// outside the scope never holds the table, while a node in it gets the
+// data, tombstones included.
+func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
+	m := newTestMesh(t)
+	a := m.start("a", nil)
+	b := m.start("b", nil, a.addr())
+	c := m.start("c", nil, a.addr())
+	waitConnected(t, a, b, c)
+	ctx := context.Background()
+
+	scope, err := tables.ScopeOf([]string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := a.store.CreateTable(ctx, "secret", scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, err := a.store.Table("secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"k1", "gone"} {
+		if _, err := ta.Put(ctx, []byte(k), []byte("v-"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ta.Delete(ctx, []byte("gone")); err != nil {
+		t.Fatal(err)
+	}
+
+	// b, in the scope, gets the data through its own subscription.
+	waitFor(t, "b to hold secret/k1", func() bool {
+		tb, err := b.store.Table("secret")
+		if err != nil {
+			return false
+		}
+		r, err := tb.Get([]byte("k1"))
+		return err == nil && string(r.Value) == "v-k1"
+	})
+	// c learns of the table through the catalog but holds no copy.
+	waitFor(t, "c to know the table", func() bool { _, err := c.store.Info("secret"); return err == nil })
+
+	log := ta.Log().ID()
+	for _, req := range []replRequest{
+		{Version: replVersion, Table: "secret", TableID: info.ID, From: 1},             // no cursor: snapshot
+		{Version: replVersion, Table: "secret", TableID: info.ID, LogID: log, From: 1}, // a cursor in a's log
+	} {
+		frames, end := askRepl(t, c, a, req, 0)
+		if len(frames) != 1 || frames[0].Type != frameError {
+			t.Fatalf("c asked for secret (%+v) and got %d frames: %+v", req, len(frames), frames)
+		}
+		if msg := frames[0].Message; !strings.Contains(msg, "c is not in the scope of table secret (a,b)") {
+			t.Fatalf("refusal does not name the scope: %q", msg)
+		}
+		if !errors.Is(end, io.EOF) {
+			t.Fatalf("after the refusal the stream did not end cleanly: %v", end)
+		}
+	}
+	if !strings.Contains(a.logs.String(), "repl: refused a subscriber") {
+		t.Fatalf("a did not log the refusal:\n%s", a.logs)
+	}
+	if _, err := c.store.Table("secret"); !errors.Is(err, tables.ErrNotHeld) {
+		t.Fatalf("c's copy of secret: %v, want ErrNotHeld", err)
+	}
+	for _, name := range c.store.Held() {
+		if name == "secret" {
+			t.Fatal("c holds secret")
+		}
+	}
+	if _, ok := ta.Acks()["c"]; ok {
+		t.Fatalf("a recorded an acknowledgement from c: %v", ta.Acks())
+	}
+
+	// The same request from b, in the scope, gets the snapshot: the
+	// refusal above was for c, not for the request.
+	frames, err := askRepl(t, b, a, replRequest{Version: replVersion, Table: "secret", TableID: info.ID, From: 1}, frameSnapEnd)
+	if err != nil {
+		t.Fatalf("b's direct request: %v (frames %+v)", err, frames)
+	}
+	got := map[string]wal.Entry{}
+	for _, f := range frames {
+		for _, e := range f.Entries {
+			got[string(e.Key)] = e
+		}
+	}
+	if frames[0].Type != frameSnapBegin || frames[0].LogID != log {
+		t.Fatalf("b's first frame: %+v", frames[0])
+	}
+	if e := got["k1"]; e.Op != wal.OpPut || string(e.Value) != "v-k1" {
+		t.Fatalf("snapshot for b: k1 = %+v", e)
+	}
+	if e := got["gone"]; e.Op != wal.OpDelete {
+		t.Fatalf("snapshot for b: the tombstone of gone = %+v", e)
+	}
+}
+
+// fakePublisher answers /cortex/repl/1 requests with canned answers per
+// table and records what the subscriber does.
+type fakePublisher struct {
+	answers map[string]func(network.Stream) error
+
+	mu       sync.Mutex
+	requests map[string][]time.Time // when each request arrived, by table
+	ended    map[string]int         // answered streams the subscriber ended
+	acks     map[string][]uint64    // acknowledgements received
+}
+
+func (f *fakePublisher) handle(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(30 * time.Second))
+	b, err := ReadFrame(s, 64<<10)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	req, err := decodeReplRequest(b)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	answer, ok := f.answers[req.Table]
+	if !ok && tables.IsSystem(req.Table) {
+		// The system tables: an empty snapshot, so that the subscriber has
+		// synced them and goes on to the user tables.
+		answer, ok = emptySnapshot, true
+	}
+	if !ok {
+		s.Reset()
+		return
+	}
+	f.mu.Lock()
+	f.requests[req.Table] = append(f.requests[req.Table], time.Now())
+	f.mu.Unlock()
+	if err := answer(s); err != nil {
+		return
+	}
+	for range 1000 {
+		b, err := ReadFrame(s, 64)
+		if err != nil {
+			f.mu.Lock()
+			f.ended[req.Table]++
+			f.mu.Unlock()
+			return
+		}
+		if fr, err := decodeFrame(b); err == nil && fr.Type == frameAck {
+			f.mu.Lock()
+			f.acks[req.Table] = append(f.acks[req.Table], fr.Offset)
+			f.mu.Unlock()
+		}
+	}
+}
+
+func emptySnapshot(s network.Stream) error {
+	if err := WriteFrame(s, encodeFrame(&replFrame{Type: frameSnapBegin, LogID: "fakesys", Offset: 0})); err != nil {
+		return err
+	}
+	return WriteFrame(s, encodeFrame(&replFrame{Type: frameSnapEnd}))
+}
+
+func (f *fakePublisher) stats(table string) (requests []time.Time, ended int, acks []uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.requests[table]...), f.ended[table], append([]uint64(nil), f.acks[table]...)
+}
+
+// A publisher that answers with a malformed frame (garbage, an entry that
+// fails its checksum, a length over the limit) gets its stream closed by the
+// subscriber, which logs `repl: malformed frame`, applies nothing of it, and
+// retries with growing backoff. A well-formed answer from the same fake is
+// applied, so the fake is heard.
+func TestReplMalformedFrames(t *testing.T) {
+	m := newTestMesh(t)
+	version := wal.Version{HLC: tables.HLC(time.Now().UnixMilli(), 0), Origin: "a"}
+	put := func(k, v string) wal.Entry {
+		return wal.Entry{Op: wal.OpPut, Key: []byte(k), Value: []byte(v), Version: version}
+	}
+	send := func(s network.Stream, f *replFrame) error { return WriteFrame(s, encodeFrame(f)) }
+	fake := &fakePublisher{
+		requests: map[string][]time.Time{}, ended: map[string]int{}, acks: map[string][]uint64{},
+		answers: map[string]func(network.Stream) error{
+			"garbage": func(s network.Stream) error {
+				return WriteFrame(s, []byte{0xff, 0x13, 0x37})
+			},
+			"corrupt": func(s network.Stream) error {
+				if err := send(s, &replFrame{Type: frameSnapBegin, LogID: "fakelog", Offset: 7}); err != nil {
+					return err
+				}
+				b := encodeFrame(&replFrame{Type: frameSnapRecs, Entries: []wal.Entry{put("must-not-apply", "1"), put("nor-this", "2")}})
+				b[len(b)-1] ^= 0xff // the last entry's checksum
+				return WriteFrame(s, b)
+			},
+			"oversized": func(s network.Stream) error {
+				var hdr [4]byte
+				binary.BigEndian.PutUint32(hdr[:], maxReplFrame+1)
+				_, err := s.Write(append(hdr[:], "and then some"...))
+				return err
+			},
+			"valid": func(s network.Stream) error {
+				for _, f := range []*replFrame{
+					{Type: frameSnapBegin, LogID: "fakelog", Offset: 7},
+					{Type: frameSnapRecs, Entries: []wal.Entry{put("applied", "yes")}},
+					{Type: frameSnapEnd},
+				} {
+					if err := send(s, f); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+		},
+	}
+	a := m.start("a", nil)
+	a.Host().SetStreamHandler(ReplID, fake.handle)
+	b := m.start("b", nil, a.addr())
+	waitConnected(t, a, b)
+	malformed := []string{"garbage", "corrupt", "oversized"}
+	for _, name := range append(malformed, "valid") {
+		if _, err := b.store.CreateTable(context.Background(), name, tables.Scope{All: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The control: the fake's well-formed snapshot is applied and acknowledged.
+	tv, err := b.store.Table("valid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("b's log:\n%s", b.logs)
+		}
+	})
+	waitFor(t, "b to apply the fake's valid snapshot", func() bool {
+		r, err := tv.Get([]byte("applied"))
+		_, _, acks := fake.stats("valid")
+		return err == nil && string(r.Value) == "yes" && len(acks) > 0 && acks[0] == 7
+	})
+	if cur, ok := tv.Cursor("a"); !ok || cur != (tables.Cursor{LogID: "fakelog", Offset: 7}) {
+		t.Fatalf("b's cursor in the fake's log: %+v %v", cur, ok)
+	}
+
+	const tries = 5
+	for _, name := range malformed {
+		t.Run(name, func(t *testing.T) {
+			waitFor(t, "b to ask "+name+" 5 times", func() bool {
+				requests, ended, _ := fake.stats(name)
+				return len(requests) >= tries && ended >= tries-1
+			})
+			requests, _, acks := fake.stats(name)
+			// Retries back off: attempt k+1 waits at least half of
+			// minBackoff<<k after attempt k (jitter takes up to half).
+			for k := 0; k+1 < tries; k++ {
+				gap, least := requests[k+1].Sub(requests[k]), (minBackoff<<k)/2
+				if gap < least {
+					t.Fatalf("retry %d came %s after the previous one, want at least %s", k+1, gap, least)
+				}
+			}
+			if len(acks) != 0 {
+				t.Fatalf("b acknowledged %v", acks)
+			}
+			waitFor(t, "b to log the malformed frames of "+name, func() bool {
+				n := 0
+				for _, line := range strings.Split(b.logs.String(), "\n") {
+					if strings.Contains(line, `msg="repl: malformed frame`) && strings.Contains(line, " table="+name+" ") && strings.Contains(line, " peer=a ") {
+						n++
+					}
+				}
+				return n >= tries-1
+			})
+			tb, err := b.store.Table(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := tb.Stats(); st.Applied != 0 || st.Keys != 0 || st.Tombstones != 0 {
+				t.Fatalf("b applied something of %s: %+v", name, st)
+			}
+			if cur, ok := tb.Cursor("a"); ok {
+				t.Fatalf("b stored a cursor for %s: %+v", name, cur)
+			}
+		})
+	}
+}
