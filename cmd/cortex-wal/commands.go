@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -79,9 +80,9 @@ func lsCmd(a *app) *cobra.Command {
 				for i := range reports {
 					out.Tables = append(out.Tables, newLsTableJSON(&reports[i], d.live))
 				}
-				return writeJSON(a.stdout, out)
+				return textout.WriteJSON(a.stdout, out)
 			}
-			cols := newColumns(a.stdout, "TABLE", "ID", "LOG_ID", "FIRST", "LAST", "ENTRIES", "SEGMENTS", "BYTES", "CHECKPOINT", "STATUS")
+			cols := textout.NewColumns(a.stdout, "TABLE", "ID", "LOG_ID", "FIRST", "LAST", "ENTRIES", "SEGMENTS", "BYTES", "CHECKPOINT", "STATUS")
 			for i := range reports {
 				r := &reports[i]
 				ckpt := ""
@@ -89,7 +90,7 @@ func lsCmd(a *app) *cobra.Command {
 					ckpt = strconv.FormatUint(r.ckptOffset, 10)
 				}
 				if r.err != nil {
-					cols.row(r.Name, r.ID, "", "", "", "", "", "", ckpt, statusUnreadable)
+					cols.Row(r.Name, r.ID, "", "", "", "", "", "", ckpt, statusUnreadable)
 					continue
 				}
 				li := r.info
@@ -101,23 +102,23 @@ func lsCmd(a *app) *cobra.Command {
 				if li.Problem != nil {
 					status += " at " + strconv.FormatUint(li.Problem.Offset, 10)
 				}
-				cols.row(r.Name, r.ID, li.ID, first, last, strconv.FormatUint(li.Entries(), 10),
+				cols.Row(r.Name, r.ID, li.ID, first, last, strconv.FormatUint(li.Entries(), 10),
 					strconv.Itoa(len(li.Segments)), strconv.FormatInt(li.Bytes, 10), ckpt, status)
 			}
-			if err := cols.flush(); err != nil || !segments {
+			if err := cols.Flush(); err != nil || !segments {
 				return err
 			}
 			fmt.Fprintln(a.stdout)
-			cols = newColumns(a.stdout, "SEGMENT", "FIRST", "ENTRIES", "BYTES")
+			cols = textout.NewColumns(a.stdout, "SEGMENT", "FIRST", "ENTRIES", "BYTES")
 			for i := range reports {
 				if reports[i].info == nil {
 					continue
 				}
 				for _, s := range reports[i].info.Segments {
-					cols.row(relPath(d.path, s.Path), strconv.FormatUint(s.First, 10), strconv.Itoa(s.Entries), strconv.FormatInt(s.Size, 10))
+					cols.Row(relPath(d.path, s.Path), strconv.FormatUint(s.First, 10), strconv.Itoa(s.Entries), strconv.FormatInt(s.Size, 10))
 				}
 			}
-			return cols.flush()
+			return cols.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
@@ -267,12 +268,12 @@ func dumpCmd(a *app) *cobra.Command {
 				from = rd.First()
 			}
 			w := bufio.NewWriterSize(a.stdout, 64<<10)
-			list := &jsonList{w: w}
+			list := textout.NewJSONList(w)
 			n := 0
 			err = rd.Scan(from, func(r wal.Record) error {
 				var err error
 				if asJSON {
-					err = list.add(newEntryJSON(r, vals))
+					err = list.Add(newEntryJSON(r, vals))
 				} else {
 					err = writeEntry(w, r, vals)
 				}
@@ -303,7 +304,7 @@ func dumpCmd(a *app) *cobra.Command {
 				err = fmt.Errorf("%s: %w", c.Dir, err)
 			}
 			if asJSON {
-				if cerr := list.close(); err == nil {
+				if cerr := list.Close(); err == nil {
 					err = cerr
 				}
 			}
@@ -360,9 +361,9 @@ type entryJSON struct {
 func newEntryJSON(r wal.Record, values bool) entryJSON {
 	e := entryJSON{Offset: r.Offset, HLC: r.Version.HLC, Origin: r.Version.Origin, Op: r.Op.String(), ValueSize: len(r.Value)}
 	e.Time, e.Counter = hlcParts(r.Version.HLC)
-	e.Key, e.KeyBase64 = text(r.Key)
+	e.Key, e.KeyBase64 = textout.Text(r.Key)
 	if values && r.Op != wal.OpDelete {
-		e.Value, e.ValueBase64 = text(r.Value)
+		e.Value, e.ValueBase64 = textout.Text(r.Value)
 	}
 	return e
 }
@@ -435,7 +436,7 @@ func verifyCmd(a *app) *cobra.Command {
 			}
 			if asJSON {
 				out := verifyJSON{OK: failed == 0, Live: d.live, Tables: results}
-				if err := writeJSON(a.stdout, out); err != nil {
+				if err := textout.WriteJSON(a.stdout, out); err != nil {
 					return err
 				}
 			} else {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/tables"
@@ -72,7 +73,7 @@ Prints "granted PERM on TABLE to IDENTITY"; with --json
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, g)
+				return textout.WriteJSON(a.stdout, g)
 			}
 			_, err = fmt.Fprintf(a.stdout, "granted %s on %s to %s\n", g.Perm, onTable(g.Table), g.Identity)
 			return err
@@ -110,7 +111,7 @@ TABLE: nothing revoked"; with --json {"identity","table","perm","removed":bool}
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, map[string]any{"identity": identity, "table": table, "perm": perm, "removed": res.Removed})
+				return textout.WriteJSON(a.stdout, map[string]any{"identity": identity, "table": table, "perm": perm, "removed": res.Removed})
 			}
 			if res.Removed {
 				_, err = fmt.Fprintf(a.stdout, "revoked the grant of %s on %s\n", identity, onTable(table))
@@ -142,11 +143,11 @@ With --json prints one array: [{"identity","table","perm"}].`,
 			if a.json {
 				return writeJSONList(a.stdout, grants)
 			}
-			cols := newColumns(a.stdout, "IDENTITY", "TABLE", "PERM")
+			cols := textout.NewColumns(a.stdout, "IDENTITY", "TABLE", "PERM")
 			for _, g := range grants {
-				cols.row(g.Identity, g.Table, g.Perm)
+				cols.Row(g.Identity, g.Table, g.Perm)
 			}
-			return cols.flush()
+			return cols.Flush()
 		},
 	}
 }

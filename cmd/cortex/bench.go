@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"math"
 	"slices"
 	"strconv"
@@ -253,7 +254,7 @@ With --json prints {"ops":N,"ops_per_s":X,"p50_us":X,"p99_us":X,"max_us":X}.`,
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, res.json())
+				return textout.WriteJSON(a.stdout, res.json())
 			}
 			_, err = fmt.Fprintf(a.stdout, "bench write: %d writes of %d-byte values to table %s on %s, %d concurrent\n"+
 				"  throughput  %.0f writes/s (%d in %s)\n"+
@@ -379,7 +380,7 @@ the percentiles are of the replication lag.`,
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, res.json())
+				return textout.WriteJSON(a.stdout, res.json())
 			}
 			_, err = fmt.Fprintf(a.stdout, "bench replication: %d writes of %d-byte values to table %s on %s at %d/s, read back on %s\n"+
 				"  throughput  %.0f writes/s (%d in %s)\n"+

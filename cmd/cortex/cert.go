@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"net"
 	"os"
 	"regexp"
@@ -95,7 +96,7 @@ func (a *app) wrote(kind, name, certPath, keyPath string) error {
 	for _, ip := range c.IPAddresses {
 		out.IPAddresses = append(out.IPAddresses, ip.String())
 	}
-	return writeJSON(a.stdout, out)
+	return textout.WriteJSON(a.stdout, out)
 }
 
 func certCreateCACmd(a *app) *cobra.Command {

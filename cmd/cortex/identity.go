@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"os"
 	"time"
 
@@ -76,7 +77,7 @@ Prints "added identity NAME (KIND)"; with --json the identity as
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, newIdentityJSON(id))
+				return textout.WriteJSON(a.stdout, newIdentityJSON(id))
 			}
 			msg := fmt.Sprintf("added identity %s (%s)", id.Name, id.Kind)
 			if id.Fingerprint != "" {
@@ -118,11 +119,11 @@ where "fingerprint" is "sha256:<hex>" or "" and "added" is RFC 3339.`,
 				}
 				return writeJSONList(a.stdout, out)
 			}
-			cols := newColumns(a.stdout, "NAME", "KIND", "FINGERPRINT", "ADDED")
+			cols := textout.NewColumns(a.stdout, "NAME", "KIND", "FINGERPRINT", "ADDED")
 			for _, id := range ids {
-				cols.row(id.Name, id.Kind, id.Fingerprint, formatTime(id.Added))
+				cols.Row(id.Name, id.Kind, id.Fingerprint, formatTime(id.Added))
 			}
-			return cols.flush()
+			return cols.Flush()
 		},
 	}
 }
@@ -146,7 +147,7 @@ Prints "removed identity NAME and its N grant(s)"; with --json
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, map[string]any{"name": args[0], "grants_removed": res.GrantsRemoved})
+				return textout.WriteJSON(a.stdout, map[string]any{"name": args[0], "grants_removed": res.GrantsRemoved})
 			}
 			_, err = fmt.Fprintf(a.stdout, "removed identity %s and its %d grant(s)\n", args[0], res.GrantsRemoved)
 			return err

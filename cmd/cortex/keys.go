@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"io"
 
 	"github.com/cortex-mesh/cortex/api"
@@ -55,7 +56,7 @@ such table.`,
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, newWriteResultJSON(table, key, res.HLC, res.Origin))
+				return textout.WriteJSON(a.stdout, newWriteResultJSON(table, key, res.HLC, res.Origin))
 			}
 			return nil
 		},
@@ -107,7 +108,7 @@ A value (or key) that is not valid UTF-8 is null, and its bytes are in
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, newRecordJSON(table, key, rec.Value, rec.HLC, rec.Origin))
+				return textout.WriteJSON(a.stdout, newRecordJSON(table, key, rec.Value, rec.HLC, rec.Origin))
 			}
 			out := rec.Value
 			if a.tty && (len(out) == 0 || out[len(out)-1] != '\n') {
@@ -143,7 +144,7 @@ delete was given: {"table","key","hlc","origin"}.`,
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, newWriteResultJSON(table, key, res.HLC, res.Origin))
+				return textout.WriteJSON(a.stdout, newWriteResultJSON(table, key, res.HLC, res.Origin))
 			}
 			return nil
 		},
@@ -180,11 +181,11 @@ code is not 0.`,
 			}
 			out := bufio.NewWriterSize(a.stdout, 64<<10)
 			var emit func(api.Record) error
-			var list *jsonList
+			var list *textout.JSONList
 			if a.json {
-				list = &jsonList{w: out}
+				list = textout.NewJSONList(out)
 				emit = func(r api.Record) error {
-					return list.add(newRecordJSON("", r.Key, r.Value, r.HLC, r.Origin))
+					return list.Add(newRecordJSON("", r.Key, r.Value, r.HLC, r.Origin))
 				}
 			} else {
 				emit = func(r api.Record) error {
@@ -194,7 +195,7 @@ code is not 0.`,
 			}
 			err := scanAll(a, api.ScanRequest{Table: args[0], Prefix: []byte(prefix)}, limit, emit)
 			if err == nil && list != nil {
-				err = list.close()
+				err = list.Close()
 			}
 			if ferr := out.Flush(); err == nil {
 				err = ferr

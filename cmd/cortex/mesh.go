@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/p2p"
@@ -37,13 +38,13 @@ With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N}
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, peers)
+				return textout.WriteJSON(a.stdout, peers)
 			}
-			cols := newColumns(a.stdout, "NODE", "PEER ID", "ADDR", "CONNECTED", "CLOCK SKEW")
+			cols := textout.NewColumns(a.stdout, "NODE", "PEER ID", "ADDR", "CONNECTED", "CLOCK SKEW")
 			for _, p := range peers {
-				cols.row(p.Node, p.PeerID, p.Addr, yesNo(p.Connected), fmt.Sprintf("%dms", p.ClockSkewMS))
+				cols.Row(p.Node, p.PeerID, p.Addr, yesNo(p.Connected), fmt.Sprintf("%dms", p.ClockSkewMS))
 			}
-			return cols.flush()
+			return cols.Flush()
 		},
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"strings"
 	"time"
 
@@ -38,17 +39,17 @@ With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}, plus
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, st)
+				return textout.WriteJSON(a.stdout, st)
 			}
-			cols := newColumns(a.stdout, "NODE", st.Node)
-			cols.row("VERSION", st.Version)
-			cols.row("UPTIME", (time.Duration(st.UptimeS) * time.Second).String())
-			cols.row("MESH", yesNo(st.Mesh))
-			cols.row("TABLES", fmt.Sprint(st.Tables))
+			cols := textout.NewColumns(a.stdout, "NODE", st.Node)
+			cols.Row("VERSION", st.Version)
+			cols.Row("UPTIME", (time.Duration(st.UptimeS) * time.Second).String())
+			cols.Row("MESH", yesNo(st.Mesh))
+			cols.Row("TABLES", fmt.Sprint(st.Tables))
 			if st.Mesh {
-				cols.row("MESH ADDRS", strings.Join(st.MeshAddrs, " "))
+				cols.Row("MESH ADDRS", strings.Join(st.MeshAddrs, " "))
 			}
-			return cols.flush()
+			return cols.Flush()
 		},
 	}
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 )
@@ -23,91 +20,16 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// marshal encodes v compactly, without escaping <, > and &.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// writeJSON prints v as one JSON value and a newline.
-func writeJSON(w io.Writer, v any) error {
-	b, err := marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
-}
-
-// jsonList streams one JSON array, one element a line:
-//
-//	[
-//	{...},
-//	{...}
-//	]
-type jsonList struct {
-	w io.Writer
-	n int
-}
-
-func (l *jsonList) add(v any) error {
-	b, err := marshal(v)
-	if err != nil {
-		return err
-	}
-	prefix := ",\n"
-	if l.n == 0 {
-		prefix = "[\n"
-	}
-	l.n++
-	_, err = io.WriteString(l.w, prefix+string(b))
-	return err
-}
-
-func (l *jsonList) close() error {
-	end := "\n]\n"
-	if l.n == 0 {
-		end = "[]\n"
-	}
-	_, err := io.WriteString(l.w, end)
-	return err
-}
-
 // writeJSONList prints items as one JSON array.
 func writeJSONList[T any](w io.Writer, items []T) error {
-	l := &jsonList{w: w}
+	l := textout.NewJSONList(w)
 	for _, it := range items {
-		if err := l.add(it); err != nil {
+		if err := l.Add(it); err != nil {
 			return err
 		}
 	}
-	return l.close()
+	return l.Close()
 }
-
-// columns writes aligned columns under a header row.
-type columns struct{ tw *tabwriter.Writer }
-
-func newColumns(w io.Writer, header ...string) *columns {
-	c := &columns{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
-	c.row(header...)
-	return c
-}
-
-func (c *columns) row(cells ...string) {
-	for i, s := range cells {
-		if s == "" {
-			cells[i] = "-"
-		}
-	}
-	fmt.Fprintln(c.tw, strings.Join(cells, "\t"))
-}
-
-func (c *columns) flush() error { return c.tw.Flush() }
 
 func yesNo(b bool) string {
 	if b {
@@ -151,16 +73,6 @@ func escape(b []byte) string {
 	return sb.String()
 }
 
-// text returns b as a JSON string if it is valid UTF-8, else nil and its
-// base64 (standard encoding, padded).
-func text(b []byte) (*string, string) {
-	if utf8.Valid(b) {
-		s := string(b)
-		return &s, ""
-	}
-	return nil, base64.StdEncoding.EncodeToString(b)
-}
-
 // recordJSON is a key's record as printed by get and scan. Key and value
 // are strings; one that is not valid UTF-8 is null and its bytes are in
 // key_base64 or value_base64.
@@ -176,8 +88,8 @@ type recordJSON struct {
 
 func newRecordJSON(table string, key, value []byte, hlc uint64, origin string) recordJSON {
 	r := recordJSON{Table: table, HLC: hlc, Origin: origin}
-	r.Key, r.KeyBase64 = text(key)
-	r.Value, r.ValueBase64 = text(value)
+	r.Key, r.KeyBase64 = textout.Text(key)
+	r.Value, r.ValueBase64 = textout.Text(value)
 	return r
 }
 
@@ -192,7 +104,7 @@ type writeResultJSON struct {
 
 func newWriteResultJSON(table string, key []byte, hlc uint64, origin string) writeResultJSON {
 	r := writeResultJSON{Table: table, HLC: hlc, Origin: origin}
-	r.Key, r.KeyBase64 = text(key)
+	r.Key, r.KeyBase64 = textout.Text(key)
 	return r
 }
 

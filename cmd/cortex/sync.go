@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"strings"
 
 	"github.com/cortex-mesh/cortex/api"
@@ -55,7 +56,7 @@ Local tables are listed as not replicated. With --json prints
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, st)
+				return textout.WriteJSON(a.stdout, st)
 			}
 			for i, ts := range st.Tables {
 				if i > 0 {
@@ -66,7 +67,7 @@ Local tables are listed as not replicated. With --json prints
 					state = "not replicated (scope local)"
 				}
 				fmt.Fprintf(a.stdout, "%s  scope %s  should hold: %s  %s\n", ts.Table, ts.Scope, strings.Join(ts.Desired, ","), state)
-				cols := newColumns(a.stdout, "  NODE", "COPY", "OFFSET", "KEYS", "LAG", "DIGEST")
+				cols := textout.NewColumns(a.stdout, "  NODE", "COPY", "OFFSET", "KEYS", "LAG", "DIGEST")
 				for _, r := range ts.Replicas {
 					copyWord, offset, keys, lag := "no", "-", "-", "-"
 					switch {
@@ -83,9 +84,9 @@ Local tables are listed as not replicated. With --json prints
 							lag += fmt.Sprintf(" (%.1fs)", r.LagS)
 						}
 					}
-					cols.row("  "+r.Node, copyWord, offset, keys, lag, r.Digest)
+					cols.Row("  "+r.Node, copyWord, offset, keys, lag, r.Digest)
 				}
-				if err := cols.flush(); err != nil {
+				if err := cols.Flush(); err != nil {
 					return err
 				}
 			}
@@ -128,7 +129,7 @@ nothing. With --json prints {"table","dry_run","source","holders",
 				return err
 			}
 			if a.json {
-				if err := writeJSON(a.stdout, rep); err != nil {
+				if err := textout.WriteJSON(a.stdout, rep); err != nil {
 					return err
 				}
 			} else {
@@ -141,11 +142,11 @@ nothing. With --json prints {"table","dry_run","source","holders",
 					fmt.Fprintf(a.stdout, ", unreachable %s", strings.Join(rep.Unreachable, ","))
 				}
 				fmt.Fprintf(a.stdout, ", %d round(s)\n", rep.Rounds)
-				cols := newColumns(a.stdout, "  NODE", "BUCKETS", "KEYS "+strings.ToUpper(verb), "BYTES", "SECONDS")
+				cols := textout.NewColumns(a.stdout, "  NODE", "BUCKETS", "KEYS "+strings.ToUpper(verb), "BYTES", "SECONDS")
 				for _, m := range rep.Moved {
-					cols.row("  "+m.Node, fmt.Sprint(m.Buckets), fmt.Sprint(m.Keys), fmt.Sprint(m.Bytes), fmt.Sprintf("%.3f", m.Seconds))
+					cols.Row("  "+m.Node, fmt.Sprint(m.Buckets), fmt.Sprint(m.Keys), fmt.Sprint(m.Bytes), fmt.Sprintf("%.3f", m.Seconds))
 				}
-				if err := cols.flush(); err != nil {
+				if err := cols.Flush(); err != nil {
 					return err
 				}
 				if rep.InSync {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ as "table list --json" prints it. Exits 1 if the table exists.`,
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, newTableJSON(info))
+				return textout.WriteJSON(a.stdout, newTableJSON(info))
 			}
 			_, err = fmt.Fprintf(a.stdout, "created table %s (%s)\n", info.Name, describeScope(info))
 			return err
@@ -127,7 +128,7 @@ Prints "table NAME: scope SCOPE, home NODE"; with --json the table as
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, newTableJSON(info))
+				return textout.WriteJSON(a.stdout, newTableJSON(info))
 			}
 			_, err = fmt.Fprintf(a.stdout, "table %s: %s\n", info.Name, describeScope(info))
 			return err
@@ -164,7 +165,7 @@ the system tables and "created" is omitted for them.`,
 				}
 				return writeJSONList(a.stdout, out)
 			}
-			cols := newColumns(a.stdout, "NAME", "SCOPE", "HOME", "HELD", "KEYS")
+			cols := textout.NewColumns(a.stdout, "NAME", "SCOPE", "HOME", "HELD", "KEYS")
 			for _, t := range list {
 				keys, held := "", yesNo(t.Held)
 				if t.Held || t.Draining {
@@ -173,9 +174,9 @@ the system tables and "created" is omitted for them.`,
 				if t.Draining {
 					held = "handing off"
 				}
-				cols.row(t.Name, t.Scope.String(), t.Home, held, keys)
+				cols.Row(t.Name, t.Scope.String(), t.Home, held, keys)
 			}
-			return cols.flush()
+			return cols.Flush()
 		},
 	}
 }
@@ -199,7 +200,7 @@ Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
 				return err
 			}
 			if a.json {
-				return writeJSON(a.stdout, map[string]any{"table": args[0], "dropped": true})
+				return textout.WriteJSON(a.stdout, map[string]any{"table": args[0], "dropped": true})
 			}
 			_, err = fmt.Fprintf(a.stdout, "dropped table %s\n", args[0])
 			return err
