@@ -123,19 +123,7 @@ func (n *Node) publish(ctx context.Context, s network.Stream, t *tables.Table, r
 		if err := n.send(s, &replFrame{Type: frameSnapBegin, LogID: log.ID(), Offset: offset}); err != nil {
 			return err
 		}
-		for len(recs) > 0 {
-			var entries []wal.Entry
-			size := 0
-			for len(recs) > 0 && len(entries) < maxBatchCount && size < maxBatchBytes {
-				entries = append(entries, recs[0].Entry())
-				size += len(recs[0].Key) + len(recs[0].Value)
-				recs = recs[1:]
-			}
-			if err := n.send(s, &replFrame{Type: frameSnapRecs, Entries: entries}); err != nil {
-				return err
-			}
-		}
-		if err := n.send(s, &replFrame{Type: frameSnapEnd}); err != nil {
+		if err := n.sendRecords(s, recs); err != nil {
 			return err
 		}
 		from = offset + 1
