@@ -57,6 +57,7 @@ type Log struct {
 	first    uint64 // first offset held; last+1 when empty
 	last     uint64 // last offset written; 0 when nothing was ever written
 	durable  uint64 // last offset known to be on disk (or published, NoSync)
+	synced   uint64 // last offset an fsync of this process covered
 	segBytes int    // bytes in the tail segment, mirroring tidwall's rotation
 	dirDirty bool   // a segment was created since the directory was synced
 	notify   chan struct{}
@@ -367,6 +368,12 @@ func (l *Log) Sync() error {
 		return ErrClosed
 	}
 	target, dirDirty := l.last, l.dirDirty
+	if target <= l.synced && !dirDirty {
+		// Nothing was written since an fsync of ours: skip the syscall
+		// (a batch of remote entries that all lost LWW writes nothing).
+		l.mu.Unlock()
+		return nil
+	}
 	l.dirDirty = false
 	l.mu.Unlock()
 	err := l.tw.Sync()
@@ -383,6 +390,7 @@ func (l *Log) Sync() error {
 		}
 		return fmt.Errorf("wal %s: sync: %w", l.name, err)
 	}
+	l.synced = max(l.synced, target)
 	l.publishLocked(target)
 	return nil
 }

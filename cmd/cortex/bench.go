@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"math"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/cmd/internal/textout"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
@@ -340,10 +340,11 @@ write, so that the lag of a stream being set up is not counted.
 How the lag is measured: one watcher scans the --to node for the keys of the
 run, at most one scan at a time and at most one every 100µs, while a write
 is unseen. A key first seen by a scan became readable between the previous
-scan and this one; the midpoint is taken, so each lag is known to about half
-a scan round trip (~0.1 ms). A write readable before this node's
-acknowledgement arrived counts as 0. A write not readable on --to within
---wait stops the run with an error.
+scan and this one; the midpoint is taken, so each lag is known to within half
+the time between two scans (about ±0.15 ms at the ~3,000 scans/s of a 2-vCPU
+machine; the scans cost the --to node some CPU too). A write readable before
+this node's acknowledgement arrived counts as 0. A write not readable on --to
+within --wait stops the run with an error.
 
 With --json prints {"ops":N,"ops_per_s":X,"p50_us":X,"p99_us":X,"max_us":X}:
 the percentiles are of the replication lag.`,
