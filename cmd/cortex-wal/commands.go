@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,7 +56,7 @@ func lsCmd(a *app) *cobra.Command {
 		Example: `  cortex-wal ls ./cortex-data
   cortex-wal ls ./cortex-data --segments
   cortex-wal ls /var/lib/cortex --json | jq '.tables[] | {dir, last, status}'`,
-		Args:                  positional(cobra.ExactArgs(1)),
+		Args:                  cli.Positional(cobra.ExactArgs(1)),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := a.openDataDir(args[0])
@@ -80,9 +80,9 @@ func lsCmd(a *app) *cobra.Command {
 				for i := range reports {
 					out.Tables = append(out.Tables, newLsTableJSON(&reports[i], d.live))
 				}
-				return textout.WriteJSON(a.stdout, out)
+				return cli.WriteJSON(a.stdout, out)
 			}
-			cols := textout.NewColumns(a.stdout, "TABLE", "ID", "LOG_ID", "FIRST", "LAST", "ENTRIES", "SEGMENTS", "BYTES", "CHECKPOINT", "STATUS")
+			cols := cli.NewColumns(a.stdout, "TABLE", "ID", "LOG_ID", "FIRST", "LAST", "ENTRIES", "SEGMENTS", "BYTES", "CHECKPOINT", "STATUS")
 			for i := range reports {
 				r := &reports[i]
 				ckpt := ""
@@ -109,7 +109,7 @@ func lsCmd(a *app) *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(a.stdout)
-			cols = textout.NewColumns(a.stdout, "SEGMENT", "FIRST", "ENTRIES", "BYTES")
+			cols = cli.NewColumns(a.stdout, "SEGMENT", "FIRST", "ENTRIES", "BYTES")
 			for i := range reports {
 				if reports[i].info == nil {
 					continue
@@ -244,11 +244,11 @@ func dumpCmd(a *app) *cobra.Command {
 		Example: `  cortex-wal dump ./cortex-data users
   cortex-wal dump ./cortex-data users --from 1200 --limit 10 --values
   cortex-wal dump ./cortex-data users-4f0c2a9e1b7d3c55 --json | jq -c 'select(.op=="del")'`,
-		Args:                  positional(cobra.ExactArgs(2)),
+		Args:                  cli.Positional(cobra.ExactArgs(2)),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 {
-				return usagef(cmd, "--limit %d is negative: give a number of entries, or 0 for all", limit)
+				return cli.Usagef(cmd, "--limit %d is negative: give a number of entries, or 0 for all", limit)
 			}
 			fromSpecified = cmd.Flags().Changed("from")
 			d, err := a.openDataDir(args[0])
@@ -268,7 +268,7 @@ func dumpCmd(a *app) *cobra.Command {
 				from = rd.First()
 			}
 			w := bufio.NewWriterSize(a.stdout, 64<<10)
-			list := textout.NewJSONList(w)
+			list := cli.NewJSONList(w)
 			n := 0
 			err = rd.Scan(from, func(r wal.Record) error {
 				var err error
@@ -361,9 +361,9 @@ type entryJSON struct {
 func newEntryJSON(r wal.Record, values bool) entryJSON {
 	e := entryJSON{Offset: r.Offset, HLC: r.Version.HLC, Origin: r.Version.Origin, Op: r.Op.String(), ValueSize: len(r.Value)}
 	e.Time, e.Counter = hlcParts(r.Version.HLC)
-	e.Key, e.KeyBase64 = textout.Text(r.Key)
+	e.Key, e.KeyBase64 = cli.Text(r.Key)
 	if values && r.Op != wal.OpDelete {
-		e.Value, e.ValueBase64 = textout.Text(r.Value)
+		e.Value, e.ValueBase64 = cli.Text(r.Value)
 	}
 	return e
 }
@@ -405,7 +405,7 @@ func verifyCmd(a *app) *cobra.Command {
 		Example: `  cortex-wal verify ./cortex-data
   cortex-wal verify ./cortex-data users && echo users is intact
   cortex-wal verify /var/lib/cortex --json | jq '.tables[] | select(.ok | not)'`,
-		Args:                  positional(cobra.RangeArgs(1, 2)),
+		Args:                  cli.Positional(cobra.RangeArgs(1, 2)),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := a.openDataDir(args[0])
@@ -436,7 +436,7 @@ func verifyCmd(a *app) *cobra.Command {
 			}
 			if asJSON {
 				out := verifyJSON{OK: failed == 0, Live: d.live, Tables: results}
-				if err := textout.WriteJSON(a.stdout, out); err != nil {
+				if err := cli.WriteJSON(a.stdout, out); err != nil {
 					return err
 				}
 			} else {

@@ -13,6 +13,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"io"
 	"os"
 	"strings"
@@ -42,11 +43,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	code := exitError
-	var ue *usageError
+	var ue *cli.UsageError
 	if errors.As(err, &ue) {
 		code = exitUsage
 	}
-	fmt.Fprintf(stderr, "error: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(stderr, "error: %s\n", cli.OneLine(err.Error()))
 	return code
 }
 
@@ -58,23 +59,7 @@ type app struct {
 
 // warnf prints one warning line on stderr.
 func (a *app) warnf(format string, args ...any) {
-	fmt.Fprintf(a.stderr, "warning: %s\n", oneLine(fmt.Sprintf(format, args...)))
-}
-
-// oneLine keeps a message on one line.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	return strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(s)
-}
-
-// usageError is bad usage: an unknown flag or command, a missing or extra
-// argument, a malformed flag value. It exits 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(cmd *cobra.Command, format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...) + fmt.Sprintf(" (see: %s --help)", cmd.CommandPath())}
+	fmt.Fprintf(a.stderr, "warning: %s\n", cli.OneLine(fmt.Sprintf(format, args...)))
 }
 
 const rootLong = `cortex-wal reads the write-ahead logs of a cortex data directory
@@ -117,14 +102,14 @@ func newRootCmd(a *app) *cobra.Command {
 		SilenceUsage:          true,
 		SilenceErrors:         true,
 		Args:                  cobra.ArbitraryArgs,
-		RunE:                  groupRun,
+		RunE:                  cli.GroupRun,
 		DisableFlagsInUseLine: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usagef(cmd, "%v", err)
+		return cli.Usagef(cmd, "%v", err)
 	})
 	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
 		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
@@ -137,7 +122,7 @@ func newRootCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target, rest, err := cmd.Root().Find(args)
 			if err != nil || len(rest) > 0 {
-				return usagef(cmd.Root(), "no command %q to explain", strings.Join(args, " "))
+				return cli.Usagef(cmd.Root(), "no command %q to explain", strings.Join(args, " "))
 			}
 			return target.Help()
 		},
@@ -145,49 +130,4 @@ func newRootCmd(a *app) *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.live, "live", false, "read even while cortexd holds the data directory (the last entry may be an append in progress)")
 	root.AddCommand(lsCmd(a), dumpCmd(a), verifyCmd(a))
 	return root
-}
-
-// groupRun is the root's RunE: reaching it means the command is missing or
-// unknown.
-func groupRun(cmd *cobra.Command, args []string) error {
-	names := []string{"ls", "dump", "verify"}
-	if len(args) == 0 {
-		return usagef(cmd, "missing command: %s needs one of %s", cmd.CommandPath(), strings.Join(names, ", "))
-	}
-	msg := fmt.Sprintf("unknown command %q for %s", args[0], cmd.CommandPath())
-	cmd.SuggestionsMinimumDistance = 2
-	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-		msg += fmt.Sprintf(": did you mean %q?", s[0])
-	} else {
-		msg += ": use one of " + strings.Join(names, ", ")
-	}
-	return usagef(cmd, "%s", msg)
-}
-
-// positional wraps a cobra argument check so that its failure is a usage
-// error (exit 2) that names the missing or extra argument from cmd.Use.
-func positional(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if check(cmd, args) == nil {
-			return nil
-		}
-		var required, optional []string
-		for _, f := range strings.Fields(cmd.Use)[1:] {
-			switch {
-			case strings.HasPrefix(f, "[-"):
-			case strings.HasPrefix(f, "["):
-				optional = append(optional, f)
-			default:
-				required = append(required, f)
-			}
-		}
-		usage := cmd.Parent().CommandPath() + " " + cmd.Use
-		if len(args) < len(required) {
-			return usagef(cmd, "missing %s: usage: %s", strings.Join(required[len(args):], " and "), usage)
-		}
-		if n := len(required) + len(optional); len(args) > n {
-			return usagef(cmd, "unexpected argument %q: usage: %s", args[n], usage)
-		}
-		return usagef(cmd, "wrong arguments: usage: %s", usage)
-	}
 }

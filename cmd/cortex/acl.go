@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/tables"
@@ -33,7 +33,7 @@ Access is denied unless granted.
 func parsePerm(cmd *cobra.Command, s string) (string, error) {
 	p, err := tables.ParsePerm(s)
 	if err != nil {
-		return "", usagef(cmd, "bad permission %q: use read, write or admin", s)
+		return "", cli.Usagef(cmd, "bad permission %q: use read, write or admin", s)
 	}
 	return p.String(), nil
 }
@@ -60,7 +60,7 @@ Prints "granted PERM on TABLE to IDENTITY"; with --json
 {"identity","table","perm"}.`,
 		Example: `  cortex acl grant alice users write
   cortex acl grant ops '*' admin`,
-		Args: positional(cobra.ExactArgs(3)),
+		Args: cli.Positional(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			perm, err := parsePerm(cmd, args[2])
 			if err != nil {
@@ -73,7 +73,7 @@ Prints "granted PERM on TABLE to IDENTITY"; with --json
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, g)
+				return cli.WriteJSON(a.stdout, g)
 			}
 			_, err = fmt.Fprintf(a.stdout, "granted %s on %s to %s\n", g.Perm, onTable(g.Table), g.Identity)
 			return err
@@ -95,7 +95,7 @@ TABLE: nothing revoked"; with --json {"identity","table","perm","removed":bool}
 		Example: `  cortex acl revoke alice users
   cortex acl revoke alice users write
   cortex acl revoke ops '*'`,
-		Args: positional(cobra.RangeArgs(2, 3)),
+		Args: cli.Positional(cobra.RangeArgs(2, 3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			identity, table, perm := args[0], args[1], ""
 			if len(args) == 3 {
@@ -111,7 +111,7 @@ TABLE: nothing revoked"; with --json {"identity","table","perm","removed":bool}
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, map[string]any{"identity": identity, "table": table, "perm": perm, "removed": res.Removed})
+				return cli.WriteJSON(a.stdout, map[string]any{"identity": identity, "table": table, "perm": perm, "removed": res.Removed})
 			}
 			if res.Removed {
 				_, err = fmt.Fprintf(a.stdout, "revoked the grant of %s on %s\n", identity, onTable(table))
@@ -132,7 +132,7 @@ func aclListCmd(a *app) *cobra.Command {
 With --json prints one array: [{"identity","table","perm"}].`,
 		Example: `  cortex acl list
   cortex acl list --json | jq -r '.[] | select(.identity == "alice") | .table'`,
-		Args: positional(cobra.NoArgs),
+		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			grants, err := call(a, func(ctx context.Context, c *api.Client) ([]tables.Grant, error) {
 				return c.Grants(ctx)
@@ -143,7 +143,7 @@ With --json prints one array: [{"identity","table","perm"}].`,
 			if a.json {
 				return writeJSONList(a.stdout, grants)
 			}
-			cols := textout.NewColumns(a.stdout, "IDENTITY", "TABLE", "PERM")
+			cols := cli.NewColumns(a.stdout, "IDENTITY", "TABLE", "PERM")
 			for _, g := range grants {
 				cols.Row(g.Identity, g.Table, g.Perm)
 			}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
@@ -129,7 +129,7 @@ func (o *benchOpts) flags(c *cobra.Command) {
 
 func (o *benchOpts) check(cmd *cobra.Command) error {
 	if err := tables.ValidateName(o.table, false); err != nil {
-		return usagef(cmd, "--table: %v", err)
+		return cli.Usagef(cmd, "--table: %v", err)
 	}
 	if err := checkRange(cmd, "--n", o.n, 1, benchMaxN); err != nil {
 		return err
@@ -139,7 +139,7 @@ func (o *benchOpts) check(cmd *cobra.Command) error {
 
 func checkRange(cmd *cobra.Command, flag string, v, lo, hi int) error {
 	if v < lo || v > hi {
-		return usagef(cmd, "%s %d is out of range: give %d to %d", flag, v, lo, hi)
+		return cli.Usagef(cmd, "%s %d is out of range: give %d to %d", flag, v, lo, hi)
 	}
 	return nil
 }
@@ -234,7 +234,7 @@ With --json prints {"ops":N,"ops_per_s":X,"p50_us":X,"p99_us":X,"max_us":X}.`,
   cortex bench write --n 100000 --concurrency 64 --value-size 1024
   cortex bench write --table scratch --json | jq .ops_per_s
   cortex table drop bench`,
-		Args: positional(cobra.NoArgs),
+		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.check(cmd); err != nil {
 				return err
@@ -254,7 +254,7 @@ With --json prints {"ops":N,"ops_per_s":X,"p50_us":X,"p99_us":X,"max_us":X}.`,
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, res.json())
+				return cli.WriteJSON(a.stdout, res.json())
 			}
 			_, err = fmt.Fprintf(a.stdout, "bench write: %d writes of %d-byte values to table %s on %s, %d concurrent\n"+
 				"  throughput  %.0f writes/s (%d in %s)\n"+
@@ -353,13 +353,13 @@ the percentiles are of the replication lag.`,
   cortex table drop bench`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef(cmd, "unexpected argument %q: usage: %s", args[0], cmd.UseLine())
+				return cli.Usagef(cmd, "unexpected argument %q: usage: %s", args[0], cmd.UseLine())
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
-				return usagef(cmd, "missing --to SOCKET: give the Unix socket of the node to read the writes back from")
+				return cli.Usagef(cmd, "missing --to SOCKET: give the Unix socket of the node to read the writes back from")
 			}
 			if err := o.check(cmd); err != nil {
 				return err
@@ -368,7 +368,7 @@ the percentiles are of the replication lag.`,
 				return err
 			}
 			if wait <= 0 {
-				return usagef(cmd, "--wait %s is not positive: give a duration such as 30s", wait)
+				return cli.Usagef(cmd, "--wait %s is not positive: give a duration such as 30s", wait)
 			}
 			dst := api.Dial(to)
 			defer dst.Close()
@@ -381,7 +381,7 @@ the percentiles are of the replication lag.`,
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, res.json())
+				return cli.WriteJSON(a.stdout, res.json())
 			}
 			_, err = fmt.Fprintf(a.stdout, "bench replication: %d writes of %d-byte values to table %s on %s at %d/s, read back on %s\n"+
 				"  throughput  %.0f writes/s (%d in %s)\n"+
@@ -441,7 +441,7 @@ func (r *replBench) setup(cmd *cobra.Command) error {
 	}
 	r.srcName, r.dstName = src.Node, dst.Node
 	if dst.Node == src.Node {
-		return usagef(cmd, "--to %s is node %s itself: give the socket of another node of the mesh", r.to, dst.Node)
+		return cli.Usagef(cmd, "--to %s is node %s itself: give the socket of another node of the mesh", r.to, dst.Node)
 	}
 	if !src.Mesh || !dst.Mesh {
 		standalone := src.Node

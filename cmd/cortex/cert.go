@@ -4,7 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"net"
 	"os"
 	"regexp"
@@ -56,7 +56,7 @@ func (f *certFlags) add(c *cobra.Command) {
 
 func (f *certFlags) check(cmd *cobra.Command) error {
 	if f.dir == "" {
-		return usagef(cmd, "missing --dir: give the directory of the certificates, such as --dir certs")
+		return cli.Usagef(cmd, "missing --dir: give the directory of the certificates, such as --dir certs")
 	}
 	return nil
 }
@@ -96,7 +96,7 @@ func (a *app) wrote(kind, name, certPath, keyPath string) error {
 	for _, ip := range c.IPAddresses {
 		out.IPAddresses = append(out.IPAddresses, ip.String())
 	}
-	return textout.WriteJSON(a.stdout, out)
+	return cli.WriteJSON(a.stdout, out)
 }
 
 func certCreateCACmd(a *app) *cobra.Command {
@@ -114,7 +114,7 @@ stops being accepted: make them all again.
 Prints the two files written; with --json
 {"kind":"ca","name","cert","key","fingerprint","not_after"}.`,
 		Example: `  cortex cert create-ca --dir certs`,
-		Args:    positional(cobra.NoArgs),
+		Args:    cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(cmd); err != nil {
 				return err
@@ -153,17 +153,17 @@ the two files written; with --json {"kind":"node","name","cert","key",
 "fingerprint","not_after","dns_names","ip_addresses"}.`,
 		Example: `  cortex cert create-node home --dir certs
   cortex cert create-node office --dir certs --host office.example.com --host 10.0.0.5`,
-		Args: positional(cobra.ExactArgs(1)),
+		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(cmd); err != nil {
 				return err
 			}
 			if err := tables.ValidateNodeName(args[0]); err != nil {
-				return usagef(cmd, "bad node name %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
+				return cli.Usagef(cmd, "bad node name %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
 			for _, h := range hosts {
 				if err := checkHost(h); err != nil {
-					return usagef(cmd, "bad --host %q: %v", h, err)
+					return cli.Usagef(cmd, "bad --host %q: %v", h, err)
 				}
 			}
 			if err := p2p.CreateNodeCert(f.dir, args[0], hosts, f.overwrite, time.Now()); err != nil {
@@ -221,13 +221,13 @@ the two files written; with --json {"kind":"client","name","cert","key",
 "fingerprint","not_after"}.`,
 		Example: `  cortex cert create-client alice --dir certs
   cortex identity add alice --cert certs/client-alice.crt && cortex acl grant alice users read`,
-		Args: positional(cobra.ExactArgs(1)),
+		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(cmd); err != nil {
 				return err
 			}
 			if err := tables.ValidateNodeName(args[0]); err != nil {
-				return usagef(cmd, "bad identity %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
+				return cli.Usagef(cmd, "bad identity %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
 			if err := p2p.CreateClientCert(f.dir, args[0], f.overwrite, time.Now()); err != nil {
 				return err

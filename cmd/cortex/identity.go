@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"os"
 	"time"
 
@@ -57,10 +57,10 @@ Prints "added identity NAME (KIND)"; with --json the identity as
 "identity list --json" prints it.`,
 		Example: `  cortex identity add alice
   cortex identity add node2 --kind node --cert certs/node-node2.crt`,
-		Args: positional(cobra.ExactArgs(1)),
+		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if kind != "client" && kind != "node" {
-				return usagef(cmd, "bad --kind %q: use client or node", kind)
+				return cli.Usagef(cmd, "bad --kind %q: use client or node", kind)
 			}
 			req := api.AddIdentityRequest{Name: args[0], Kind: kind}
 			if certFile != "" {
@@ -77,7 +77,7 @@ Prints "added identity NAME (KIND)"; with --json the identity as
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, newIdentityJSON(id))
+				return cli.WriteJSON(a.stdout, newIdentityJSON(id))
 			}
 			msg := fmt.Sprintf("added identity %s (%s)", id.Name, id.Kind)
 			if id.Fingerprint != "" {
@@ -104,7 +104,7 @@ With --json prints one array:
 where "fingerprint" is "sha256:<hex>" or "" and "added" is RFC 3339.`,
 		Example: `  cortex identity list
   cortex identity list --json | jq -r '.[] | select(.kind == "node") | .name'`,
-		Args: positional(cobra.NoArgs),
+		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids, err := call(a, func(ctx context.Context, c *api.Client) ([]tables.Identity, error) {
 				return c.Identities(ctx)
@@ -119,7 +119,7 @@ where "fingerprint" is "sha256:<hex>" or "" and "added" is RFC 3339.`,
 				}
 				return writeJSONList(a.stdout, out)
 			}
-			cols := textout.NewColumns(a.stdout, "NAME", "KIND", "FINGERPRINT", "ADDED")
+			cols := cli.NewColumns(a.stdout, "NAME", "KIND", "FINGERPRINT", "ADDED")
 			for _, id := range ids {
 				cols.Row(id.Name, id.Kind, id.Fingerprint, formatTime(id.Added))
 			}
@@ -138,7 +138,7 @@ such identity.
 Prints "removed identity NAME and its N grant(s)"; with --json
 {"name","grants_removed":N}.`,
 		Example: `  cortex identity remove alice`,
-		Args:    positional(cobra.ExactArgs(1)),
+		Args:    cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := call(a, func(ctx context.Context, c *api.Client) (api.RemoveIdentityResult, error) {
 				return c.RemoveIdentity(ctx, args[0])
@@ -147,7 +147,7 @@ Prints "removed identity NAME and its N grant(s)"; with --json
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, map[string]any{"name": args[0], "grants_removed": res.GrantsRemoved})
+				return cli.WriteJSON(a.stdout, map[string]any{"name": args[0], "grants_removed": res.GrantsRemoved})
 			}
 			_, err = fmt.Fprintf(a.stdout, "removed identity %s and its %d grant(s)\n", args[0], res.GrantsRemoved)
 			return err

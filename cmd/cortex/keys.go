@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"io"
 
 	"github.com/cortex-mesh/cortex/api"
@@ -15,7 +15,7 @@ import (
 // checkKey rejects an empty key before it is sent.
 func checkKey(cmd *cobra.Command, key string) error {
 	if key == "" {
-		return usagef(cmd, "KEY is empty: give a key of at least one byte")
+		return cli.Usagef(cmd, "KEY is empty: give a key of at least one byte")
 	}
 	return nil
 }
@@ -37,7 +37,7 @@ such table.`,
 		Example: `  cortex put users alice '{"plan":"pro"}'
   cortex put blobs logo.png - < logo.png
   cortex put counters -- -total -5`,
-		Args: positional(cobra.ExactArgs(3)),
+		Args: cli.Positional(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key, value := args[0], []byte(args[1]), []byte(args[2])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -56,7 +56,7 @@ such table.`,
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, newWriteResultJSON(table, key, res.HLC, res.Origin))
+				return cli.WriteJSON(a.stdout, newWriteResultJSON(table, key, res.HLC, res.Origin))
 			}
 			return nil
 		},
@@ -95,7 +95,7 @@ A value (or key) that is not valid UTF-8 is null, and its bytes are in
 		Example: `  cortex get users alice
   cortex get blobs logo.png > logo.png
   cortex get users alice --json | jq -r .value`,
-		Args: positional(cobra.ExactArgs(2)),
+		Args: cli.Positional(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key := args[0], []byte(args[1])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -108,7 +108,7 @@ A value (or key) that is not valid UTF-8 is null, and its bytes are in
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, newRecordJSON(table, key, rec.Value, rec.HLC, rec.Origin))
+				return cli.WriteJSON(a.stdout, newRecordJSON(table, key, rec.Value, rec.HLC, rec.Origin))
 			}
 			out := rec.Value
 			if a.tty && (len(out) == 0 || out[len(out)-1] != '\n') {
@@ -131,7 +131,7 @@ Prints nothing on success (for scripts); with --json prints the version the
 delete was given: {"table","key","hlc","origin"}.`,
 		Example: `  cortex del users alice
   cortex del users bob || echo "bob was not there"`,
-		Args: positional(cobra.ExactArgs(2)),
+		Args: cli.Positional(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key := args[0], []byte(args[1])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -144,7 +144,7 @@ delete was given: {"table","key","hlc","origin"}.`,
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, newWriteResultJSON(table, key, res.HLC, res.Origin))
+				return cli.WriteJSON(a.stdout, newWriteResultJSON(table, key, res.HLC, res.Origin))
 			}
 			return nil
 		},
@@ -174,16 +174,16 @@ code is not 0.`,
 		Example: `  cortex scan users
   cortex scan users --prefix al --limit 10
   cortex scan users --json | jq -r '.[].key'`,
-		Args: positional(cobra.ExactArgs(1)),
+		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 {
-				return usagef(cmd, "--limit %d is negative: give a count, or 0 for all", limit)
+				return cli.Usagef(cmd, "--limit %d is negative: give a count, or 0 for all", limit)
 			}
 			out := bufio.NewWriterSize(a.stdout, 64<<10)
 			var emit func(api.Record) error
-			var list *textout.JSONList
+			var list *cli.JSONList
 			if a.json {
-				list = textout.NewJSONList(out)
+				list = cli.NewJSONList(out)
 				emit = func(r api.Record) error {
 					return list.Add(newRecordJSON("", r.Key, r.Value, r.HLC, r.Origin))
 				}

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,18 +88,18 @@ func (a *app) execute(args []string) int {
 		return exitOK
 	}
 	code, msg := a.describe(err)
-	fmt.Fprintf(a.stderr, "error: %s\n", oneLine(msg))
+	fmt.Fprintf(a.stderr, "error: %s\n", cli.OneLine(msg))
 	return code
 }
 
 // describe maps an error to its exit code and the message that tells the
 // user what was wrong and what to do.
 func (a *app) describe(err error) (int, string) {
-	var ue *usageError
+	var ue *cli.UsageError
 	var ae *api.Error
 	switch {
 	case errors.As(err, &ue):
-		return exitUsage, ue.msg
+		return exitUsage, ue.Msg
 	case errors.Is(err, api.ErrUnreachable) && a.remote.addr != "":
 		return exitUnreachable, a.remote.unreachable(err)
 	case errors.Is(err, api.ErrUnreachable):
@@ -127,23 +128,6 @@ func (a *app) describe(err error) (int, string) {
 		return exitError, ae.Message
 	}
 	return exitError, err.Error()
-}
-
-// oneLine keeps an error message on one line.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	return strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(s)
-}
-
-// usageError is bad usage: an unknown flag or command, a missing or extra
-// argument, a malformed argument. It exits 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-// usagef returns a usage error for cmd, pointing at its --help.
-func usagef(cmd *cobra.Command, format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...) + fmt.Sprintf(" (see: %s --help)", cmd.CommandPath())}
 }
 
 const rootLong = `cortex talks to a cortexd node over its Unix socket: it creates and lists
@@ -194,11 +178,11 @@ func newRootCmd(a *app) *cobra.Command {
 		SilenceUsage:          true,
 		SilenceErrors:         true,
 		Args:                  cobra.ArbitraryArgs,
-		RunE:                  groupRun,
+		RunE:                  cli.GroupRun,
 		DisableFlagsInUseLine: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if a.timeout < 0 {
-				return usagef(cmd, "--timeout %s is negative: give a duration such as 30s, or 0 for no timeout", a.timeout)
+				return cli.Usagef(cmd, "--timeout %s is negative: give a duration such as 30s, or 0 for no timeout", a.timeout)
 			}
 			if err := a.remote.check(cmd, a.getenv); err != nil {
 				return err
@@ -219,7 +203,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usagef(cmd, "%v", err)
+		return cli.Usagef(cmd, "%v", err)
 	})
 	// A command that only holds subcommands is runnable (to report a
 	// missing or unknown one) but its usage is "CMD [command]" alone.
@@ -234,7 +218,7 @@ func newRootCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target, rest, err := cmd.Root().Find(args)
 			if err != nil || len(rest) > 0 {
-				return usagef(cmd.Root(), "no command %q to explain", strings.Join(args, " "))
+				return cli.Usagef(cmd.Root(), "no command %q to explain", strings.Join(args, " "))
 			}
 			return target.Help()
 		},
@@ -257,62 +241,10 @@ func newRootCmd(a *app) *cobra.Command {
 	return root
 }
 
-// groupRun is the RunE of a command that only holds subcommands: reaching
-// it means the subcommand is missing or unknown.
-func groupRun(cmd *cobra.Command, args []string) error {
-	var names []string
-	for _, c := range cmd.Commands() {
-		if c.IsAvailableCommand() && c.Name() != "help" && c.Name() != "completion" {
-			names = append(names, c.Name())
-		}
-	}
-	if len(args) == 0 {
-		return usagef(cmd, "missing command: %s needs one of %s", cmd.CommandPath(), strings.Join(names, ", "))
-	}
-	msg := fmt.Sprintf("unknown command %q for %s", args[0], cmd.CommandPath())
-	if cmd.SuggestionsMinimumDistance <= 0 {
-		cmd.SuggestionsMinimumDistance = 2
-	}
-	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-		msg += fmt.Sprintf(": did you mean %q?", s[0])
-	} else {
-		msg += ": use one of " + strings.Join(names, ", ")
-	}
-	return usagef(cmd, "%s", msg)
-}
-
 // groupCmd makes a command that only holds subcommands.
 func groupCmd(use, short, long, example string) *cobra.Command {
 	return &cobra.Command{Use: use, Short: short, Long: long, Example: example,
-		Args: cobra.ArbitraryArgs, RunE: groupRun, DisableFlagsInUseLine: true}
-}
-
-// positional wraps a cobra argument check so that its failure is a usage
-// error (exit 2) that names the missing or extra argument from cmd.Use.
-func positional(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if check(cmd, args) == nil {
-			return nil
-		}
-		var required, optional []string
-		for _, f := range strings.Fields(cmd.Use)[1:] {
-			switch {
-			case strings.HasPrefix(f, "[-"):
-			case strings.HasPrefix(f, "["):
-				optional = append(optional, f)
-			default:
-				required = append(required, f)
-			}
-		}
-		usage := cmd.Parent().CommandPath() + " " + cmd.Use
-		if len(args) < len(required) {
-			return usagef(cmd, "missing %s: usage: %s", strings.Join(required[len(args):], " and "), usage)
-		}
-		if n := len(required) + len(optional); len(args) > n {
-			return usagef(cmd, "unexpected argument %q: usage: %s", args[n], usage)
-		}
-		return usagef(cmd, "wrong arguments: usage: %s", usage)
-	}
+		Args: cobra.ArbitraryArgs, RunE: cli.GroupRun, DisableFlagsInUseLine: true}
 }
 
 // dial returns the client, made on first use: over the Unix socket, or

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/p2p"
@@ -29,7 +29,7 @@ A standalone node has no peers.
 With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N}].`,
 		Example: `  cortex mesh peers
   cortex mesh peers --json | jq -r '.[] | select(.connected) | .node'`,
-		Args: positional(cobra.NoArgs),
+		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			peers, err := call(a, func(ctx context.Context, c *api.Client) ([]p2p.PeerStatus, error) {
 				return c.MeshPeers(ctx)
@@ -38,9 +38,9 @@ With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N}
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, peers)
+				return cli.WriteJSON(a.stdout, peers)
 			}
-			cols := textout.NewColumns(a.stdout, "NODE", "PEER ID", "ADDR", "CONNECTED", "CLOCK SKEW")
+			cols := cli.NewColumns(a.stdout, "NODE", "PEER ID", "ADDR", "CONNECTED", "CLOCK SKEW")
 			for _, p := range peers {
 				cols.Row(p.Node, p.PeerID, p.Addr, yesNo(p.Connected), fmt.Sprintf("%dms", p.ClockSkewMS))
 			}

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"strings"
 	"time"
 
@@ -30,7 +30,7 @@ With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}, plus
 "mesh_addrs" (the HOST:PORT addresses the mesh listens on) in mesh mode.`,
 		Example: `  cortex node status
   cortex node status --json | jq -r .node`,
-		Args: positional(cobra.NoArgs),
+		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := call(a, func(ctx context.Context, c *api.Client) (api.NodeStatus, error) {
 				return c.NodeStatus(ctx)
@@ -39,9 +39,9 @@ With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}, plus
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, st)
+				return cli.WriteJSON(a.stdout, st)
 			}
-			cols := textout.NewColumns(a.stdout, "NODE", st.Node)
+			cols := cli.NewColumns(a.stdout, "NODE", st.Node)
 			cols.Row("VERSION", st.Version)
 			cols.Row("UPTIME", (time.Duration(st.UptimeS) * time.Second).String())
 			cols.Row("MESH", yesNo(st.Mesh))

@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"io"
 	"os"
 	"strings"
@@ -22,7 +22,7 @@ func isTerminal(w io.Writer) bool {
 
 // writeJSONList prints items as one JSON array.
 func writeJSONList[T any](w io.Writer, items []T) error {
-	l := textout.NewJSONList(w)
+	l := cli.NewJSONList(w)
 	for _, it := range items {
 		if err := l.Add(it); err != nil {
 			return err
@@ -88,8 +88,8 @@ type recordJSON struct {
 
 func newRecordJSON(table string, key, value []byte, hlc uint64, origin string) recordJSON {
 	r := recordJSON{Table: table, HLC: hlc, Origin: origin}
-	r.Key, r.KeyBase64 = textout.Text(key)
-	r.Value, r.ValueBase64 = textout.Text(value)
+	r.Key, r.KeyBase64 = cli.Text(key)
+	r.Value, r.ValueBase64 = cli.Text(value)
 	return r
 }
 
@@ -104,7 +104,7 @@ type writeResultJSON struct {
 
 func newWriteResultJSON(table string, key []byte, hlc uint64, origin string) writeResultJSON {
 	r := writeResultJSON{Table: table, HLC: hlc, Origin: origin}
-	r.Key, r.KeyBase64 = textout.Text(key)
+	r.Key, r.KeyBase64 = cli.Text(key)
 	return r
 }
 

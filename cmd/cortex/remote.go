@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"net"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ func (r *remote) flags(pf *pflag.FlagSet) {
 // defaults, used unless --socket is given.
 func (r *remote) check(cmd *cobra.Command, getenv func(string) string) error {
 	if r.addr != "" && cmd.Flags().Changed("socket") {
-		return usagef(cmd, "give --socket (a local node) or --addr (a remote node), not both")
+		return cli.Usagef(cmd, "give --socket (a local node) or --addr (a remote node), not both")
 	}
 	flagged := r.ca != "" || r.cert != "" || r.key != ""
 	if !cmd.Flags().Changed("socket") {
@@ -56,20 +57,20 @@ func (r *remote) check(cmd *cobra.Command, getenv func(string) string) error {
 	}
 	if r.addr == "" {
 		if flagged {
-			return usagef(cmd, "--ca, --cert and --key are for a remote node: give its --addr HOST:PORT too")
+			return cli.Usagef(cmd, "--ca, --cert and --key are for a remote node: give its --addr HOST:PORT too")
 		}
 		r.ca, r.cert, r.key = "", "", ""
 		return nil
 	}
 	if len(missing) > 0 {
-		return usagef(cmd, "--addr needs --ca, --cert and --key (missing: %s)", strings.Join(missing, ", "))
+		return cli.Usagef(cmd, "--addr needs --ca, --cert and --key (missing: %s)", strings.Join(missing, ", "))
 	}
 	host, port, err := net.SplitHostPort(r.addr)
 	if err != nil || host == "" {
-		return usagef(cmd, "bad --addr %q: give HOST:PORT, such as node1.example.com:7947 or 10.0.0.5:7947", r.addr)
+		return cli.Usagef(cmd, "bad --addr %q: give HOST:PORT, such as node1.example.com:7947 or 10.0.0.5:7947", r.addr)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return usagef(cmd, "bad --addr %q: the port must be a number from 1 to 65535", r.addr)
+		return cli.Usagef(cmd, "bad --addr %q: the port must be a number from 1 to 65535", r.addr)
 	}
 	r.host = host
 	return nil

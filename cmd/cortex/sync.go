@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"strings"
 
 	"github.com/cortex-mesh/cortex/api"
@@ -43,7 +43,7 @@ Local tables are listed as not replicated. With --json prints
 "state":"in_sync|catching_up|diverged|unknown","in_sync":bool}]}.`,
 		Example: `  cortex sync status
   cortex sync status fruit --json | jq .tables[0].state`,
-		Args: positional(cobra.MaximumNArgs(1)),
+		Args: cli.Positional(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table := ""
 			if len(args) == 1 {
@@ -56,7 +56,7 @@ Local tables are listed as not replicated. With --json prints
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, st)
+				return cli.WriteJSON(a.stdout, st)
 			}
 			for i, ts := range st.Tables {
 				if i > 0 {
@@ -67,7 +67,7 @@ Local tables are listed as not replicated. With --json prints
 					state = "not replicated (scope local)"
 				}
 				fmt.Fprintf(a.stdout, "%s  scope %s  should hold: %s  %s\n", ts.Table, ts.Scope, strings.Join(ts.Desired, ","), state)
-				cols := textout.NewColumns(a.stdout, "  NODE", "COPY", "OFFSET", "KEYS", "LAG", "DIGEST")
+				cols := cli.NewColumns(a.stdout, "  NODE", "COPY", "OFFSET", "KEYS", "LAG", "DIGEST")
 				for _, r := range ts.Replicas {
 					copyWord, offset, keys, lag := "no", "-", "-", "-"
 					switch {
@@ -118,7 +118,7 @@ nothing. With --json prints {"table","dry_run","source","holders",
 "in_sync"}. Exits 1 if the copies are not in sync at the end.`,
 		Example: `  cortex sync repair fruit --dry-run
   cortex sync repair fruit`,
-		Args: positional(cobra.ExactArgs(1)),
+		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stop := a.spinner("repairing " + args[0])
 			rep, err := call(a, func(ctx context.Context, c *api.Client) (repair.Report, error) {
@@ -129,7 +129,7 @@ nothing. With --json prints {"table","dry_run","source","holders",
 				return err
 			}
 			if a.json {
-				if err := textout.WriteJSON(a.stdout, rep); err != nil {
+				if err := cli.WriteJSON(a.stdout, rep); err != nil {
 					return err
 				}
 			} else {
@@ -142,7 +142,7 @@ nothing. With --json prints {"table","dry_run","source","holders",
 					fmt.Fprintf(a.stdout, ", unreachable %s", strings.Join(rep.Unreachable, ","))
 				}
 				fmt.Fprintf(a.stdout, ", %d round(s)\n", rep.Rounds)
-				cols := textout.NewColumns(a.stdout, "  NODE", "BUCKETS", "KEYS "+strings.ToUpper(verb), "BYTES", "SECONDS")
+				cols := cli.NewColumns(a.stdout, "  NODE", "BUCKETS", "KEYS "+strings.ToUpper(verb), "BYTES", "SECONDS")
 				for _, m := range rep.Moved {
 					cols.Row("  "+m.Node, fmt.Sprint(m.Buckets), fmt.Sprint(m.Keys), fmt.Sprint(m.Bytes), fmt.Sprintf("%.3f", m.Seconds))
 				}

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/textout"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"strings"
 	"time"
 
@@ -49,7 +49,7 @@ func newTableJSON(t api.TableInfo) tableJSON {
 func parseScope(cmd *cobra.Command, s string) (tables.Scope, error) {
 	scope, err := tables.ParseScope(s)
 	if err != nil {
-		return scope, usagef(cmd, "bad scope %q: %s; use all, local or node names separated by commas (a,b)",
+		return scope, cli.Usagef(cmd, "bad scope %q: %s; use all, local or node names separated by commas (a,b)",
 			s, strings.TrimPrefix(err.Error(), "scope: "))
 	}
 	return scope, nil
@@ -75,11 +75,11 @@ as "table list --json" prints it. Exits 1 if the table exists.`,
 		Example: `  cortex table create sessions
   cortex table create users --scope all
   cortex table create orders --scope node1,node2`,
-		Args: positional(cobra.ExactArgs(1)),
+		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := tables.ValidateName(name, false); err != nil {
-				return usagef(cmd, "%v", err)
+				return cli.Usagef(cmd, "%v", err)
 			}
 			sc, err := parseScope(cmd, scope)
 			if err != nil {
@@ -92,7 +92,7 @@ as "table list --json" prints it. Exits 1 if the table exists.`,
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, newTableJSON(info))
+				return cli.WriteJSON(a.stdout, newTableJSON(info))
 			}
 			_, err = fmt.Fprintf(a.stdout, "created table %s (%s)\n", info.Name, describeScope(info))
 			return err
@@ -115,7 +115,7 @@ Prints "table NAME: scope SCOPE, home NODE"; with --json the table as
 "table list --json" prints it.`,
 		Example: `  cortex table scope users all
   cortex table scope orders node1,node3`,
-		Args: positional(cobra.ExactArgs(2)),
+		Args: cli.Positional(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sc, err := parseScope(cmd, args[1])
 			if err != nil {
@@ -128,7 +128,7 @@ Prints "table NAME: scope SCOPE, home NODE"; with --json the table as
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, newTableJSON(info))
+				return cli.WriteJSON(a.stdout, newTableJSON(info))
 			}
 			_, err = fmt.Fprintf(a.stdout, "table %s: %s\n", info.Name, describeScope(info))
 			return err
@@ -150,7 +150,7 @@ where "scope" is "all", "local" or an array of node names, "home" is "" for
 the system tables and "created" is omitted for them.`,
 		Example: `  cortex table list
   cortex table list --json | jq -r '.[] | select(.held) | .name'`,
-		Args: positional(cobra.NoArgs),
+		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			list, err := call(a, func(ctx context.Context, c *api.Client) ([]api.TableInfo, error) {
 				return c.Tables(ctx)
@@ -165,7 +165,7 @@ the system tables and "created" is omitted for them.`,
 				}
 				return writeJSONList(a.stdout, out)
 			}
-			cols := textout.NewColumns(a.stdout, "NAME", "SCOPE", "HOME", "HELD", "KEYS")
+			cols := cli.NewColumns(a.stdout, "NAME", "SCOPE", "HOME", "HELD", "KEYS")
 			for _, t := range list {
 				keys, held := "", yesNo(t.Held)
 				if t.Held || t.Draining {
@@ -191,7 +191,7 @@ dropped. Exits 3 if there is no such table.
 
 Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
 		Example: `  cortex table drop sessions`,
-		Args:    positional(cobra.ExactArgs(1)),
+		Args:    cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := call(a, func(ctx context.Context, c *api.Client) (struct{}, error) {
 				return struct{}{}, c.DropTable(ctx, args[0])
@@ -200,7 +200,7 @@ Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
 				return err
 			}
 			if a.json {
-				return textout.WriteJSON(a.stdout, map[string]any{"table": args[0], "dropped": true})
+				return cli.WriteJSON(a.stdout, map[string]any{"table": args[0], "dropped": true})
 			}
 			_, err = fmt.Fprintf(a.stdout, "dropped table %s\n", args[0])
 			return err

@@ -1,7 +1,8 @@
-// Package textout owns the output conventions the cortex commands share:
-// one JSON value per --json command, JSON arrays streamed one element a
-// line, aligned columns for people, and bytes shown as text or base64.
-package textout
+// Package cli owns the conventions the cortex commands share: one JSON
+// value per --json command, JSON arrays streamed one element a line,
+// aligned columns for people, bytes shown as text or base64, one-line
+// errors, and usage errors (exit 2) that say what was wrong.
+package cli
 
 import (
 	"bytes"
