@@ -76,12 +76,7 @@ func libp2pKeys(ident *Identity) (ic.PrivKey, ic.PubKey, error) {
 	return ic.ECDSAKeyPairFromKey(key)
 }
 
-// PeerIDOf derives the libp2p peer ID of a certificate's public key.
-func PeerIDOf(c *x509.Certificate) (peer.ID, error) {
-	id, _, err := peerKey(c)
-	return id, err
-}
-
+// peerKey derives the libp2p peer ID and key of a certificate's public key.
 func peerKey(c *x509.Certificate) (peer.ID, ic.PubKey, error) {
 	pub, ok := c.PublicKey.(*ecdsa.PublicKey)
 	if !ok {

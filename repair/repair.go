@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 )
@@ -82,7 +83,7 @@ func Run(ctx context.Context, mesh Mesh, store *tables.Store, table string, dryR
 		digests := map[string]p2p.BucketDigests{}
 		rep.Holders, rep.Unreachable = nil, []string{}
 		for _, node := range nodes(mesh, self) {
-			if !info.HeldBy(node) {
+			if !scope.Holds(info, node) {
 				continue
 			}
 			bd, err := ep.buckets(ctx, node)

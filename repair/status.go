@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -196,11 +197,9 @@ func Gather(ctx context.Context, q Querier, store *tables.Store, names []string,
 				answers[n] = answer{err: errNeverJoined}
 			}
 		}
+		ts.Desired = append(ts.Desired, scope.Desired(info, nodes)...)
 		for _, m := range nodes {
-			r := Replica{Node: m, Desired: info.HeldBy(m), Reachable: answers[m].err == nil}
-			if r.Desired {
-				ts.Desired = append(ts.Desired, m)
-			}
+			r := Replica{Node: m, Desired: scope.Holds(info, m), Reachable: answers[m].err == nil}
 			if err := answers[m].err; err != nil {
 				r.Error = err.Error()
 			}
