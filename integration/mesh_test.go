@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,6 +115,15 @@ func TestMeshRedialAfterKill9(t *testing.T) {
 	b.start()
 	a.waitPeers("b")
 	b.waitPeers("a")
+	// b must have stored a's membership record before it dies: that record
+	// is how it finds a again without --peer.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(b.must("scan", "cortex_meta", "--prefix", "node/a"), "node/a") {
+		if time.Now().After(deadline) {
+			t.Fatalf("b never recorded a's membership\n%s", b.logs)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
 
 	b.kill()
 	a.waitPeers()

@@ -495,11 +495,6 @@ func (n *Node) afterHello(id peer.ID, h hello, skew time.Duration) {
 	if skew > n.cfg.MaxClockSkew || skew < -n.cfg.MaxClockSkew {
 		n.log.Warn("mesh: peer clock skew above --max-clock-skew", "peer", h.Node, "skew", skew.Round(time.Millisecond), "max", n.cfg.MaxClockSkew)
 	}
-	n.mu.Lock()
-	p := n.peerLocked(id)
-	p.name, p.skew, p.measured = h.Node, skew, true
-	n.notifyLocked() // a peer ready for replication
-	n.mu.Unlock()
 	entries := make([]wal.Entry, 0, len(h.Members))
 	for _, r := range h.Members {
 		m, _ := r.member()
@@ -513,6 +508,11 @@ func (n *Node) afterHello(id peer.ID, h hello, skew time.Duration) {
 			n.log.Warn("mesh: adopt membership records", "peer", h.Node, "err", err)
 		}
 	}
+	n.mu.Lock()
+	p := n.peerLocked(id)
+	p.name, p.skew, p.measured = h.Node, skew, true
+	n.notifyLocked() // a peer ready for replication
+	n.mu.Unlock()
 	n.log.Info("mesh: peer connected", "peer", h.Node, "peer_id", id.String(), "clock_skew", skew.Round(time.Millisecond))
 	n.dialKnownMembers()
 }
