@@ -16,7 +16,6 @@ import (
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -106,27 +105,7 @@ func newRootCmd(a *app) *cobra.Command {
 		DisableFlagsInUseLine: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.SetOut(a.stdout)
-	root.SetErr(a.stderr)
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return cli.Usagef(cmd, "%v", err)
-	})
-	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
-		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
-	root.SetHelpCommand(&cobra.Command{
-		Use:     "help [COMMAND]",
-		Short:   "Explain a command",
-		Long:    "Explain a command: the same as COMMAND --help.",
-		Example: "  cortex-wal help dump",
-		Args:    cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			target, rest, err := cmd.Root().Find(args)
-			if err != nil || len(rest) > 0 {
-				return cli.Usagef(cmd.Root(), "no command %q to explain", strings.Join(args, " "))
-			}
-			return target.Help()
-		},
-	})
+	cli.Conventions(root, a.stdout, a.stderr, "  cortex-wal help dump")
 	root.PersistentFlags().BoolVar(&a.live, "live", false, "read even while cortexd holds the data directory (the last entry may be an append in progress)")
 	root.AddCommand(lsCmd(a), dumpCmd(a), verifyCmd(a))
 	return root

@@ -200,29 +200,7 @@ func newRootCmd(a *app) *cobra.Command {
 		},
 	}
 	root.SetIn(a.stdin)
-	root.SetOut(a.stdout)
-	root.SetErr(a.stderr)
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return cli.Usagef(cmd, "%v", err)
-	})
-	// A command that only holds subcommands is runnable (to report a
-	// missing or unknown one) but its usage is "CMD [command]" alone.
-	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
-		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
-	root.SetHelpCommand(&cobra.Command{
-		Use:     "help [COMMAND]...",
-		Short:   "Explain a command",
-		Long:    "Explain a command: the same as COMMAND --help.",
-		Example: "  cortex help table create",
-		Args:    cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			target, rest, err := cmd.Root().Find(args)
-			if err != nil || len(rest) > 0 {
-				return cli.Usagef(cmd.Root(), "no command %q to explain", strings.Join(args, " "))
-			}
-			return target.Help()
-		},
-	})
+	cli.Conventions(root, a.stdout, a.stderr, "  cortex help table create")
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.socket, "socket", "", "Unix socket of cortexd (default: $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock, else "+defaultSocket+")")
 	pf.BoolVar(&a.json, "json", false, "print exactly one JSON value on stdout")

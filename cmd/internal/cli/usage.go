@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -74,4 +75,34 @@ func Positional(check cobra.PositionalArgs) cobra.PositionalArgs {
 		}
 		return Usagef(cmd, "wrong arguments: usage: %s", usage)
 	}
+}
+
+// Conventions sets up a root command the way every cortex command works:
+// output to stdout/stderr, flag errors as usage errors, group commands
+// whose usage shows only their subcommands, and a help command that
+// explains a command or says there is none.
+func Conventions(root *cobra.Command, stdout, stderr io.Writer, example string) {
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return Usagef(cmd, "%v", err)
+	})
+	// A command that only holds subcommands is runnable (to report a
+	// missing or unknown one) but its usage is "CMD [command]" alone.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
+		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	root.SetHelpCommand(&cobra.Command{
+		Use:     "help [COMMAND]...",
+		Short:   "Explain a command",
+		Long:    "Explain a command: the same as COMMAND --help.",
+		Example: example,
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := cmd.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return Usagef(cmd.Root(), "no command %q to explain", strings.Join(args, " "))
+			}
+			return target.Help()
+		},
+	})
 }
