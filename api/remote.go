@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -46,11 +46,11 @@ func (s *Server) admit(cert *x509.Certificate) error {
 	if err != nil {
 		return err
 	}
-	if id.Kind != string(p2p.KindClient) {
+	if id.Kind != string(pki.KindClient) {
 		return &Error{http.StatusForbidden, CodeDenied,
 			fmt.Sprintf("%s is registered as a %s identity; remote calls need a client identity (cortex identity add %s --kind client)", name, id.Kind, name)}
 	}
-	if fp := p2p.Fingerprint(cert); id.Fingerprint != "" && id.Fingerprint != fp {
+	if fp := pki.Fingerprint(cert); id.Fingerprint != "" && id.Fingerprint != fp {
 		return &Error{http.StatusForbidden, CodeDenied,
 			fmt.Sprintf("%s is pinned to certificate %s, not to the one presented (%s); an admin can pin the new one with: cortex identity add %s --cert FILE",
 				name, id.Fingerprint, fp, name)}

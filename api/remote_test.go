@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -23,14 +23,14 @@ import (
 func clientCert(t *testing.T, dir, name string) (*x509.Certificate, string) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(dir, "ca.crt")); err != nil {
-		if err := p2p.CreateCA(dir, false, time.Now()); err != nil {
+		if err := pki.CreateCA(dir, false, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := p2p.CreateClientCert(dir, name, true, time.Now()); err != nil {
+	if err := pki.CreateClientCert(dir, name, true, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	path, _ := p2p.ClientCertFiles(dir, name)
+	path, _ := pki.ClientCertFiles(dir, name)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -114,13 +114,13 @@ func TestRemoteAdmission(t *testing.T) {
 	denied("no grant", code, eb, "alice may not read table t")
 
 	// Pinned to her certificate: that one passes, another one of hers not.
-	store.AddIdentity(ctx, tables.Identity{Name: "alice", Kind: "client", Fingerprint: p2p.Fingerprint(alice)})
+	store.AddIdentity(ctx, tables.Identity{Name: "alice", Kind: "client", Fingerprint: pki.Fingerprint(alice)})
 	store.GrantPerm(ctx, "alice", "t", tables.PermWrite)
 	if code, eb := call(alice, "put", `{"table":"t","key":"aw==","value":"dg=="}`); code != http.StatusOK {
 		t.Errorf("pinned, own certificate: %d %+v", code, eb)
 	}
 	code, eb = call(alice2, "put", `{"table":"t","key":"aw==","value":"dg=="}`)
-	denied("pinned, other certificate", code, eb, "alice is pinned to certificate "+p2p.Fingerprint(alice))
+	denied("pinned, other certificate", code, eb, "alice is pinned to certificate "+pki.Fingerprint(alice))
 
 	// Removing the identity takes effect on the next request.
 	store.RemoveIdentity(ctx, "alice")

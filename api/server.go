@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/tables"
 )
@@ -358,7 +359,7 @@ func (s *Server) addIdentity(ctx context.Context, c caller, req *AddIdentityRequ
 			return id, &Error{http.StatusBadRequest, CodeInvalid,
 				fmt.Sprintf("the certificate is for %q, not %q", cert.Subject.CommonName, req.Name)}
 		}
-		id.Fingerprint = p2p.Fingerprint(cert)
+		id.Fingerprint = pki.Fingerprint(cert)
 	}
 	if err := s.store.AddIdentity(ctx, id); err != nil {
 		return id, err

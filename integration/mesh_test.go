@@ -10,17 +10,18 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 )
 
 // meshCerts makes a mesh CA and node certificates in a temporary directory.
 func meshCerts(t testing.TB, names ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := p2p.CreateCA(dir, false, time.Now()); err != nil {
+	if err := pki.CreateCA(dir, false, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if err := p2p.CreateNodeCert(dir, n, []string{"127.0.0.1"}, false, time.Now()); err != nil {
+		if err := pki.CreateNodeCert(dir, n, []string{"127.0.0.1"}, false, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,7 +41,7 @@ func freePort(t testing.TB) int {
 
 // newMeshNode prepares a node in mesh mode listening on 127.0.0.1.
 func newMeshNode(t testing.TB, certs, name string, peers ...string) *node {
-	cert, key := p2p.NodeCertFiles(certs, name)
+	cert, key := pki.NodeCertFiles(certs, name)
 	n := newNode(t, name, "--mesh-ca", filepath.Join(certs, "ca.crt"), "--mesh-cert", cert, "--mesh-key", key)
 	n.meshAddr = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	n.args = append(n.args, "--mesh-listen", n.meshAddr)

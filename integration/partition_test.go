@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/wal"
 )
 
@@ -139,7 +139,7 @@ func (nt *netTopo) setLink(name string, up bool) {
 // meshNode prepares a mesh node that runs in its namespace and listens on
 // its address there.
 func (nt *netTopo) meshNode(certs, name string, peers ...string) *node {
-	cert, key := p2p.NodeCertFiles(certs, name)
+	cert, key := pki.NodeCertFiles(certs, name)
 	n := newNode(nt.t, name, "--mesh-ca", filepath.Join(certs, "ca.crt"), "--mesh-cert", cert, "--mesh-key", key)
 	n.netns = nt.ns[name]
 	n.meshAddr = nt.addr[name] + ":7946"

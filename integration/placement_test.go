@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -232,7 +232,7 @@ func (n *node) plRefusedFor(table string) bool {
 // certificate is in certs.
 func plRemote(t *testing.T, addr, certs, client string, args ...string) result {
 	t.Helper()
-	crt, key := p2p.ClientCertFiles(certs, client)
+	crt, key := pki.ClientCertFiles(certs, client)
 	flags := []string{"--addr", addr, "--ca", filepath.Join(certs, "ca.crt"), "--cert", crt, "--key", key}
 	return cortex(t, nil, append(flags, args...)...)
 }
@@ -519,7 +519,7 @@ func TestSystemTablesReplicateOnMeshSetup(t *testing.T) {
 // mTLS listeners; a revoke on a is enforced there too.
 func TestACLChangesPropagateAcrossMesh(t *testing.T) {
 	certs := meshCerts(t, "a", "b", "c")
-	if err := p2p.CreateClientCert(certs, "alice", false, time.Now()); err != nil {
+	if err := pki.CreateClientCert(certs, "alice", false, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	rpc := map[string]string{}

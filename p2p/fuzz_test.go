@@ -3,9 +3,10 @@ package p2p
 import (
 	"bytes"
 	"errors"
+	"testing"
+
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
-	"testing"
 )
 
 // FuzzDecodeHello: any bytes from a peer are either a checked hello or an

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -46,21 +47,21 @@ type testMesh struct {
 
 func newTestMesh(t testing.TB) *testMesh {
 	dir := t.TempDir()
-	if err := CreateCA(dir, false, time.Now()); err != nil {
+	if err := pki.CreateCA(dir, false, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return &testMesh{t: t, dir: dir}
 }
 
-func (m *testMesh) identity(name string) *Identity {
+func (m *testMesh) identity(name string) *pki.Identity {
 	m.t.Helper()
-	cert, key := NodeCertFiles(m.dir, name)
+	cert, key := pki.NodeCertFiles(m.dir, name)
 	if _, err := os.Stat(cert); err != nil {
-		if err := CreateNodeCert(m.dir, name, []string{"127.0.0.1"}, false, time.Now()); err != nil {
+		if err := pki.CreateNodeCert(m.dir, name, []string{"127.0.0.1"}, false, time.Now()); err != nil {
 			m.t.Fatal(err)
 		}
 	}
-	id, err := LoadIdentity(cert, key, KindNode)
+	id, err := pki.LoadIdentity(cert, key, pki.KindNode)
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -208,11 +209,11 @@ func rogues(t *testing.T, m *testMesh) []rogue {
 		return c
 	}
 	other := t.TempDir()
-	CreateCA(other, false, time.Now())
-	CreateNodeCert(other, "x", nil, false, time.Now())
-	CreateClientCert(m.dir, "alice", false, time.Now())
-	CreateNodeCert(m.dir, "old", nil, false, time.Now().Add(-6*365*24*time.Hour))
-	CreateNodeCert(m.dir, "y", nil, false, time.Now())
+	pki.CreateCA(other, false, time.Now())
+	pki.CreateNodeCert(other, "x", nil, false, time.Now())
+	pki.CreateClientCert(m.dir, "alice", false, time.Now())
+	pki.CreateNodeCert(m.dir, "old", nil, false, time.Now().Add(-6*365*24*time.Hour))
+	pki.CreateNodeCert(m.dir, "y", nil, false, time.Now())
 	mismatched := load(m.dir, "node-y.crt", "node-y.key")
 	mismatched.PrivateKey = load(m.dir, "node-old.crt", "node-old.key").PrivateKey
 	return []rogue{

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 	"github.com/libp2p/go-libp2p"
@@ -50,7 +51,7 @@ const keepAliveInterval = 5 * time.Second
 
 // Config configures a mesh node.
 type Config struct {
-	Identity     *Identity     // this node's certificate and key
+	Identity     *pki.Identity // this node's certificate and key
 	CAFile       string        // the mesh CA certificate
 	Listen       string        // HOST:PORT to listen on
 	Peers        []string      // HOST:PORT seeds
@@ -116,11 +117,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Follows == nil {
 		cfg.Follows = func(t tables.TableInfo, peer string, _ []string) bool { return t.HeldBy(peer) }
 	}
-	roots, err := LoadCA(cfg.CAFile)
+	roots, err := pki.LoadCA(cfg.CAFile)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := Verify([][]byte{cfg.Identity.Leaf.Raw}, roots, KindNode, cfg.Now()); err != nil {
+	if _, err := pki.Verify([][]byte{cfg.Identity.Leaf.Raw}, roots, pki.KindNode, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("this node's own certificate: %w", err)
 	}
 	priv, _, err := libp2pKeys(cfg.Identity)

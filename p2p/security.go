@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cortex-mesh/cortex/pki"
 	ic "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -37,7 +38,7 @@ const confirmAccepted = 0xC0
 // derived from the certificate's key and the node name from its subject.
 type Security struct {
 	id     protocol.ID
-	ident  *Identity
+	ident  *pki.Identity
 	roots  *x509.CertPool
 	local  peer.ID
 	muxers []string
@@ -51,7 +52,7 @@ type Security struct {
 var _ sec.SecureTransport = (*Security)(nil)
 
 // NewSecurity returns the transport for a node identity and the mesh CA.
-func NewSecurity(id protocol.ID, ident *Identity, roots *x509.CertPool, muxers []tptu.StreamMuxer, log *slog.Logger, now func() time.Time) (*Security, error) {
+func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxers []tptu.StreamMuxer, log *slog.Logger, now func() time.Time) (*Security, error) {
 	_, pub, err := libp2pKeys(ident)
 	if err != nil {
 		return nil, err
@@ -68,7 +69,7 @@ func NewSecurity(id protocol.ID, ident *Identity, roots *x509.CertPool, muxers [
 }
 
 // libp2pKeys converts the node certificate's key pair to libp2p's types.
-func libp2pKeys(ident *Identity) (ic.PrivKey, ic.PubKey, error) {
+func libp2pKeys(ident *pki.Identity) (ic.PrivKey, ic.PubKey, error) {
 	key, ok := ident.TLS.PrivateKey.(*ecdsa.PrivateKey)
 	if !ok {
 		return nil, nil, fmt.Errorf("node key: want an ECDSA key, got %T", ident.TLS.PrivateKey)
@@ -109,7 +110,7 @@ func (s *Security) config(verified **x509.Certificate) *tls.Config {
 		InsecureSkipVerify: true,                     // likewise: peers are nodes, not host names
 		NextProtos:         append([]string(nil), s.muxers...),
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			leaf, err := Verify(raw, s.roots, KindNode, s.now())
+			leaf, err := pki.Verify(raw, s.roots, pki.KindNode, s.now())
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cortex-mesh/cortex/pki"
 )
 
 // The system tables. Every node holds a copy of each; their scope is fixed.
@@ -111,14 +113,8 @@ func (s Scope) Includes(node, home string) bool {
 
 // ValidateNodeName checks a node name: [a-z0-9][a-z0-9_-]{0,62}.
 func ValidateNodeName(name string) error {
-	if name == "" || len(name) > 63 {
-		return fmt.Errorf("%w: node name %q must be 1 to 63 characters", ErrInvalid, name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_')) {
-			return fmt.Errorf("%w: node name %q must match [a-z0-9][a-z0-9_-]{0,62}", ErrInvalid, name)
-		}
+	if err := pki.ValidateName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

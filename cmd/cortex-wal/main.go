@@ -13,9 +13,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"io"
 	"os"
+
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
 	"github.com/spf13/cobra"
 )

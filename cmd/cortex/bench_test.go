@@ -12,6 +12,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -184,16 +185,16 @@ func startMeshPair(t *testing.T) (a, b *meshDaemon) {
 	t.Helper()
 	certs := t.TempDir()
 	now := time.Now()
-	if err := p2p.CreateCA(certs, false, now); err != nil {
+	if err := pki.CreateCA(certs, false, now); err != nil {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	start := func(name string, peers ...string) *meshDaemon {
-		if err := p2p.CreateNodeCert(certs, name, []string{"127.0.0.1"}, false, now); err != nil {
+		if err := pki.CreateNodeCert(certs, name, []string{"127.0.0.1"}, false, now); err != nil {
 			t.Fatal(err)
 		}
-		crt, key := p2p.NodeCertFiles(certs, name)
-		ident, err := p2p.LoadIdentity(crt, key, p2p.KindNode)
+		crt, key := pki.NodeCertFiles(certs, name)
+		ident, err := pki.LoadIdentity(crt, key, pki.KindNode)
 		if err != nil {
 			t.Fatal(err)
 		}

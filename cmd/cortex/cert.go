@@ -4,14 +4,15 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"net"
 	"os"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/pki"
+
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
@@ -91,7 +92,7 @@ func (a *app) wrote(kind, name, certPath, keyPath string) error {
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", certPath, err)
 	}
-	out := certJSON{Kind: kind, Name: name, Cert: certPath, Key: keyPath, Fingerprint: p2p.Fingerprint(c),
+	out := certJSON{Kind: kind, Name: name, Cert: certPath, Key: keyPath, Fingerprint: pki.Fingerprint(c),
 		NotAfter: c.NotAfter.UTC(), DNSNames: c.DNSNames}
 	for _, ip := range c.IPAddresses {
 		out.IPAddresses = append(out.IPAddresses, ip.String())
@@ -119,10 +120,10 @@ Prints the two files written; with --json
 			if err := f.check(cmd); err != nil {
 				return err
 			}
-			if err := p2p.CreateCA(f.dir, f.overwrite, time.Now()); err != nil {
+			if err := pki.CreateCA(f.dir, f.overwrite, time.Now()); err != nil {
 				return err
 			}
-			crt, key := p2p.CAFiles(f.dir)
+			crt, key := pki.CAFiles(f.dir)
 			return a.wrote("ca", "cortex mesh CA", crt, key)
 		},
 	}
@@ -166,10 +167,10 @@ the two files written; with --json {"kind":"node","name","cert","key",
 					return cli.Usagef(cmd, "bad --host %q: %v", h, err)
 				}
 			}
-			if err := p2p.CreateNodeCert(f.dir, args[0], hosts, f.overwrite, time.Now()); err != nil {
+			if err := pki.CreateNodeCert(f.dir, args[0], hosts, f.overwrite, time.Now()); err != nil {
 				return err
 			}
-			crt, key := p2p.NodeCertFiles(f.dir, args[0])
+			crt, key := pki.NodeCertFiles(f.dir, args[0])
 			return a.wrote("node", args[0], crt, key)
 		},
 	}
@@ -229,10 +230,10 @@ the two files written; with --json {"kind":"client","name","cert","key",
 			if err := tables.ValidateNodeName(args[0]); err != nil {
 				return cli.Usagef(cmd, "bad identity %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
-			if err := p2p.CreateClientCert(f.dir, args[0], f.overwrite, time.Now()); err != nil {
+			if err := pki.CreateClientCert(f.dir, args[0], f.overwrite, time.Now()); err != nil {
 				return err
 			}
-			crt, key := p2p.ClientCertFiles(f.dir, args[0])
+			crt, key := pki.ClientCertFiles(f.dir, args[0])
 			return a.wrote("client", args[0], crt, key)
 		},
 	}

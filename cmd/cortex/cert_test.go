@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -65,7 +65,7 @@ func TestCertCommands(t *testing.T) {
 			t.Errorf("%s: mode %o", key, m)
 		}
 	}
-	home, err := p2p.LoadIdentity(j("node-home.crt"), j("node-home.key"), p2p.KindNode)
+	home, err := pki.LoadIdentity(j("node-home.crt"), j("node-home.key"), pki.KindNode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestCertCommands(t *testing.T) {
 	if home.Name != "home" || !slices.Equal(home.Leaf.DNSNames, []string{"home", "home.example.com"}) || !slices.Equal(ips, []string{"127.0.0.1", "::1"}) {
 		t.Errorf("node certificate: %q %q %q", home.Name, home.Leaf.DNSNames, ips)
 	}
-	if id, err := p2p.LoadIdentity(j("client-alice.crt"), j("client-alice.key"), p2p.KindClient); err != nil || id.Name != "alice" {
+	if id, err := pki.LoadIdentity(j("client-alice.crt"), j("client-alice.key"), pki.KindClient); err != nil || id.Name != "alice" {
 		t.Errorf("client certificate: %v", err)
 	}
 
@@ -126,7 +126,7 @@ func TestCertUsageErrors(t *testing.T) {
 	t.Parallel()
 	env := nowhere(t)
 	dir := t.TempDir()
-	if err := p2p.CreateCA(dir, false, time.Now()); err != nil {
+	if err := pki.CreateCA(dir, false, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -181,23 +181,23 @@ func startRemote(t *testing.T) *remoteNode {
 	now := time.Now()
 	n := &remoteNode{dir: t.TempDir(), other: t.TempDir()}
 	for _, err := range []error{
-		p2p.CreateCA(n.dir, false, now),
-		p2p.CreateNodeCert(n.dir, "home", []string{"127.0.0.1"}, false, now),
-		p2p.CreateClientCert(n.dir, "alice", false, now),
-		p2p.CreateClientCert(n.dir, "bob", false, now),
-		p2p.CreateCA(n.other, false, now),
-		p2p.CreateClientCert(n.other, "alice", false, now),
+		pki.CreateCA(n.dir, false, now),
+		pki.CreateNodeCert(n.dir, "home", []string{"127.0.0.1"}, false, now),
+		pki.CreateClientCert(n.dir, "alice", false, now),
+		pki.CreateClientCert(n.dir, "bob", false, now),
+		pki.CreateCA(n.other, false, now),
+		pki.CreateClientCert(n.other, "alice", false, now),
 	} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	crt, key := p2p.NodeCertFiles(n.dir, "home")
-	ident, err := p2p.LoadIdentity(crt, key, p2p.KindNode)
+	crt, key := pki.NodeCertFiles(n.dir, "home")
+	ident, err := pki.LoadIdentity(crt, key, pki.KindNode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := p2p.LoadCA(filepath.Join(n.dir, "ca.crt"))
+	pool, err := pki.LoadCA(filepath.Join(n.dir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func startRemote(t *testing.T) *remoteNode {
 			for _, c := range cs.PeerCertificates {
 				raw = append(raw, c.Raw)
 			}
-			_, err := p2p.Verify(raw, pool, p2p.KindClient, time.Now())
+			_, err := pki.Verify(raw, pool, pki.KindClient, time.Now())
 			return err
 		},
 	}
@@ -230,9 +230,9 @@ func startRemote(t *testing.T) *remoteNode {
 // in dir (a node's if kind is "node").
 func (n *remoteNode) as(t *testing.T, dir, kind, name string, args ...string) result {
 	t.Helper()
-	crt, key := p2p.ClientCertFiles(dir, name)
+	crt, key := pki.ClientCertFiles(dir, name)
 	if kind == "node" {
-		crt, key = p2p.NodeCertFiles(dir, name)
+		crt, key = pki.NodeCertFiles(dir, name)
 	}
 	flags := []string{"--addr", n.addr, "--ca", filepath.Join(n.dir, "ca.crt"), "--cert", crt, "--key", key}
 	return runEnv(t, nowhere(t), "", append(flags, args...)...)
@@ -289,8 +289,8 @@ func TestRemoteMode(t *testing.T) {
 	// The environment sets the four flags: then identity add's own --cert
 	// names the certificate to pin. --socket wins over the environment.
 	n.store.GrantPerm(ctx, "alice", "*", tables.PermAdmin)
-	aliceCrt, aliceKey := p2p.ClientCertFiles(n.dir, "alice")
-	bobCrt, _ := p2p.ClientCertFiles(n.dir, "bob")
+	aliceCrt, aliceKey := pki.ClientCertFiles(n.dir, "alice")
+	bobCrt, _ := pki.ClientCertFiles(n.dir, "bob")
 	env := map[string]string{"CORTEX_ADDR": n.addr, "CORTEX_CA": filepath.Join(n.dir, "ca.crt"), "CORTEX_CERT": aliceCrt, "CORTEX_KEY": aliceKey}
 	if r := runEnv(t, env, "", "identity", "add", "bob", "--cert", bobCrt); r.code != 0 || !strings.Contains(r.stdout, "added identity bob (client), pinned to certificate sha256:") {
 		t.Errorf("identity add --cert over the environment's remote: %v", r)
@@ -338,8 +338,8 @@ func TestRemoteConnectionErrors(t *testing.T) {
 	n := startRemote(t)
 	n.store.AddIdentity(context.Background(), tables.Identity{Name: "alice", Kind: "client"})
 	ca := filepath.Join(n.dir, "ca.crt")
-	aliceCrt, aliceKey := p2p.ClientCertFiles(n.dir, "alice")
-	_, bobKey := p2p.ClientCertFiles(n.dir, "bob")
+	aliceCrt, aliceKey := pki.ClientCertFiles(n.dir, "alice")
+	_, bobKey := pki.ClientCertFiles(n.dir, "bob")
 	_, port, _ := net.SplitHostPort(n.addr)
 	run := func(addr, ca, crt, key string) result {
 		return runEnv(t, nowhere(t), "", "--addr", addr, "--ca", ca, "--cert", crt, "--key", key, "node", "status")
@@ -362,13 +362,13 @@ func TestRemoteConnectionErrors(t *testing.T) {
 	fails(t, run(n.addr, filepath.Join(n.other, "ca.crt"), aliceCrt, aliceKey), 5, "the node's certificate is not signed by the mesh CA in --ca "+filepath.Join(n.other, "ca.crt"))
 
 	// The node refuses our certificate.
-	nodeCrt, nodeKey := p2p.NodeCertFiles(n.dir, "home")
+	nodeCrt, nodeKey := pki.NodeCertFiles(n.dir, "home")
 	r = run(n.addr, ca, nodeCrt, nodeKey)
 	fails(t, r, 5, "the node refused our certificate (--cert "+nodeCrt+")")
 	if !strings.Contains(r.stderr, "is a node certificate, not a client certificate") {
 		t.Errorf("no reason given: %s", r.stderr)
 	}
-	otherCrt, otherKey := p2p.ClientCertFiles(n.other, "alice")
+	otherCrt, otherKey := pki.ClientCertFiles(n.other, "alice")
 	fails(t, run(n.addr, ca, otherCrt, otherKey), 5, "the node refused our certificate")
 
 	// Nothing listening.

@@ -4,8 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"io"
+
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/wal"

@@ -2,12 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"io"
 	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 )
 
 // isTerminal reports whether w is a terminal (a character device).

@@ -5,13 +5,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"net"
 	"strconv"
 	"strings"
 
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/pki"
+
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -81,12 +82,12 @@ func (r *remote) check(cmd *cobra.Command, getenv func(string) string) error {
 // must chain to --ca and name the host of --addr (a DNS or IP SAN, made
 // with cortex cert create-node --host).
 func (r *remote) client() (*api.Client, error) {
-	pool, err := p2p.LoadCA(r.ca)
+	pool, err := pki.LoadCA(r.ca)
 	if err != nil {
 		return nil, fmt.Errorf("--ca: %w", err)
 	}
 	var pair tls.Certificate
-	if id, err := p2p.LoadIdentity(r.cert, r.key, p2p.KindClient); err == nil {
+	if id, err := pki.LoadIdentity(r.cert, r.key, pki.KindClient); err == nil {
 		pair = id.TLS
 	} else {
 		// Not a client certificate of the mesh (a node's, say): if the key

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"syscall"
 
+	"io"
+
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
-	"io"
 )
 
 // dataDir is a data directory this process holds an exclusive lock on.

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/pflag"
@@ -61,10 +61,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer dir.unlock()
-	var ident *p2p.Identity
+	var ident *pki.Identity
 	if cfg.Mesh() {
 		// In mesh mode the node is who its certificate says it is.
-		if ident, err = p2p.LoadIdentity(cfg.MeshCert, cfg.MeshKey, p2p.KindNode); err != nil {
+		if ident, err = pki.LoadIdentity(cfg.MeshCert, cfg.MeshKey, pki.KindNode); err != nil {
 			return err
 		}
 		if cfg.NodeName != "" && cfg.NodeName != ident.Name {

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 )
 
 // Limits of the mTLS listener.
@@ -33,11 +33,11 @@ const (
 // identity to be registered as a client (and the certificate to be the pinned
 // one, if any) before the ACLs are checked. stop shuts the listener down,
 // letting requests in flight finish.
-func serveRPC(cfg Config, ident *p2p.Identity, h http.Handler, log *slog.Logger) (stop func(), err error) {
+func serveRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	if ident == nil {
 		return nil, errors.New("--rpc-listen needs mesh mode (--mesh-ca, --mesh-cert and --mesh-key)")
 	}
-	pool, err := p2p.LoadCA(cfg.MeshCA)
+	pool, err := pki.LoadCA(cfg.MeshCA)
 	if err != nil {
 		return nil, err
 	}
@@ -85,9 +85,9 @@ func serveRPC(cfg Config, ident *p2p.Identity, h http.Handler, log *slog.Logger)
 // rpcTLSConfig is the server side of the mTLS listener. The standard
 // verification (chain to the mesh CA, client-auth usage, validity) fills
 // the verified chains that the API takes the caller's identity from;
-// VerifyConnection then applies the mesh's own rules with p2p.Verify, which
+// VerifyConnection then applies the mesh's own rules with pki.Verify, which
 // refuses a node certificate used as a client.
-func rpcTLSConfig(ident *p2p.Identity, pool *x509.CertPool) *tls.Config {
+func rpcTLSConfig(ident *pki.Identity, pool *x509.CertPool) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		Certificates:           []tls.Certificate{ident.TLS},
@@ -100,7 +100,7 @@ func rpcTLSConfig(ident *p2p.Identity, pool *x509.CertPool) *tls.Config {
 			for i, c := range cs.PeerCertificates {
 				raw[i] = c.Raw
 			}
-			if _, err := p2p.Verify(raw, pool, p2p.KindClient, time.Now()); err != nil {
+			if _, err := pki.Verify(raw, pool, pki.KindClient, time.Now()); err != nil {
 				return refusedError{err}
 			}
 			return nil
@@ -108,7 +108,7 @@ func rpcTLSConfig(ident *p2p.Identity, pool *x509.CertPool) *tls.Config {
 	}
 }
 
-// refusedError is a client certificate refused by p2p.Verify.
+// refusedError is a client certificate refused by pki.Verify.
 type refusedError struct{ err error }
 
 func (e refusedError) Error() string { return e.err.Error() }
@@ -118,7 +118,7 @@ func (e refusedError) Unwrap() error { return e.err }
 // connections whose handshake has succeeded. Each handshake runs in its own
 // goroutine under a deadline, so a slow client holds up no one; a failed one
 // is logged with the remote address and, for a refused certificate, the
-// reason in the words of p2p.Verify.
+// reason in the words of pki.Verify.
 type handshakeListener struct {
 	inner net.Listener
 	cfg   *tls.Config
@@ -199,7 +199,7 @@ func (l *handshakeListener) refused(remote net.Addr, err error) {
 		for i, c := range cve.UnverifiedCertificates {
 			raw[i] = c.Raw
 		}
-		if _, verr := p2p.Verify(raw, l.pool, p2p.KindClient, time.Now()); verr != nil {
+		if _, verr := pki.Verify(raw, l.pool, pki.KindClient, time.Now()); verr != nil {
 			reason = verr.Error()
 		} else {
 			reason = cve.Err.Error()

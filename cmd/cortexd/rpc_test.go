@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -58,7 +58,7 @@ func (l *logBuffer) waitLog(t *testing.T, re string) []string {
 // rpcFixture is a CA with a node certificate and client certificates.
 type rpcFixture struct {
 	dir, other string // the mesh CA's directory, another CA's
-	ident      *p2p.Identity
+	ident      *pki.Identity
 }
 
 func newRPCFixture(t *testing.T) *rpcFixture {
@@ -71,16 +71,16 @@ func newRPCFixture(t *testing.T) *rpcFixture {
 			t.Fatal(err)
 		}
 	}
-	must(p2p.CreateCA(f.dir, false, now))
-	must(p2p.CreateNodeCert(f.dir, "home", []string{"127.0.0.1"}, false, now))
-	must(p2p.CreateClientCert(f.dir, "alice", false, now))
-	must(p2p.CreateClientCert(f.dir, "bob", false, now))
-	must(p2p.CreateCA(f.other, false, now))
-	must(p2p.CreateClientCert(f.other, "alice", false, now))
+	must(pki.CreateCA(f.dir, false, now))
+	must(pki.CreateNodeCert(f.dir, "home", []string{"127.0.0.1"}, false, now))
+	must(pki.CreateClientCert(f.dir, "alice", false, now))
+	must(pki.CreateClientCert(f.dir, "bob", false, now))
+	must(pki.CreateCA(f.other, false, now))
+	must(pki.CreateClientCert(f.other, "alice", false, now))
 	// An expired client: made six years ago (the CA's validity is ten).
-	must(p2p.CreateClientCert(f.dir, "old", false, now.Add(-6*365*24*time.Hour)))
-	crt, key := p2p.NodeCertFiles(f.dir, "home")
-	id, err := p2p.LoadIdentity(crt, key, p2p.KindNode)
+	must(pki.CreateClientCert(f.dir, "old", false, now.Add(-6*365*24*time.Hour)))
+	crt, key := pki.NodeCertFiles(f.dir, "home")
+	id, err := pki.LoadIdentity(crt, key, pki.KindNode)
 	must(err)
 	f.ident = id
 	return f
@@ -90,15 +90,15 @@ func newRPCFixture(t *testing.T) *rpcFixture {
 // ("node" or "client") and name, trusting the mesh CA.
 func (f *rpcFixture) tlsConfig(t *testing.T, dir, kind, name string) *tls.Config {
 	t.Helper()
-	pool, err := p2p.LoadCA(filepath.Join(f.dir, "ca.crt"))
+	pool, err := pki.LoadCA(filepath.Join(f.dir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
 	if kind != "" {
-		crt, key := p2p.ClientCertFiles(dir, name)
+		crt, key := pki.ClientCertFiles(dir, name)
 		if kind == "node" {
-			crt, key = p2p.NodeCertFiles(dir, name)
+			crt, key = pki.NodeCertFiles(dir, name)
 		}
 		pair, err := tls.LoadX509KeyPair(crt, key)
 		if err != nil {

@@ -1,0 +1,18 @@
+package pki
+
+import "fmt"
+
+// ValidateName checks the name of a node or client identity, as certificates
+// carry it: [a-z0-9][a-z0-9_-]{0,62}.
+func ValidateName(name string) error {
+	if name == "" || len(name) > 63 {
+		return fmt.Errorf("node name %q must be 1 to 63 characters", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_')) {
+			return fmt.Errorf("node name %q must match [a-z0-9][a-z0-9_-]{0,62}", name)
+		}
+	}
+	return nil
+}
