@@ -10,14 +10,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
-// newTestServer opens a real store in a temporary directory and serves it
+// newTestServer opens a real st in a temporary directory and serves it
 // on a real Unix socket.
-func newTestServer(tb testing.TB, opts tables.Options) (*tables.Store, *Client) {
+func newTestServer(tb testing.TB, opts tables.Options) (*store.Store, *Client) {
 	tb.Helper()
-	store, err := tables.OpenStore(tables.StoreOptions{Dir: tb.TempDir(), Node: "home", Table: opts})
+	st, err := store.Open(store.Options{Dir: tb.TempDir(), Node: "home", Table: opts})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -29,16 +31,16 @@ func newTestServer(tb testing.TB, opts tables.Options) (*tables.Store, *Client) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewServer(store, opts.Limits, nil)}
+	srv := &http.Server{Handler: NewServer(st, opts.Limits, nil)}
 	go srv.Serve(ln)
 	c := Dial(ln.Addr().String())
 	tb.Cleanup(func() {
 		c.Close()
 		srv.Close()
-		store.Close()
+		st.Close()
 		os.RemoveAll(dir)
 	})
-	return store, c
+	return st, c
 }
 
 func TestListenUnixModeAndLiveSocket(t *testing.T) {
@@ -67,7 +69,7 @@ func TestListenUnixModeAndLiveSocket(t *testing.T) {
 func TestClientRoundTripAndErrors(t *testing.T) {
 	ctx := context.Background()
 	_, c := newTestServer(t, tables.Options{NoSync: true})
-	if _, err := c.CreateTable(ctx, "t", tables.Scope{Local: true}); err != nil {
+	if _, err := c.CreateTable(ctx, "t", scope.Scope{Local: true}); err != nil {
 		t.Fatal(err)
 	}
 	val := []byte{0xff, 0x00, 'x'}
@@ -86,11 +88,11 @@ func TestClientRoundTripAndErrors(t *testing.T) {
 		{"missing key", func() error { _, err := c.Get(ctx, "t", []byte("nope")); return err }, CodeNotFound},
 		{"unknown table", func() error { _, err := c.Put(ctx, "nope", []byte("k"), nil); return err }, CodeNotFound},
 		{"empty key", func() error { _, err := c.Put(ctx, "t", nil, nil); return err }, CodeInvalid},
-		{"bad name", func() error { _, err := c.CreateTable(ctx, "Bad", tables.Scope{All: true}); return err }, CodeInvalid},
-		{"exists", func() error { _, err := c.CreateTable(ctx, "t", tables.Scope{All: true}); return err }, CodeExists},
+		{"bad name", func() error { _, err := c.CreateTable(ctx, "Bad", scope.Scope{All: true}); return err }, CodeInvalid},
+		{"exists", func() error { _, err := c.CreateTable(ctx, "t", scope.Scope{All: true}); return err }, CodeExists},
 		{"unknown identity", func() error { _, err := c.Grant(ctx, "bob", "t", "read"); return err }, CodeNotFound},
 		{"bad perm", func() error { _, err := c.Grant(ctx, "bob", "t", "root"); return err }, CodeInvalid},
-		{"drop system", func() error { return c.DropTable(ctx, tables.MetaTable) }, CodeInvalid},
+		{"drop system", func() error { return c.DropTable(ctx, scope.MetaTable) }, CodeInvalid},
 	} {
 		err := tc.call()
 		ae, ok := err.(*Error)
@@ -110,33 +112,33 @@ func FuzzHandler(f *testing.F) {
 	f.Add(uint8(5), []byte(`{"table":"t","scope":","}`))
 	f.Add(uint8(7), []byte(`{"name":"bob","cert_pem":"-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----"}`))
 	f.Add(uint8(3), []byte(`{"table":"t","limit":-1}`))
-	store, err := tables.OpenStore(tables.StoreOptions{Dir: f.TempDir(), Node: "home", Table: tables.Options{NoSync: true}})
+	st, err := store.Open(store.Options{Dir: f.TempDir(), Node: "home", Table: tables.Options{NoSync: true}})
 	if err != nil {
 		f.Fatal(err)
 	}
-	defer store.Close()
-	if _, err := store.CreateTable(context.Background(), "t", tables.Scope{Local: true}); err != nil {
+	defer st.Close()
+	if _, err := st.CreateTable(context.Background(), "t", scope.Scope{Local: true}); err != nil {
 		f.Fatal(err)
 	}
-	h := NewServer(store, tables.Limits{}, nil)
+	h := NewServer(st, tables.Limits{}, nil)
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		before := snapshot(t, store)
+		before := snapshot(t, st)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/"+calls[int(which)%len(calls)], bytes.NewReader(body)))
 		if w.Code >= 500 {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
-		if w.Code != http.StatusOK && snapshot(t, store) != before {
+		if w.Code != http.StatusOK && snapshot(t, st) != before {
 			t.Fatalf("refused call (%d %s) changed the store", w.Code, w.Body)
 		}
 	})
 }
 
 // snapshot is the digest of every copy the store holds.
-func snapshot(t *testing.T, store *tables.Store) string {
+func snapshot(t *testing.T, st *store.Store) string {
 	var b bytes.Buffer
-	for _, name := range store.Held() {
-		tb, err := store.Table(name)
+	for _, name := range st.Held() {
+		tb, err := st.Table(name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,8 @@ import (
 
 	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/repair"
-	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 )
 
 // ErrUnreachable is wrapped when the daemon cannot be reached at all.
@@ -117,13 +118,13 @@ func (c *Client) SyncRepair(ctx context.Context, table string, dryRun bool) (rep
 }
 
 // CreateTable creates a table with this node as its home.
-func (c *Client) CreateTable(ctx context.Context, name string, scope tables.Scope) (TableInfo, error) {
+func (c *Client) CreateTable(ctx context.Context, name string, scope scope.Scope) (TableInfo, error) {
 	var r TableInfo
 	return r, c.call(ctx, "table/create", CreateTableRequest{Table: name, Scope: &scope}, &r)
 }
 
 // SetScope changes a table's scope.
-func (c *Client) SetScope(ctx context.Context, name string, scope tables.Scope) (TableInfo, error) {
+func (c *Client) SetScope(ctx context.Context, name string, scope scope.Scope) (TableInfo, error) {
 	var r TableInfo
 	return r, c.call(ctx, "table/scope", SetScopeRequest{Table: name, Scope: scope}, &r)
 }
@@ -164,14 +165,14 @@ func (c *Client) Scan(ctx context.Context, req ScanRequest) (ScanResult, error) 
 }
 
 // AddIdentity registers an identity.
-func (c *Client) AddIdentity(ctx context.Context, req AddIdentityRequest) (tables.Identity, error) {
-	var r tables.Identity
+func (c *Client) AddIdentity(ctx context.Context, req AddIdentityRequest) (store.Identity, error) {
+	var r store.Identity
 	return r, c.call(ctx, "identity/add", req, &r)
 }
 
 // Identities lists the registered identities.
-func (c *Client) Identities(ctx context.Context) ([]tables.Identity, error) {
-	var r []tables.Identity
+func (c *Client) Identities(ctx context.Context) ([]store.Identity, error) {
+	var r []store.Identity
 	return r, c.call(ctx, "identity/list", Empty{}, &r)
 }
 
@@ -182,8 +183,8 @@ func (c *Client) RemoveIdentity(ctx context.Context, name string) (RemoveIdentit
 }
 
 // Grant gives an identity a permission on a table ("*" for all).
-func (c *Client) Grant(ctx context.Context, identity, table, perm string) (tables.Grant, error) {
-	var r tables.Grant
+func (c *Client) Grant(ctx context.Context, identity, table, perm string) (store.Grant, error) {
+	var r store.Grant
 	return r, c.call(ctx, "acl/grant", GrantRequest{Identity: identity, Table: table, Perm: perm}, &r)
 }
 
@@ -194,7 +195,7 @@ func (c *Client) Revoke(ctx context.Context, identity, table, perm string) (Revo
 }
 
 // Grants lists every ACL record.
-func (c *Client) Grants(ctx context.Context) ([]tables.Grant, error) {
-	var r []tables.Grant
+func (c *Client) Grants(ctx context.Context) ([]store.Grant, error) {
+	var r []store.Grant
 	return r, c.call(ctx, "acl/list", Empty{}, &r)
 }

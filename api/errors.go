@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -36,11 +37,11 @@ func classify(err error) (string, int) {
 		return ae.Code, ae.Status
 	case errors.Is(err, tables.ErrInvalid):
 		return CodeInvalid, http.StatusBadRequest
-	case errors.Is(err, tables.ErrNoTable), errors.Is(err, tables.ErrNotFound), errors.Is(err, tables.ErrNoIdentity):
+	case errors.Is(err, store.ErrNoTable), errors.Is(err, tables.ErrNotFound), errors.Is(err, store.ErrNoIdentity):
 		return CodeNotFound, http.StatusNotFound
-	case errors.Is(err, tables.ErrExists):
+	case errors.Is(err, store.ErrExists):
 		return CodeExists, http.StatusConflict
-	case errors.Is(err, tables.ErrNotHeld):
+	case errors.Is(err, store.ErrNotHeld):
 		return CodeNotHeld, http.StatusMisdirectedRequest
 	case errors.Is(err, tables.ErrClosed):
 		return CodeUnavailable, http.StatusServiceUnavailable

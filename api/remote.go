@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	"github.com/cortex-mesh/cortex/pki"
-	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/store"
 )
 
 // Remote returns the handler of the mTLS listener. Before a request reaches
@@ -39,7 +39,7 @@ func (s *Server) Remote() http.Handler {
 func (s *Server) admit(cert *x509.Certificate) error {
 	name := cert.Subject.CommonName
 	id, err := s.store.Identity(name)
-	if errors.Is(err, tables.ErrNoIdentity) {
+	if errors.Is(err, store.ErrNoIdentity) {
 		return &Error{http.StatusForbidden, CodeDenied,
 			fmt.Sprintf("%s is not a registered identity (an admin registers it with: cortex identity add %s)", name, name)}
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -45,15 +47,15 @@ func clientCert(t *testing.T, dir, name string) (*x509.Certificate, string) {
 
 func TestRemoteAdmission(t *testing.T) {
 	ctx := context.Background()
-	store, err := tables.OpenStore(tables.StoreOptions{Dir: t.TempDir(), Node: "home", Table: tables.Options{NoSync: true}})
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Node: "home", Table: tables.Options{NoSync: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	if _, err := store.CreateTable(ctx, "t", tables.Scope{Local: true}); err != nil {
+	defer st.Close()
+	if _, err := st.CreateTable(ctx, "t", scope.Scope{Local: true}); err != nil {
 		t.Fatal(err)
 	}
-	h := NewServer(store, tables.Limits{}, nil).Remote()
+	h := NewServer(st, tables.Limits{}, nil).Remote()
 	dir := t.TempDir()
 	alice, _ := clientCert(t, dir, "alice")
 	alice2, _ := clientCert(t, filepath.Join(dir, "second"), "alice")
@@ -100,13 +102,13 @@ func TestRemoteAdmission(t *testing.T) {
 	}
 
 	// Registered as a node: not a client.
-	store.AddIdentity(ctx, tables.Identity{Name: "peer", Kind: "node"})
+	st.AddIdentity(ctx, store.Identity{Name: "peer", Kind: "node"})
 	code, eb = call(peer, "node/status", `{}`)
 	denied("node identity", code, eb, "peer is registered as a node identity")
 
 	// Registered, no grant: what needs no ACL works, the rest is denied by
 	// the ACLs.
-	store.AddIdentity(ctx, tables.Identity{Name: "alice", Kind: "client"})
+	st.AddIdentity(ctx, store.Identity{Name: "alice", Kind: "client"})
 	if code, eb := call(alice, "node/status", `{}`); code != http.StatusOK {
 		t.Errorf("registered node/status: %d %+v", code, eb)
 	}
@@ -114,8 +116,8 @@ func TestRemoteAdmission(t *testing.T) {
 	denied("no grant", code, eb, "alice may not read table t")
 
 	// Pinned to her certificate: that one passes, another one of hers not.
-	store.AddIdentity(ctx, tables.Identity{Name: "alice", Kind: "client", Fingerprint: pki.Fingerprint(alice)})
-	store.GrantPerm(ctx, "alice", "t", tables.PermWrite)
+	st.AddIdentity(ctx, store.Identity{Name: "alice", Kind: "client", Fingerprint: pki.Fingerprint(alice)})
+	st.GrantPerm(ctx, "alice", "t", store.PermWrite)
 	if code, eb := call(alice, "put", `{"table":"t","key":"aw==","value":"dg=="}`); code != http.StatusOK {
 		t.Errorf("pinned, own certificate: %d %+v", code, eb)
 	}
@@ -123,7 +125,7 @@ func TestRemoteAdmission(t *testing.T) {
 	denied("pinned, other certificate", code, eb, "alice is pinned to certificate "+pki.Fingerprint(alice))
 
 	// Removing the identity takes effect on the next request.
-	store.RemoveIdentity(ctx, "alice")
+	st.RemoveIdentity(ctx, "alice")
 	code, eb = call(alice, "get", `{"table":"t","key":"aw=="}`)
 	denied("removed", code, eb, "not a registered identity")
 }

@@ -15,12 +15,14 @@ import (
 	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/repair"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
 // Server answers API calls against a node's store.
 type Server struct {
-	store   *tables.Store
+	store   *store.Store
 	log     *slog.Logger
 	started time.Time
 	limits  tables.Limits
@@ -34,7 +36,7 @@ func (s *Server) SetMesh(m *p2p.Node) { s.mesh = m }
 
 // NewServer returns the API handler for a store. limits are the store's key
 // and value limits, used to bound request bodies.
-func NewServer(store *tables.Store, limits tables.Limits, log *slog.Logger) *Server {
+func NewServer(st *store.Store, limits tables.Limits, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -44,7 +46,7 @@ func NewServer(store *tables.Store, limits tables.Limits, log *slog.Logger) *Ser
 	if limits.MaxValueSize <= 0 {
 		limits.MaxValueSize = tables.DefaultMaxValueSize
 	}
-	s := &Server{store: store, log: log, started: time.Now(), limits: limits, mux: http.NewServeMux()}
+	s := &Server{store: st, log: log, started: time.Now(), limits: limits, mux: http.NewServeMux()}
 	route(s, "node/status", s.nodeStatus)
 	route(s, "mesh/peers", s.meshPeers)
 	route(s, "sync/status", s.syncStatus)
@@ -129,7 +131,7 @@ func callerOf(r *http.Request) caller {
 }
 
 // check returns an error unless the caller may do what needs perm on table.
-func (s *Server) check(c caller, table string, perm tables.Perm) error {
+func (s *Server) check(c caller, table string, perm store.Perm) error {
 	if c.identity == "" || s.store.Allowed(c.identity, table, perm) {
 		return nil
 	}
@@ -155,7 +157,7 @@ type SyncStatusRequest struct {
 const statusTimeout = 3 * time.Second
 
 func (s *Server) syncStatus(ctx context.Context, c caller, req *SyncStatusRequest) (repair.Status, error) {
-	if err := s.check(c, tables.MetaTable, tables.PermAdmin); err != nil {
+	if err := s.check(c, scope.MetaTable, store.PermAdmin); err != nil {
 		return repair.Status{}, err
 	}
 	var names []string
@@ -179,7 +181,7 @@ type SyncRepairRequest struct {
 }
 
 func (s *Server) syncRepair(ctx context.Context, c caller, req *SyncRepairRequest) (repair.Report, error) {
-	if err := s.check(c, req.Table, tables.PermAdmin); err != nil {
+	if err := s.check(c, req.Table, store.PermAdmin); err != nil {
 		return repair.Report{}, err
 	}
 	var m repair.Mesh
@@ -195,7 +197,7 @@ func (s *Server) syncRepair(ctx context.Context, c caller, req *SyncRepairReques
 }
 
 func (s *Server) meshPeers(_ context.Context, c caller, _ *Empty) ([]p2p.PeerStatus, error) {
-	if err := s.check(c, tables.MetaTable, tables.PermAdmin); err != nil {
+	if err := s.check(c, scope.MetaTable, store.PermAdmin); err != nil {
 		return nil, err
 	}
 	if s.mesh == nil {
@@ -205,10 +207,10 @@ func (s *Server) meshPeers(_ context.Context, c caller, _ *Empty) ([]p2p.PeerSta
 }
 
 func (s *Server) createTable(ctx context.Context, c caller, req *CreateTableRequest) (TableInfo, error) {
-	if err := s.check(c, "*", tables.PermAdmin); err != nil {
+	if err := s.check(c, "*", store.PermAdmin); err != nil {
 		return TableInfo{}, err
 	}
-	scope := tables.Scope{Local: true}
+	scope := scope.Scope{Local: true}
 	if req.Scope != nil {
 		scope = *req.Scope
 	}
@@ -220,7 +222,7 @@ func (s *Server) createTable(ctx context.Context, c caller, req *CreateTableRequ
 }
 
 func (s *Server) setScope(ctx context.Context, c caller, req *SetScopeRequest) (TableInfo, error) {
-	if err := s.check(c, req.Table, tables.PermAdmin); err != nil {
+	if err := s.check(c, req.Table, store.PermAdmin); err != nil {
 		return TableInfo{}, err
 	}
 	info, err := s.store.SetScope(ctx, req.Table, req.Scope)
@@ -231,7 +233,7 @@ func (s *Server) setScope(ctx context.Context, c caller, req *SetScopeRequest) (
 }
 
 func (s *Server) dropTable(ctx context.Context, c caller, req *TableRequest) (Empty, error) {
-	if err := s.check(c, req.Table, tables.PermAdmin); err != nil {
+	if err := s.check(c, req.Table, store.PermAdmin); err != nil {
 		return Empty{}, err
 	}
 	return Empty{}, s.store.DropTable(ctx, req.Table)
@@ -244,7 +246,7 @@ func (s *Server) listTables(_ context.Context, c caller, _ *Empty) ([]TableInfo,
 	}
 	out := []TableInfo{}
 	for _, info := range catalog {
-		if s.check(c, info.Name, tables.PermRead) == nil {
+		if s.check(c, info.Name, store.PermRead) == nil {
 			out = append(out, s.describe(info))
 		}
 	}
@@ -252,7 +254,7 @@ func (s *Server) listTables(_ context.Context, c caller, _ *Empty) ([]TableInfo,
 }
 
 // describe adds this node's copy to a catalog record.
-func (s *Server) describe(info tables.TableInfo) TableInfo {
+func (s *Server) describe(info scope.TableInfo) TableInfo {
 	ti := TableInfo{Name: info.Name, ID: info.ID, Scope: info.Scope, Home: info.Home, Created: info.Created, System: info.System()}
 	if t, err := s.store.Table(info.Name); err == nil {
 		ti.Held, ti.Keys = true, t.Stats().Keys
@@ -263,7 +265,7 @@ func (s *Server) describe(info tables.TableInfo) TableInfo {
 }
 
 // table returns the local copy of a table the caller may use with perm.
-func (s *Server) table(c caller, name string, perm tables.Perm) (*tables.Table, error) {
+func (s *Server) table(c caller, name string, perm store.Perm) (*tables.Table, error) {
 	if err := s.check(c, name, perm); err != nil {
 		return nil, err
 	}
@@ -271,7 +273,7 @@ func (s *Server) table(c caller, name string, perm tables.Perm) (*tables.Table, 
 }
 
 func (s *Server) put(ctx context.Context, c caller, req *PutRequest) (WriteResult, error) {
-	t, err := s.table(c, req.Table, tables.PermWrite)
+	t, err := s.table(c, req.Table, store.PermWrite)
 	if err != nil {
 		return WriteResult{}, err
 	}
@@ -280,7 +282,7 @@ func (s *Server) put(ctx context.Context, c caller, req *PutRequest) (WriteResul
 }
 
 func (s *Server) del(ctx context.Context, c caller, req *KeyRequest) (WriteResult, error) {
-	t, err := s.table(c, req.Table, tables.PermWrite)
+	t, err := s.table(c, req.Table, store.PermWrite)
 	if err != nil {
 		return WriteResult{}, err
 	}
@@ -292,7 +294,7 @@ func (s *Server) del(ctx context.Context, c caller, req *KeyRequest) (WriteResul
 }
 
 func (s *Server) get(_ context.Context, c caller, req *KeyRequest) (Record, error) {
-	t, err := s.table(c, req.Table, tables.PermRead)
+	t, err := s.table(c, req.Table, store.PermRead)
 	if err != nil {
 		return Record{}, err
 	}
@@ -310,7 +312,7 @@ const (
 )
 
 func (s *Server) scan(_ context.Context, c caller, req *ScanRequest) (ScanResult, error) {
-	t, err := s.table(c, req.Table, tables.PermRead)
+	t, err := s.table(c, req.Table, store.PermRead)
 	if err != nil {
 		return ScanResult{}, err
 	}
@@ -338,11 +340,11 @@ func (s *Server) scan(_ context.Context, c caller, req *ScanRequest) (ScanResult
 	return res, nil
 }
 
-func (s *Server) addIdentity(ctx context.Context, c caller, req *AddIdentityRequest) (tables.Identity, error) {
-	if err := s.check(c, tables.IdentitiesTable, tables.PermAdmin); err != nil {
-		return tables.Identity{}, err
+func (s *Server) addIdentity(ctx context.Context, c caller, req *AddIdentityRequest) (store.Identity, error) {
+	if err := s.check(c, scope.IdentitiesTable, store.PermAdmin); err != nil {
+		return store.Identity{}, err
 	}
-	id := tables.Identity{Name: req.Name, Kind: req.Kind}
+	id := store.Identity{Name: req.Name, Kind: req.Kind}
 	if id.Kind == "" {
 		id.Kind = "client"
 	}
@@ -367,43 +369,43 @@ func (s *Server) addIdentity(ctx context.Context, c caller, req *AddIdentityRequ
 	return s.store.Identity(id.Name)
 }
 
-func (s *Server) listIdentities(_ context.Context, c caller, _ *Empty) ([]tables.Identity, error) {
-	if err := s.check(c, tables.IdentitiesTable, tables.PermAdmin); err != nil {
+func (s *Server) listIdentities(_ context.Context, c caller, _ *Empty) ([]store.Identity, error) {
+	if err := s.check(c, scope.IdentitiesTable, store.PermAdmin); err != nil {
 		return nil, err
 	}
 	return s.store.Identities()
 }
 
 func (s *Server) removeIdentity(ctx context.Context, c caller, req *NameRequest) (RemoveIdentityResult, error) {
-	if err := s.check(c, tables.IdentitiesTable, tables.PermAdmin); err != nil {
+	if err := s.check(c, scope.IdentitiesTable, store.PermAdmin); err != nil {
 		return RemoveIdentityResult{}, err
 	}
 	n, err := s.store.RemoveIdentity(ctx, req.Name)
 	return RemoveIdentityResult{GrantsRemoved: n}, err
 }
 
-func (s *Server) grant(ctx context.Context, c caller, req *GrantRequest) (tables.Grant, error) {
-	if err := s.check(c, tables.ACLsTable, tables.PermAdmin); err != nil {
-		return tables.Grant{}, err
+func (s *Server) grant(ctx context.Context, c caller, req *GrantRequest) (store.Grant, error) {
+	if err := s.check(c, scope.ACLsTable, store.PermAdmin); err != nil {
+		return store.Grant{}, err
 	}
-	perm, err := tables.ParsePerm(req.Perm)
+	perm, err := store.ParsePerm(req.Perm)
 	if err != nil {
-		return tables.Grant{}, err
+		return store.Grant{}, err
 	}
 	if err := s.store.GrantPerm(ctx, req.Identity, req.Table, perm); err != nil {
-		return tables.Grant{}, err
+		return store.Grant{}, err
 	}
-	return tables.Grant{Identity: req.Identity, Table: req.Table, Perm: perm.String()}, nil
+	return store.Grant{Identity: req.Identity, Table: req.Table, Perm: perm.String()}, nil
 }
 
 func (s *Server) revoke(ctx context.Context, c caller, req *GrantRequest) (RevokeResult, error) {
-	if err := s.check(c, tables.ACLsTable, tables.PermAdmin); err != nil {
+	if err := s.check(c, scope.ACLsTable, store.PermAdmin); err != nil {
 		return RevokeResult{}, err
 	}
-	perm := tables.PermNone
+	perm := store.PermNone
 	if req.Perm != "" {
 		var err error
-		if perm, err = tables.ParsePerm(req.Perm); err != nil {
+		if perm, err = store.ParsePerm(req.Perm); err != nil {
 			return RevokeResult{}, err
 		}
 	}
@@ -411,8 +413,8 @@ func (s *Server) revoke(ctx context.Context, c caller, req *GrantRequest) (Revok
 	return RevokeResult{Removed: removed}, err
 }
 
-func (s *Server) listACLs(_ context.Context, c caller, _ *Empty) ([]tables.Grant, error) {
-	if err := s.check(c, tables.ACLsTable, tables.PermAdmin); err != nil {
+func (s *Server) listACLs(_ context.Context, c caller, _ *Empty) ([]store.Grant, error) {
+	if err := s.check(c, scope.ACLsTable, store.PermAdmin); err != nil {
 		return nil, err
 	}
 	return s.store.Grants()

@@ -7,7 +7,7 @@ package api
 import (
 	"time"
 
-	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/scope"
 )
 
 // Version is the version cortexd reports.
@@ -20,25 +20,25 @@ type TableRequest struct {
 
 // CreateTableRequest creates a table; Scope defaults to local.
 type CreateTableRequest struct {
-	Table string        `json:"table"`
-	Scope *tables.Scope `json:"scope,omitempty"`
+	Table string       `json:"table"`
+	Scope *scope.Scope `json:"scope,omitempty"`
 }
 
 // SetScopeRequest changes a table's scope.
 type SetScopeRequest struct {
-	Table string       `json:"table"`
-	Scope tables.Scope `json:"scope"`
+	Table string      `json:"table"`
+	Scope scope.Scope `json:"scope"`
 }
 
 // TableInfo is one table as listed: its catalog record and this node's copy.
 type TableInfo struct {
-	Name    string       `json:"name"`
-	ID      string       `json:"id"`
-	Scope   tables.Scope `json:"scope"`
-	Home    string       `json:"home,omitempty"`
-	Created time.Time    `json:"created,omitzero"`
-	System  bool         `json:"system"`
-	Held    bool         `json:"held"`
+	Name    string      `json:"name"`
+	ID      string      `json:"id"`
+	Scope   scope.Scope `json:"scope"`
+	Home    string      `json:"home,omitempty"`
+	Created time.Time   `json:"created,omitzero"`
+	System  bool        `json:"system"`
+	Held    bool        `json:"held"`
 	// Draining: this node keeps a copy outside the table's scope until a
 	// node that holds the table has every entry of it.
 	Draining bool  `json:"draining,omitempty"`

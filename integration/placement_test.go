@@ -22,7 +22,8 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/pki"
-	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 )
 
 // plTimeout bounds every wait of these tests.
@@ -467,7 +468,7 @@ func TestSystemTablesReplicateOnMeshSetup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, st := range tables.SystemTables {
+		for _, st := range scope.SystemTables {
 			if ti := list[st]; !ti.System || !ti.Held {
 				t.Errorf("%s: %s listed as %+v, want a held system table", n.name, st, ti)
 			}
@@ -479,7 +480,7 @@ func TestSystemTablesReplicateOnMeshSetup(t *testing.T) {
 	// Replicated, not merely present: each node follows each peer's log of
 	// each system table.
 	for _, n := range nodes {
-		for _, st := range tables.SystemTables {
+		for _, st := range scope.SystemTables {
 			for _, p := range nodes {
 				if p == n {
 					continue
@@ -496,7 +497,7 @@ func TestSystemTablesReplicateOnMeshSetup(t *testing.T) {
 	c.must("identity", "add", "carol")
 	for _, n := range nodes {
 		plPoll(t, n.name+" lists alice and carol", func() (bool, string) {
-			var ids []tables.Identity
+			var ids []store.Identity
 			out := n.must("identity", "list", "--json")
 			if err := json.Unmarshal([]byte(out), &ids); err != nil {
 				return false, err.Error()
@@ -556,11 +557,11 @@ func TestACLChangesPropagateAcrossMesh(t *testing.T) {
 	for _, n := range []*node{b, c} {
 		plPoll(t, n.name+" lists alice's grant", func() (bool, string) {
 			out := n.must("acl", "list", "--json")
-			var grants []tables.Grant
+			var grants []store.Grant
 			if err := json.Unmarshal([]byte(out), &grants); err != nil {
 				return false, err.Error()
 			}
-			return slices.Contains(grants, tables.Grant{Identity: "alice", Table: "shared", Perm: "read"}), out
+			return slices.Contains(grants, store.Grant{Identity: "alice", Table: "shared", Perm: "read"}), out
 		})
 		plPoll(t, n.name+"'s listener lets alice read", func() (bool, string) {
 			r := plRemote(t, rpc[n.name], certs, "alice", "get", "shared", "k")
@@ -621,7 +622,7 @@ func TestLateJoiningFourthNodeGetsTheRightTables(t *testing.T) {
 	})
 
 	d := plJoin(t, certs, "d", b, a, b, c)
-	wantHeld := append(slices.Clone(tables.SystemTables), "t_all", "t_cd", "t_d")
+	wantHeld := append(slices.Clone(scope.SystemTables), "t_all", "t_cd", "t_d")
 	slices.Sort(wantHeld)
 	plPoll(t, "d holds exactly the tables of its scope", func() (bool, string) {
 		got, err := d.plHeldSet()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 )
@@ -254,15 +255,15 @@ func (n *node) replStoredCursor(table, peer string) (tables.Cursor, bool) {
 	return c, ok
 }
 
-func replCreateTable(t *testing.T, n *node, table, scope string) {
+func replCreateTable(t *testing.T, n *node, table, sc string) {
 	t.Helper()
-	sc, err := tables.ParseScope(scope)
+	parsed, err := scope.ParseScope(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := n.client()
 	defer c.Close()
-	if _, err := c.CreateTable(context.Background(), table, sc); err != nil {
+	if _, err := c.CreateTable(context.Background(), table, parsed); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/wal"
 )
 
@@ -59,7 +60,7 @@ func decodeHello(b []byte) (hello, error) {
 	if h.Error != "" {
 		return h, nil
 	}
-	if err := tables.ValidateNodeName(h.Node); err != nil {
+	if err := scope.ValidateNodeName(h.Node); err != nil {
 		return h, fmt.Errorf("hello: %w", err)
 	}
 	if len(h.Members) > 1024 {
@@ -79,7 +80,7 @@ func (r memberRecord) member() (Member, error) {
 	if err := json.Unmarshal(r.Value, &m); err != nil {
 		return m, err
 	}
-	if err := tables.ValidateNodeName(m.Node); err != nil {
+	if err := scope.ValidateNodeName(m.Node); err != nil {
 		return m, err
 	}
 	if r.Origin != m.Node {
@@ -93,7 +94,7 @@ func (r memberRecord) member() (Member, error) {
 
 // entry is the record as the cortex_meta change that wrote it.
 func (r memberRecord) entry(node string) wal.Entry {
-	return wal.Entry{Op: wal.OpPut, Key: tables.MemberKey(node), Value: r.Value,
+	return wal.Entry{Op: wal.OpPut, Key: store.MemberKey(node), Value: r.Value,
 		Version: wal.Version{HLC: r.HLC, Origin: r.Origin}}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -73,17 +74,17 @@ type testNode struct {
 	logs *logBuffer
 }
 
-// start runs a node with a real store on 127.0.0.1 and an ephemeral port.
+// start runs a node with a real st on 127.0.0.1 and an ephemeral port.
 func (m *testMesh) start(name string, now func() time.Time, peers ...string) testNode {
 	m.t.Helper()
-	store, err := tables.OpenStore(tables.StoreOptions{Dir: m.t.TempDir(), Node: name, Table: tables.Options{NoSync: true}})
+	st, err := store.Open(store.Options{Dir: m.t.TempDir(), Node: name, Table: tables.Options{NoSync: true}})
 	if err != nil {
 		m.t.Fatal(err)
 	}
 	logs := &logBuffer{}
 	n, err := Start(context.Background(), Config{
 		Identity: m.identity(name), CAFile: filepath.Join(m.dir, "ca.crt"), Listen: "127.0.0.1:0",
-		Peers: peers, Store: store, Now: now,
+		Peers: peers, Store: st, Now: now,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
@@ -91,7 +92,7 @@ func (m *testMesh) start(name string, now func() time.Time, peers ...string) tes
 	}
 	m.t.Cleanup(func() {
 		n.Close()
-		store.Close()
+		st.Close()
 	})
 	return testNode{n, logs}
 }
@@ -152,7 +153,7 @@ func TestThreeNodesFindEachOther(t *testing.T) {
 		}
 	}
 	// Membership records of all three are in each cortex_meta.
-	recs, err := c.meta.Scan(tables.MemberKey(""), nil, 0)
+	recs, err := c.meta.Scan(store.MemberKey(""), nil, 0)
 	if err != nil || len(recs) != 3 {
 		t.Fatalf("c holds %d membership records (%v), want 3", len(recs), err)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 	"github.com/libp2p/go-libp2p"
@@ -56,13 +58,13 @@ type Config struct {
 	Listen       string        // HOST:PORT to listen on
 	Peers        []string      // HOST:PORT seeds
 	MaxClockSkew time.Duration // log peers further off than this
-	Store        *tables.Store // where membership records live
+	Store        *store.Store  // where membership records live
 	Logger       *slog.Logger
 	Now          func() time.Time // wall clock (tests set a skewed one)
 	// Follows decides whether this node subscribes to peer for a table it
 	// holds (package scope provides it); by default, when the table's scope
 	// holds the peer.
-	Follows func(t tables.TableInfo, peer string, peerDraining []string) bool
+	Follows func(t scope.TableInfo, peer string, peerDraining []string) bool
 }
 
 // Node is this node's presence in the mesh: the libp2p host, the peers it
@@ -72,7 +74,7 @@ type Node struct {
 	host  host.Host
 	sec   *Security
 	log   *slog.Logger
-	store *tables.Store
+	store *store.Store
 	meta  *tables.Table
 
 	ctx    context.Context
@@ -115,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.MaxClockSkew = time.Second
 	}
 	if cfg.Follows == nil {
-		cfg.Follows = func(t tables.TableInfo, peer string, _ []string) bool { return t.HeldBy(peer) }
+		cfg.Follows = func(t scope.TableInfo, peer string, _ []string) bool { return scope.Holds(t, peer) }
 	}
 	roots, err := pki.LoadCA(cfg.CAFile)
 	if err != nil {
@@ -132,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--mesh-listen %q: %w", cfg.Listen, err)
 	}
-	meta, err := cfg.Store.Table(tables.MetaTable)
+	meta, err := cfg.Store.Table(scope.MetaTable)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +218,7 @@ func (n *Node) writeOwnRecord(ctx context.Context) error {
 		m.Draining = append(m.Draining, t.Name)
 	}
 	b, _ := json.Marshal(m)
-	if _, err := n.meta.Put(ctx, tables.MemberKey(m.Node), b); err != nil {
+	if _, err := n.meta.Put(ctx, store.MemberKey(m.Node), b); err != nil {
 		return fmt.Errorf("write membership record: %w", err)
 	}
 	return nil
@@ -224,7 +226,7 @@ func (n *Node) writeOwnRecord(ctx context.Context) error {
 
 // member returns a node's membership record from cortex_meta.
 func (n *Node) member(name string) (Member, bool) {
-	r, err := n.meta.Get(tables.MemberKey(name))
+	r, err := n.meta.Get(store.MemberKey(name))
 	if err != nil {
 		return Member{}, false
 	}
@@ -238,7 +240,7 @@ func recordOf(r tables.Record) memberRecord {
 
 // members returns the membership records of cortex_meta.
 func (n *Node) members() []memberRecord {
-	recs, err := n.meta.Scan(tables.MemberKey(""), nil, 0)
+	recs, err := n.meta.Scan(store.MemberKey(""), nil, 0)
 	if err != nil {
 		n.log.Error("mesh: read membership records", "err", err)
 		return nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -94,7 +96,7 @@ func (n *Node) admit(peerName string, req replRequest) (*tables.Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !info.HeldBy(peerName) {
+	if !scope.Holds(info, peerName) {
 		return nil, fmt.Errorf("%s is not in the scope of table %s (%s)", peerName, req.Table, info.Scope)
 	}
 	if info.ID != req.TableID {
@@ -102,7 +104,7 @@ func (n *Node) admit(peerName string, req replRequest) (*tables.Table, error) {
 	}
 	t, ok := n.store.Copy(req.Table) // held, or draining until handed off
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", tables.ErrNotHeld, req.Table)
+		return nil, fmt.Errorf("%w: %s", store.ErrNotHeld, req.Table)
 	}
 	return t, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -163,19 +164,19 @@ func (n *Node) repairStream(ctx context.Context, node string, req repairRequest)
 }
 
 // RemoteBuckets asks a node for its bucket digests of a table.
-func (n *Node) RemoteBuckets(ctx context.Context, node string, info tables.TableInfo) (BucketDigests, error) {
+func (n *Node) RemoteBuckets(ctx context.Context, node string, info scope.TableInfo) (BucketDigests, error) {
 	var bd BucketDigests
 	return bd, n.repairCall(ctx, node, repairRequest{Op: "buckets", Table: info.Name, TableID: info.ID}, &bd)
 }
 
 // RemoteLeaves asks a node for the leaf digests of some buckets.
-func (n *Node) RemoteLeaves(ctx context.Context, node string, info tables.TableInfo, buckets []int) (map[int]*[256]uint64, error) {
+func (n *Node) RemoteLeaves(ctx context.Context, node string, info scope.TableInfo, buckets []int) (map[int]*[256]uint64, error) {
 	var out map[int]*[256]uint64
 	return out, n.repairCall(ctx, node, repairRequest{Op: "leaves", Table: info.Name, TableID: info.ID, Buckets: buckets}, &out)
 }
 
 // RemoteHashes asks a node for the key and record hashes of some leaves.
-func (n *Node) RemoteHashes(ctx context.Context, node string, info tables.TableInfo, leaves []int) ([]tables.KeyHash, error) {
+func (n *Node) RemoteHashes(ctx context.Context, node string, info scope.TableInfo, leaves []int) ([]tables.KeyHash, error) {
 	s, err := n.repairStream(ctx, node, repairRequest{Op: "hashes", Table: info.Name, TableID: info.ID, Leaves: leaves})
 	if err != nil {
 		return nil, err
@@ -252,7 +253,7 @@ func (n *Node) repairCall(ctx context.Context, node string, req repairRequest, o
 }
 
 // RemoteFetch returns a node's records of the given key hashes.
-func (n *Node) RemoteFetch(ctx context.Context, node string, info tables.TableInfo, keys []uint64) ([]tables.Record, error) {
+func (n *Node) RemoteFetch(ctx context.Context, node string, info scope.TableInfo, keys []uint64) ([]tables.Record, error) {
 	s, err := n.repairStream(ctx, node, repairRequest{Op: "fetch", Table: info.Name, TableID: info.ID, Keys: keys})
 	if err != nil {
 		return nil, err
@@ -285,7 +286,7 @@ func (n *Node) RemoteFetch(ctx context.Context, node string, info tables.TableIn
 
 // RemoteApply sends records to a node, which merges them by LWW, and
 // returns how many it adopted.
-func (n *Node) RemoteApply(ctx context.Context, node string, info tables.TableInfo, recs []tables.Record) (int, error) {
+func (n *Node) RemoteApply(ctx context.Context, node string, info scope.TableInfo, recs []tables.Record) (int, error) {
 	s, err := n.repairStream(ctx, node, repairRequest{Op: "apply", Table: info.Name, TableID: info.ID})
 	if err != nil {
 		return 0, err

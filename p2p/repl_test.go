@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -69,7 +71,7 @@ func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
 	waitConnected(t, a, b, c)
 	ctx := context.Background()
 
-	scope, err := tables.ScopeOf([]string{"a", "b"})
+	scope, err := scope.ScopeOf([]string{"a", "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
 	if !strings.Contains(a.logs.String(), "repl: refused a subscriber") {
 		t.Fatalf("a did not log the refusal:\n%s", a.logs)
 	}
-	if _, err := c.store.Table("secret"); !errors.Is(err, tables.ErrNotHeld) {
+	if _, err := c.store.Table("secret"); !errors.Is(err, store.ErrNotHeld) {
 		t.Fatalf("c's copy of secret: %v, want ErrNotHeld", err)
 	}
 	for _, name := range c.store.Held() {
@@ -181,7 +183,7 @@ func (f *fakePublisher) handle(s network.Stream) {
 		return
 	}
 	answer, ok := f.answers[req.Table]
-	if !ok && tables.IsSystem(req.Table) {
+	if !ok && scope.IsSystem(req.Table) {
 		// The system tables: an empty snapshot, so that the subscriber has
 		// synced them and goes on to the user tables.
 		answer, ok = emptySnapshot, true
@@ -277,7 +279,7 @@ func TestReplMalformedFrames(t *testing.T) {
 	waitConnected(t, a, b)
 	malformed := []string{"garbage", "corrupt", "oversized"}
 	for _, name := range append(malformed, "valid") {
-		if _, err := b.store.CreateTable(context.Background(), name, tables.Scope{All: true}); err != nil {
+		if _, err := b.store.CreateTable(context.Background(), name, scope.Scope{All: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/libp2p/go-libp2p/core/network"
 )
@@ -43,18 +44,18 @@ type SubscriberStatus struct {
 
 // LocalStatus describes this node's copies (held or being handed off) of
 // the named tables, or of all when names is empty.
-func LocalStatus(store *tables.Store, names []string) []CopyStatus {
+func LocalStatus(st *store.Store, names []string) []CopyStatus {
 	var out []CopyStatus
-	infos := append(store.HeldInfo(), store.Draining()...)
+	infos := append(st.HeldInfo(), st.Draining()...)
 	for _, info := range infos {
 		if len(names) > 0 && !slices.Contains(names, info.Name) {
 			continue
 		}
-		t, ok := store.Copy(info.Name)
+		t, ok := st.Copy(info.Name)
 		if !ok {
 			continue
 		}
-		_, notHeld := store.Table(info.Name)
+		_, notHeld := st.Table(info.Name)
 		st := t.Stats()
 		cs := CopyStatus{Table: info.Name, ID: info.ID, LogID: st.LogID, FirstOffset: st.FirstOffset, Offset: st.Applied,
 			Keys: st.Keys, Tombstones: st.Tombstones, Digest: strconv.FormatUint(st.Digest, 16), Draining: notHeld != nil,

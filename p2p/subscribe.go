@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -111,7 +112,7 @@ func (n *Node) replicate() {
 // systemSynced reports whether every system table has followed some peer's
 // log at least once (has a cursor).
 func (n *Node) systemSynced() bool {
-	for _, name := range tables.SystemTables {
+	for _, name := range scope.SystemTables {
 		t, err := n.store.Table(name)
 		if err != nil || !t.HasCursor() {
 			return false
@@ -127,7 +128,7 @@ func (n *Node) draining(peer string) []string {
 	return m.Draining
 }
 
-func tableNames(ts []tables.TableInfo) []string {
+func tableNames(ts []scope.TableInfo) []string {
 	out := make([]string, len(ts))
 	for i, t := range ts {
 		out[i] = t.Name
@@ -252,7 +253,7 @@ func (n *Node) apply(ctx context.Context, t *tables.Table, f replFrame) error {
 	if err != nil {
 		return err
 	}
-	if adopted > 0 && t.Name() == tables.MetaTable {
+	if adopted > 0 && t.Name() == scope.MetaTable {
 		if err := n.store.Reconcile(); err != nil {
 			n.log.Error("repl: applying the catalog", "err", err)
 		}

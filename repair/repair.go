@@ -8,6 +8,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 )
@@ -16,11 +17,11 @@ import (
 // records of other holders' copies, and LWW merges into them.
 type Mesh interface {
 	Members() []string
-	RemoteBuckets(ctx context.Context, node string, info tables.TableInfo) (p2p.BucketDigests, error)
-	RemoteLeaves(ctx context.Context, node string, info tables.TableInfo, buckets []int) (map[int]*[256]uint64, error)
-	RemoteHashes(ctx context.Context, node string, info tables.TableInfo, leaves []int) ([]tables.KeyHash, error)
-	RemoteFetch(ctx context.Context, node string, info tables.TableInfo, keys []uint64) ([]tables.Record, error)
-	RemoteApply(ctx context.Context, node string, info tables.TableInfo, recs []tables.Record) (int, error)
+	RemoteBuckets(ctx context.Context, node string, info scope.TableInfo) (p2p.BucketDigests, error)
+	RemoteLeaves(ctx context.Context, node string, info scope.TableInfo, buckets []int) (map[int]*[256]uint64, error)
+	RemoteHashes(ctx context.Context, node string, info scope.TableInfo, leaves []int) ([]tables.KeyHash, error)
+	RemoteFetch(ctx context.Context, node string, info scope.TableInfo, keys []uint64) ([]tables.Record, error)
+	RemoteApply(ctx context.Context, node string, info scope.TableInfo, recs []tables.Record) (int, error)
 }
 
 // Moved is what a repair moved into one node's copy.
@@ -66,16 +67,16 @@ func DiffBuckets(a, b [tables.Buckets]uint64) []int {
 // replaced wholesale), and repeats until every digest is equal (at most
 // maxRounds rounds). A dry run only reports the differing buckets and what
 // would be sent.
-func Run(ctx context.Context, mesh Mesh, store *tables.Store, table string, dryRun bool, progress func(string)) (Report, error) {
-	info, err := store.Info(table)
+func Run(ctx context.Context, mesh Mesh, st *store.Store, table string, dryRun bool, progress func(string)) (Report, error) {
+	info, err := st.Info(table)
 	if err != nil {
 		return Report{}, err
 	}
-	local, err := store.Table(table)
+	local, err := st.Table(table)
 	if err != nil {
 		return Report{}, fmt.Errorf("run the repair on a node that holds %s: %w", table, err)
 	}
-	self := store.Node()
+	self := st.Node()
 	ep := endpoints{mesh: mesh, local: local, self: self, info: info}
 	rep := Report{Table: table, DryRun: dryRun, Moved: []Moved{}, Unreachable: []string{}}
 	moved := map[string]*Moved{}
@@ -163,7 +164,7 @@ type endpoints struct {
 	mesh  Mesh
 	local *tables.Table
 	self  string
-	info  tables.TableInfo
+	info  scope.TableInfo
 }
 
 func (e endpoints) buckets(ctx context.Context, node string) (p2p.BucketDigests, error) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/scope"
-	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/store"
 )
 
 // The verdicts of a table's status.
@@ -41,13 +41,13 @@ type Replica struct {
 
 // TableStatus is the status of one table across the mesh.
 type TableStatus struct {
-	Table      string       `json:"table"`
-	Scope      tables.Scope `json:"scope"`
-	Replicated bool         `json:"replicated"` // false for local tables
-	Desired    []string     `json:"desired"`
-	Replicas   []Replica    `json:"replicas"`
-	State      string       `json:"state"`
-	InSync     bool         `json:"in_sync"`
+	Table      string      `json:"table"`
+	Scope      scope.Scope `json:"scope"`
+	Replicated bool        `json:"replicated"` // false for local tables
+	Desired    []string    `json:"desired"`
+	Replicas   []Replica   `json:"replicas"`
+	State      string      `json:"state"`
+	InSync     bool        `json:"in_sync"`
 }
 
 // Status is `cortex sync status`.
@@ -137,12 +137,12 @@ type Querier interface {
 
 // Gather asks every member (bounded by timeout) for its copies of the named
 // tables (all when empty) and builds the status of each table.
-func Gather(ctx context.Context, q Querier, store *tables.Store, names []string, timeout time.Duration) (Status, error) {
-	catalog, err := store.Catalog()
+func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, timeout time.Duration) (Status, error) {
+	catalog, err := stor.Catalog()
 	if err != nil {
 		return Status{}, err
 	}
-	members := []string{store.Node()}
+	members := []string{stor.Node()}
 	if q != nil {
 		members = q.Members()
 	}
@@ -162,7 +162,7 @@ func Gather(ctx context.Context, q Querier, store *tables.Store, names []string,
 			var list []p2p.CopyStatus
 			var err error
 			if q == nil {
-				list = p2p.LocalStatus(store, names)
+				list = p2p.LocalStatus(stor, names)
 			} else {
 				list, err = q.QueryStatus(qctx, m, names)
 			}

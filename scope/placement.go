@@ -1,22 +1,21 @@
-// Package scope owns placement: from the replicated catalog and the mesh,
-// which tables a node holds a copy of, which peers it follows for each, and
-// when a copy it no longer needs may be dropped. Everything here is a pure
+// Package scope owns placement: a table's catalog record and its scope, and,
+// from the replicated catalog and the mesh, which tables a node holds a copy
+// of, which peers it follows for each, and when a copy it no longer needs may
+// be dropped. Everything here is a pure
 // function over plain data; the store and the mesh node apply the answers.
 package scope
 
 import (
 	"slices"
-
-	"github.com/cortex-mesh/cortex/tables"
 )
 
 // Holds reports whether node must hold a copy of a table: every node holds
 // the system tables and the tables of scope all; a list scope selects the
 // nodes it names (joined or not); a local table lives only on its home.
-func Holds(t tables.TableInfo, node string) bool { return t.HeldBy(node) }
+func Holds(t TableInfo, node string) bool { return t.System() || t.Scope.Includes(node, t.Home) }
 
 // Desired lists, of the given nodes, those that must hold the table (sorted).
-func Desired(t tables.TableInfo, nodes []string) []string {
+func Desired(t TableInfo, nodes []string) []string {
 	var out []string
 	for _, n := range nodes {
 		if Holds(t, n) {
@@ -30,7 +29,7 @@ func Desired(t tables.TableInfo, nodes []string) []string {
 // Follows reports whether a node holding a table subscribes to peer for it:
 // when the peer holds it by scope, or still has a copy it is handing off
 // (draining) after a scope change removed it.
-func Follows(t tables.TableInfo, peer string, peerDraining []string) bool {
+func Follows(t TableInfo, peer string, peerDraining []string) bool {
 	return Holds(t, peer) || slices.Contains(peerDraining, t.Name)
 }
 
@@ -39,7 +38,7 @@ func Follows(t tables.TableInfo, peer string, peerDraining []string) bool {
 // entry of this copy's log (lastOffset), so nothing written here is lost.
 // acks are the offsets this copy's subscribers acknowledged, by node name.
 // It returns the node that covers the copy, if any.
-func CanDrop(t tables.TableInfo, self string, lastOffset uint64, acks map[string]uint64) (string, bool) {
+func CanDrop(t TableInfo, self string, lastOffset uint64, acks map[string]uint64) (string, bool) {
 	if Holds(t, self) {
 		return "", false
 	}

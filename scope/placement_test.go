@@ -3,22 +3,20 @@ package scope
 import (
 	"slices"
 	"testing"
-
-	"github.com/cortex-mesh/cortex/tables"
 )
 
-func info(name, home string, scope string) tables.TableInfo {
-	sc, err := tables.ParseScope(scope)
+func info(name, home string, scope string) TableInfo {
+	sc, err := ParseScope(scope)
 	if err != nil {
 		panic(err)
 	}
-	return tables.TableInfo{Name: name, ID: "id-" + name, Scope: sc, Home: home}
+	return TableInfo{Name: name, ID: "id-" + name, Scope: sc, Home: home}
 }
 
 func TestHolds(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		t    tables.TableInfo
+		t    TableInfo
 		node string
 		want bool
 	}{
@@ -30,8 +28,8 @@ func TestHolds(t *testing.T) {
 		{"list names a node not joined yet", info("t", "home", "office,future"), "future", true},
 		{"list does not name the node", info("t", "home", "home,office"), "laptop", false},
 		{"list without its home", info("t", "home", "office,laptop"), "home", false},
-		{"system table everywhere", tables.TableInfo{Name: tables.MetaTable, ID: "system", Scope: tables.Scope{All: true}}, "x", true},
-		{"system table even if its record says otherwise", tables.TableInfo{Name: tables.ACLsTable, Scope: tables.Scope{Local: true}, Home: "a"}, "b", true},
+		{"system table everywhere", TableInfo{Name: MetaTable, ID: "system", Scope: Scope{All: true}}, "x", true},
+		{"system table even if its record says otherwise", TableInfo{Name: ACLsTable, Scope: Scope{Local: true}, Home: "a"}, "b", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Holds(tc.t, tc.node); got != tc.want {
@@ -44,7 +42,7 @@ func TestHolds(t *testing.T) {
 func TestDesired(t *testing.T) {
 	nodes := []string{"laptop", "home", "office", "home"}
 	for _, tc := range []struct {
-		t    tables.TableInfo
+		t    TableInfo
 		want []string
 	}{
 		{info("t", "home", "all"), []string{"home", "laptop", "office"}},

@@ -1,4 +1,4 @@
-// Package tables owns a node's table copies: each is a directory holding a
+// Package tables owns one table copy: a directory holding a
 // write-ahead log (the source of truth), an in-memory BuntDB view of the
 // current record of every key, and checkpoints of that view. It owns the
 // hybrid logical clock, the last-write-wins rule, the per-table writer that

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 )
@@ -111,10 +112,10 @@ func (d *dataDir) copies() ([]tableCopy, error) {
 	}
 	// System tables in the order cortexd opens them, then the rest.
 	rank := func(c tableCopy) int {
-		if i := slices.Index(tables.SystemTables, c.Name); i >= 0 {
+		if i := slices.Index(scope.SystemTables, c.Name); i >= 0 {
 			return i
 		}
-		return len(tables.SystemTables)
+		return len(scope.SystemTables)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if ri, rj := rank(out[i]), rank(out[j]); ri != rj {

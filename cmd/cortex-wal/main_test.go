@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -28,7 +30,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // node is a data directory built with the real storage code.
 type node struct {
 	dir   string
-	users tables.TableInfo // the user table; its copy holds `writes` entries
+	users scope.TableInfo // the user table; its copy holds `writes` entries
 }
 
 const writes = 60
@@ -49,13 +51,13 @@ func buildNode(t *testing.T) *node {
 	if err := os.WriteFile(filepath.Join(dir, "NODE"), []byte("home\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := tables.OpenStore(tables.StoreOptions{Dir: dir, Node: "home", Logger: quiet(),
+	s, err := store.Open(store.Options{Dir: dir, Node: "home", Logger: quiet(),
 		Table: tables.Options{SegmentSize: 1024, CheckpointEvery: -1, Logger: quiet()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	info, err := s.CreateTable(ctx, "users", tables.Scope{Local: true})
+	info, err := s.CreateTable(ctx, "users", scope.Scope{Local: true})
 	if err != nil {
 		t.Fatal(err)
 	}

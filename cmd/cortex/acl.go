@@ -5,9 +5,9 @@ import (
 	"fmt"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/store"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
 
@@ -32,7 +32,7 @@ Access is denied unless granted.
 
 // parsePerm reads a permission word; a bad one is bad usage.
 func parsePerm(cmd *cobra.Command, s string) (string, error) {
-	p, err := tables.ParsePerm(s)
+	p, err := store.ParsePerm(s)
 	if err != nil {
 		return "", cli.Usagef(cmd, "bad permission %q: use read, write or admin", s)
 	}
@@ -67,7 +67,7 @@ Prints "granted PERM on TABLE to IDENTITY"; with --json
 			if err != nil {
 				return err
 			}
-			g, err := call(a, func(ctx context.Context, c *api.Client) (tables.Grant, error) {
+			g, err := call(a, func(ctx context.Context, c *api.Client) (store.Grant, error) {
 				return c.Grant(ctx, args[0], args[1], perm)
 			})
 			if err != nil {
@@ -135,7 +135,7 @@ With --json prints one array: [{"identity","table","perm"}].`,
   cortex acl list --json | jq -r '.[] | select(.identity == "alice") | .table'`,
 		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			grants, err := call(a, func(ctx context.Context, c *api.Client) ([]tables.Grant, error) {
+			grants, err := call(a, func(ctx context.Context, c *api.Client) ([]store.Grant, error) {
 				return c.Grants(ctx)
 			})
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
@@ -177,7 +178,7 @@ func (a *app) callCtx(parent context.Context) (context.Context, context.CancelFu
 
 // benchTable returns the table to write to, creating it with scope if it
 // does not exist. A table this node does not hold is an error.
-func benchTable(a *app, name string, scope tables.Scope) (api.TableInfo, error) {
+func benchTable(a *app, name string, scope scope.Scope) (api.TableInfo, error) {
 	find := func() (api.TableInfo, bool, error) {
 		list, err := call(a, func(ctx context.Context, c *api.Client) ([]api.TableInfo, error) { return c.Tables(ctx) })
 		for _, t := range list {
@@ -242,7 +243,7 @@ With --json prints {"ops":N,"ops_per_s":X,"p50_us":X,"p99_us":X,"max_us":X}.`,
 			if err := checkRange(cmd, "--concurrency", concurrency, 1, benchMaxConcurrency); err != nil {
 				return err
 			}
-			if _, err := benchTable(a, o.table, tables.Scope{Local: true}); err != nil {
+			if _, err := benchTable(a, o.table, scope.Scope{Local: true}); err != nil {
 				return err
 			}
 			c, err := a.dial()
@@ -450,7 +451,7 @@ func (r *replBench) setup(cmd *cobra.Command) error {
 		}
 		return fmt.Errorf("node %s is standalone (not in mesh mode), so nothing replicates between %s and %s: start cortexd with --mesh-ca, --mesh-cert and --mesh-key", standalone, src.Node, dst.Node)
 	}
-	info, err := benchTable(a, r.o.table, tables.Scope{All: true})
+	info, err := benchTable(a, r.o.table, scope.Scope{All: true})
 	if err != nil {
 		return err
 	}

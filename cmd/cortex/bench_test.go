@@ -13,6 +13,7 @@ import (
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -166,11 +167,11 @@ func TestBenchErrors(t *testing.T) {
 func startNamed(t *testing.T, name string) *daemon {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	store, err := tables.OpenStore(tables.StoreOptions{Dir: t.TempDir(), Node: name, Logger: quiet, Table: tables.Options{NoSync: true}})
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Node: name, Logger: quiet, Table: tables.Options{NoSync: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serve(t, api.NewServer(store, tables.Limits{}, quiet), store)
+	return serve(t, api.NewServer(st, tables.Limits{}, quiet), st)
 }
 
 // meshDaemon is a daemon in mesh mode: a store, its p2p node and the API.
@@ -198,19 +199,19 @@ func startMeshPair(t *testing.T) (a, b *meshDaemon) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		store, err := tables.OpenStore(tables.StoreOptions{Dir: t.TempDir(), Node: name, Logger: quiet, Table: tables.Options{NoSync: true}})
+		st, err := store.Open(store.Options{Dir: t.TempDir(), Node: name, Logger: quiet, Table: tables.Options{NoSync: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		node, err := p2p.Start(context.Background(), p2p.Config{Identity: ident, CAFile: filepath.Join(certs, "ca.crt"),
-			Listen: "127.0.0.1:0", Peers: peers, Store: store, Logger: quiet})
+			Listen: "127.0.0.1:0", Peers: peers, Store: st, Logger: quiet})
 		if err != nil {
-			store.Close()
+			st.Close()
 			t.Fatal(err)
 		}
-		srv := api.NewServer(store, tables.Limits{}, quiet)
+		srv := api.NewServer(st, tables.Limits{}, quiet)
 		srv.SetMesh(node)
-		d := serve(t, srv, store)
+		d := serve(t, srv, st)
 		t.Cleanup(func() { node.Close() }) // before the store closes (cleanups run last first)
 		return &meshDaemon{d, node}
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/scope"
 
-	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
 
@@ -159,7 +159,7 @@ the two files written; with --json {"kind":"node","name","cert","key",
 			if err := f.check(cmd); err != nil {
 				return err
 			}
-			if err := tables.ValidateNodeName(args[0]); err != nil {
+			if err := scope.ValidateNodeName(args[0]); err != nil {
 				return cli.Usagef(cmd, "bad node name %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
 			for _, h := range hosts {
@@ -227,7 +227,7 @@ the two files written; with --json {"kind":"client","name","cert","key",
 			if err := f.check(cmd); err != nil {
 				return err
 			}
-			if err := tables.ValidateNodeName(args[0]); err != nil {
+			if err := scope.ValidateNodeName(args[0]); err != nil {
 				return cli.Usagef(cmd, "bad identity %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
 			if err := pki.CreateClientCert(f.dir, args[0], f.overwrite, time.Now()); err != nil {

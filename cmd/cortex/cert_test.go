@@ -15,6 +15,8 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -170,7 +172,7 @@ func TestCertUsageErrors(t *testing.T) {
 // remoteNode is an API served on an mTLS listener like cortexd's, with the
 // mesh CA in dir.
 type remoteNode struct {
-	store *tables.Store
+	store *store.Store
 	addr  string // 127.0.0.1:PORT
 	dir   string // the mesh's certificates
 	other string // another CA's
@@ -202,7 +204,7 @@ func startRemote(t *testing.T) *remoteNode {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	n.store, err = tables.OpenStore(tables.StoreOptions{Dir: t.TempDir(), Node: "home", Logger: quiet, Table: tables.Options{NoSync: true}})
+	n.store, err = store.Open(store.Options{Dir: t.TempDir(), Node: "home", Logger: quiet, Table: tables.Options{NoSync: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +244,8 @@ func TestRemoteMode(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	n := startRemote(t)
-	n.store.CreateTable(ctx, "t", tables.Scope{Local: true})
-	n.store.CreateTable(ctx, "other", tables.Scope{Local: true})
+	n.store.CreateTable(ctx, "t", scope.Scope{Local: true})
+	n.store.CreateTable(ctx, "other", scope.Scope{Local: true})
 	alice := func(args ...string) result { return n.as(t, n.dir, "client", "alice", args...) }
 
 	// Not registered: denied, whatever the call.
@@ -251,7 +253,7 @@ func TestRemoteMode(t *testing.T) {
 	fails(t, alice("get", "t", "k"), 4, "not a registered identity")
 
 	// Registered without grants: no table, no system table.
-	n.store.AddIdentity(ctx, tables.Identity{Name: "alice", Kind: "client"})
+	n.store.AddIdentity(ctx, store.Identity{Name: "alice", Kind: "client"})
 	if r := alice("node", "status", "--json"); r.code != 0 || decode[map[string]any](t, r.stdout)["node"] != "home" {
 		t.Errorf("node status: %v", r)
 	}
@@ -262,7 +264,7 @@ func TestRemoteMode(t *testing.T) {
 	}
 
 	// Read on t: get works, put is denied, only t is listed.
-	n.store.GrantPerm(ctx, "alice", "t", tables.PermRead)
+	n.store.GrantPerm(ctx, "alice", "t", store.PermRead)
 	if tb, err := n.store.Table("t"); err == nil {
 		tb.Put(ctx, []byte("k"), []byte("v"))
 	}
@@ -275,7 +277,7 @@ func TestRemoteMode(t *testing.T) {
 		t.Errorf("table list with read on t: %v", list)
 	}
 	// Write: put works.
-	n.store.GrantPerm(ctx, "alice", "t", tables.PermWrite)
+	n.store.GrantPerm(ctx, "alice", "t", store.PermWrite)
 	if r := alice("put", "t", "k", "w"); r.code != 0 {
 		t.Errorf("put with write: %v", r)
 	}
@@ -283,12 +285,12 @@ func TestRemoteMode(t *testing.T) {
 		t.Errorf("get after put: %v", r)
 	}
 	// Revoked: denied on the next call.
-	n.store.RevokePerm(ctx, "alice", "t", tables.PermNone)
+	n.store.RevokePerm(ctx, "alice", "t", store.PermNone)
 	fails(t, alice("get", "t", "k"), 4, "may not read")
 
 	// The environment sets the four flags: then identity add's own --cert
 	// names the certificate to pin. --socket wins over the environment.
-	n.store.GrantPerm(ctx, "alice", "*", tables.PermAdmin)
+	n.store.GrantPerm(ctx, "alice", "*", store.PermAdmin)
 	aliceCrt, aliceKey := pki.ClientCertFiles(n.dir, "alice")
 	bobCrt, _ := pki.ClientCertFiles(n.dir, "bob")
 	env := map[string]string{"CORTEX_ADDR": n.addr, "CORTEX_CA": filepath.Join(n.dir, "ca.crt"), "CORTEX_CERT": aliceCrt, "CORTEX_KEY": aliceKey}
@@ -336,7 +338,7 @@ func TestRemoteUsageErrors(t *testing.T) {
 func TestRemoteConnectionErrors(t *testing.T) {
 	t.Parallel()
 	n := startRemote(t)
-	n.store.AddIdentity(context.Background(), tables.Identity{Name: "alice", Kind: "client"})
+	n.store.AddIdentity(context.Background(), store.Identity{Name: "alice", Kind: "client"})
 	ca := filepath.Join(n.dir, "ca.crt")
 	aliceCrt, aliceKey := pki.ClientCertFiles(n.dir, "alice")
 	_, bobKey := pki.ClientCertFiles(n.dir, "bob")

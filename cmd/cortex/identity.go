@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/store"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
 
@@ -33,7 +33,7 @@ type identityJSON struct {
 	Added       time.Time `json:"added"`
 }
 
-func newIdentityJSON(id tables.Identity) identityJSON {
+func newIdentityJSON(id store.Identity) identityJSON {
 	return identityJSON{Name: id.Name, Kind: id.Kind, Fingerprint: id.Fingerprint, Added: id.Added}
 }
 
@@ -71,7 +71,7 @@ Prints "added identity NAME (KIND)"; with --json the identity as
 				}
 				req.CertPEM = string(pem)
 			}
-			id, err := call(a, func(ctx context.Context, c *api.Client) (tables.Identity, error) {
+			id, err := call(a, func(ctx context.Context, c *api.Client) (store.Identity, error) {
 				return c.AddIdentity(ctx, req)
 			})
 			if err != nil {
@@ -107,7 +107,7 @@ where "fingerprint" is "sha256:<hex>" or "" and "added" is RFC 3339.`,
   cortex identity list --json | jq -r '.[] | select(.kind == "node") | .name'`,
 		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := call(a, func(ctx context.Context, c *api.Client) ([]tables.Identity, error) {
+			ids, err := call(a, func(ctx context.Context, c *api.Client) ([]store.Identity, error) {
 				return c.Identities(ctx)
 			})
 			if err != nil {

@@ -24,13 +24,14 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
 
 // daemon is a real cortexd API served in-process on a Unix socket.
 type daemon struct {
-	store  *tables.Store
+	store  *store.Store
 	socket string
 }
 
@@ -49,16 +50,16 @@ func shortDir(t *testing.T) string {
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	store, err := tables.OpenStore(tables.StoreOptions{Dir: t.TempDir(), Node: "home", Logger: quiet,
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Node: "home", Logger: quiet,
 		Table: tables.Options{NoSync: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serve(t, api.NewServer(store, tables.Limits{}, quiet), store)
+	return serve(t, api.NewServer(st, tables.Limits{}, quiet), st)
 }
 
 // serve serves h on a fresh socket until the test ends.
-func serve(t *testing.T, h http.Handler, store *tables.Store) *daemon {
+func serve(t *testing.T, h http.Handler, st *store.Store) *daemon {
 	t.Helper()
 	socket := filepath.Join(shortDir(t), "s.sock")
 	ln, err := api.ListenUnix(socket)
@@ -71,11 +72,11 @@ func serve(t *testing.T, h http.Handler, store *tables.Store) *daemon {
 	t.Cleanup(func() {
 		srv.Close()
 		<-done
-		if store != nil {
-			store.Close()
+		if st != nil {
+			st.Close()
 		}
 	})
-	return &daemon{store: store, socket: socket}
+	return &daemon{store: st, socket: socket}
 }
 
 type result struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/scope"
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/tables"
@@ -29,10 +30,10 @@ func tableCmd(a *app) *cobra.Command {
 
 // tableJSON is one table as printed with --json.
 type tableJSON struct {
-	Name  string       `json:"name"`
-	Scope tables.Scope `json:"scope"`
-	Home  string       `json:"home"`
-	Held  bool         `json:"held"`
+	Name  string      `json:"name"`
+	Scope scope.Scope `json:"scope"`
+	Home  string      `json:"home"`
+	Held  bool        `json:"held"`
 	// Draining: a copy kept outside the scope until a holder has all of it.
 	Draining bool      `json:"draining,omitempty"`
 	Keys     int64     `json:"keys"`
@@ -47,8 +48,8 @@ func newTableJSON(t api.TableInfo) tableJSON {
 }
 
 // parseScope reads a scope argument; a malformed one is bad usage.
-func parseScope(cmd *cobra.Command, s string) (tables.Scope, error) {
-	scope, err := tables.ParseScope(s)
+func parseScope(cmd *cobra.Command, s string) (scope.Scope, error) {
+	scope, err := scope.ParseScope(s)
 	if err != nil {
 		return scope, cli.Usagef(cmd, "bad scope %q: %s; use all, local or node names separated by commas (a,b)",
 			s, strings.TrimPrefix(err.Error(), "scope: "))

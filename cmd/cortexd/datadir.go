@@ -11,7 +11,7 @@ import (
 
 	"io"
 
-	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/wal"
 )
 
@@ -58,7 +58,7 @@ func (d *dataDir) nodeName(given string) (string, error) {
 		if given != "" && given != stored {
 			return "", fmt.Errorf("data directory %s belongs to node %q, not %q", d.path, stored, given)
 		}
-		return stored, tables.ValidateNodeName(stored)
+		return stored, scope.ValidateNodeName(stored)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", err
@@ -68,7 +68,7 @@ func (d *dataDir) nodeName(given string) (string, error) {
 		host, _ := os.Hostname()
 		name = hostNodeName(host)
 	}
-	if err := tables.ValidateNodeName(name); err != nil {
+	if err := scope.ValidateNodeName(name); err != nil {
 		return "", err
 	}
 	err = wal.WriteFileAtomic(path, func(w io.Writer) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/pflag"
 )
@@ -77,7 +78,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
-	store, err := tables.OpenStore(tables.StoreOptions{
+	st, err := store.Open(store.Options{
 		Dir: cfg.DataDir, Node: node, Logger: log, CanDrop: scope.CanDrop,
 		Table: tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
 			Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery},
@@ -86,7 +87,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := st.Close(); err != nil {
 			log.Error("closing tables", "err", err)
 		}
 	}()
@@ -95,9 +96,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer os.Remove(cfg.Socket)
-	handler := api.NewServer(store, limits, log)
+	handler := api.NewServer(st, limits, log)
 	if ident != nil {
-		mesh, err := startMesh(ctx, cfg, ident, store, log)
+		mesh, err := startMesh(ctx, cfg, ident, st, log)
 		if err != nil {
 			return err
 		}

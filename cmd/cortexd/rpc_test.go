@@ -18,6 +18,8 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -127,16 +129,16 @@ func startRPC(t *testing.T, f *rpcFixture, h http.Handler) (string, *logBuffer, 
 func TestRPCListener(t *testing.T) {
 	f := newRPCFixture(t)
 	ctx := context.Background()
-	store, err := tables.OpenStore(tables.StoreOptions{Dir: t.TempDir(), Node: "home", Logger: slog.New(slog.DiscardHandler),
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Node: "home", Logger: slog.New(slog.DiscardHandler),
 		Table: tables.Options{NoSync: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	store.CreateTable(ctx, "t", tables.Scope{Local: true})
-	store.AddIdentity(ctx, tables.Identity{Name: "alice", Kind: "client"})
-	store.GrantPerm(ctx, "alice", "t", tables.PermWrite)
-	addr, logs, _ := startRPC(t, f, api.NewServer(store, tables.Limits{}, nil))
+	defer st.Close()
+	st.CreateTable(ctx, "t", scope.Scope{Local: true})
+	st.AddIdentity(ctx, store.Identity{Name: "alice", Kind: "client"})
+	st.GrantPerm(ctx, "alice", "t", store.PermWrite)
+	addr, logs, _ := startRPC(t, f, api.NewServer(st, tables.Limits{}, nil))
 
 	// A granted client reads and writes; the connection is TLS 1.3 with
 	// the node's certificate.

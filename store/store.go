@@ -1,4 +1,8 @@
-package tables
+// Package store owns a node's set of table copies: the system tables, the
+// catalog (cortex_meta) and the copies it says this node holds, opened,
+// handed off and deleted as the catalog changes, and the identities and ACLs
+// that decide what an RPC client may do.
+package store
 
 import (
 	"context"
@@ -13,6 +17,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // ErrNoTable is wrapped by errors about a table the catalog does not have.
@@ -24,31 +31,31 @@ var ErrExists = errors.New("already exists")
 // ErrNotHeld is wrapped when a table exists but this node holds no copy.
 var ErrNotHeld = errors.New("table not held on this node")
 
-// StoreOptions configure a node's store.
-type StoreOptions struct {
+// Options configure a node's store.
+type Options struct {
 	// Dir is the node's data directory; copies live in Dir/tables.
 	Dir string
 	// Node is this node's name.
 	Node string
-	// Table is the template for every copy (Name, Node, Clock are set per copy).
-	Table Options
+	// tables.Table is the template for every copy (Name, Node, tables.Clock are set per copy).
+	Table tables.Options
 	// Logger receives the store's notices (default slog.Default()).
 	Logger *slog.Logger
 	// CanDrop decides when a copy outside its table's scope has been handed
 	// off and may be deleted (package scope provides it). Without it such
 	// copies are kept.
-	CanDrop func(t TableInfo, self string, lastOffset uint64, acks map[string]uint64) (by string, ok bool)
+	CanDrop func(t scope.TableInfo, self string, lastOffset uint64, acks map[string]uint64) (by string, ok bool)
 }
 
 // Store is a node's set of table copies: the system tables and the copies
 // the catalog says this node holds. It keeps the open copies matching the
 // catalog (Reconcile), whoever changed the catalog. Safe for concurrent use.
 type Store struct {
-	opts  StoreOptions
-	clock *Clock
+	opts  Options
+	clock *tables.Clock
 	log   *slog.Logger
 
-	meta, idents, acls *Table
+	meta, idents, acls *tables.Table
 
 	mu       sync.Mutex // guards copies, draining and changed, and serialises Reconcile
 	copies   map[string]held
@@ -57,24 +64,24 @@ type Store struct {
 }
 
 type held struct {
-	info  TableInfo
-	table *Table
+	info  scope.TableInfo
+	table *tables.Table
 }
 
-// OpenStore opens the system tables (creating them on first start) and every
+// Open opens the system tables (creating them on first start) and every
 // copy the catalog says this node holds.
-func OpenStore(opts StoreOptions) (*Store, error) {
+func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if err := ValidateNodeName(opts.Node); err != nil {
+	if err := scope.ValidateNodeName(opts.Node); err != nil {
 		return nil, err
 	}
 	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}, draining: map[string]held{}, changed: make(chan struct{})}
 	if s.clock == nil {
-		s.clock = NewClock(nil)
+		s.clock = tables.NewClock(nil)
 	}
-	for _, name := range SystemTables {
+	for _, name := range scope.SystemTables {
 		info := systemInfo(name)
 		t, err := s.openCopy(info)
 		if err != nil {
@@ -83,7 +90,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 		}
 		s.copies[name] = held{info, t}
 	}
-	s.meta, s.idents, s.acls = s.copies[MetaTable].table, s.copies[IdentitiesTable].table, s.copies[ACLsTable].table
+	s.meta, s.idents, s.acls = s.copies[scope.MetaTable].table, s.copies[scope.IdentitiesTable].table, s.copies[scope.ACLsTable].table
 	if err := s.Reconcile(); err != nil {
 		s.Close()
 		return nil, err
@@ -94,23 +101,23 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 // Node is this node's name.
 func (s *Store) Node() string { return s.opts.Node }
 
-// Clock is the node's hybrid logical clock.
-func (s *Store) Clock() *Clock { return s.clock }
+// tables.Clock is the node's hybrid logical clock.
+func (s *Store) Clock() *tables.Clock { return s.clock }
 
-func (s *Store) openCopy(info TableInfo) (*Table, error) {
+func (s *Store) openCopy(info scope.TableInfo) (*tables.Table, error) {
 	o := s.opts.Table
 	o.Name, o.Node, o.Clock, o.Logger = info.Name, s.opts.Node, s.clock, s.log
-	return Open(s.copyDir(info), o)
+	return tables.Open(s.copyDir(info), o)
 }
 
-func (s *Store) copyDir(info TableInfo) string {
+func (s *Store) copyDir(info scope.TableInfo) string {
 	return filepath.Join(s.opts.Dir, "tables", info.Dir())
 }
 
 // Catalog returns every table's record, system tables first, then by name.
-func (s *Store) Catalog() ([]TableInfo, error) {
-	out := make([]TableInfo, 0, len(SystemTables))
-	for _, name := range SystemTables {
+func (s *Store) Catalog() ([]scope.TableInfo, error) {
+	out := make([]scope.TableInfo, 0, len(scope.SystemTables))
+	for _, name := range scope.SystemTables {
 		out = append(out, systemInfo(name))
 	}
 	recs, err := s.meta.Scan([]byte("table/"), nil, 0)
@@ -129,23 +136,23 @@ func (s *Store) Catalog() ([]TableInfo, error) {
 }
 
 // Info returns the catalog record of a table.
-func (s *Store) Info(name string) (TableInfo, error) {
-	if IsSystem(name) {
+func (s *Store) Info(name string) (scope.TableInfo, error) {
+	if scope.IsSystem(name) {
 		return systemInfo(name), nil
 	}
 	r, err := s.meta.Get(catalogKey(name))
-	if errors.Is(err, ErrNotFound) {
-		return TableInfo{}, fmt.Errorf("%w: %s", ErrNoTable, name)
+	if errors.Is(err, tables.ErrNotFound) {
+		return scope.TableInfo{}, fmt.Errorf("%w: %s", ErrNoTable, name)
 	}
 	if err != nil {
-		return TableInfo{}, err
+		return scope.TableInfo{}, err
 	}
 	return decodeTableInfo(r)
 }
 
-// Table returns this node's copy of a table. A table that exists but is not
+// tables.Table returns this node's copy of a table. A table that exists but is not
 // held here is an ErrNotHeld error naming the nodes its scope selects.
-func (s *Store) Table(name string) (*Table, error) {
+func (s *Store) Table(name string) (*tables.Table, error) {
 	s.mu.Lock()
 	h, ok := s.copies[name]
 	s.mu.Unlock()
@@ -165,45 +172,45 @@ func (s *Store) Table(name string) (*Table, error) {
 
 // CreateTable adds a table to the catalog with this node as its home and
 // opens this node's copy if the scope selects it.
-func (s *Store) CreateTable(ctx context.Context, name string, scope Scope) (TableInfo, error) {
-	if err := ValidateName(name, false); err != nil {
-		return TableInfo{}, err
+func (s *Store) CreateTable(ctx context.Context, name string, sc scope.Scope) (scope.TableInfo, error) {
+	if err := tables.ValidateName(name, false); err != nil {
+		return scope.TableInfo{}, err
 	}
 	if _, err := s.Info(name); err == nil {
-		return TableInfo{}, fmt.Errorf("%w: table %s", ErrExists, name)
+		return scope.TableInfo{}, fmt.Errorf("%w: table %s", ErrExists, name)
 	} else if !errors.Is(err, ErrNoTable) {
-		return TableInfo{}, err
+		return scope.TableInfo{}, err
 	}
 	var id [8]byte
 	rand.Read(id[:])
-	info := TableInfo{Name: name, ID: hex.EncodeToString(id[:]), Scope: scope, Home: s.opts.Node,
+	info := scope.TableInfo{Name: name, ID: hex.EncodeToString(id[:]), Scope: sc, Home: s.opts.Node,
 		Created: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := s.putInfo(ctx, info); err != nil {
-		return TableInfo{}, err
+		return scope.TableInfo{}, err
 	}
 	return info, s.Reconcile()
 }
 
 // SetScope changes a table's scope.
-func (s *Store) SetScope(ctx context.Context, name string, scope Scope) (TableInfo, error) {
-	if IsSystem(name) {
-		return TableInfo{}, fmt.Errorf("%w: the scope of system table %s cannot change", ErrInvalid, name)
+func (s *Store) SetScope(ctx context.Context, name string, sc scope.Scope) (scope.TableInfo, error) {
+	if scope.IsSystem(name) {
+		return scope.TableInfo{}, fmt.Errorf("%w: the scope of system table %s cannot change", tables.ErrInvalid, name)
 	}
 	info, err := s.Info(name)
 	if err != nil {
-		return TableInfo{}, err
+		return scope.TableInfo{}, err
 	}
-	info.Scope = scope
+	info.Scope = sc
 	if err := s.putInfo(ctx, info); err != nil {
-		return TableInfo{}, err
+		return scope.TableInfo{}, err
 	}
 	return info, s.Reconcile()
 }
 
 // DropTable removes a table from the catalog and this node's copy of it.
 func (s *Store) DropTable(ctx context.Context, name string) error {
-	if IsSystem(name) {
-		return fmt.Errorf("%w: system table %s cannot be dropped", ErrInvalid, name)
+	if scope.IsSystem(name) {
+		return fmt.Errorf("%w: system table %s cannot be dropped", tables.ErrInvalid, name)
 	}
 	if _, err := s.Info(name); err != nil {
 		return err
@@ -214,7 +221,7 @@ func (s *Store) DropTable(ctx context.Context, name string) error {
 	return s.Reconcile()
 }
 
-func (s *Store) putInfo(ctx context.Context, info TableInfo) error {
+func (s *Store) putInfo(ctx context.Context, info scope.TableInfo) error {
 	b, err := json.Marshal(info)
 	if err != nil {
 		return err
@@ -240,7 +247,7 @@ func (s *Store) Reconcile() error {
 		close(s.changed)
 		s.changed = make(chan struct{})
 	}()
-	listed := map[string]TableInfo{}
+	listed := map[string]scope.TableInfo{}
 	for _, info := range catalog {
 		listed[info.Name] = info
 	}
@@ -248,7 +255,7 @@ func (s *Store) Reconcile() error {
 	for name, h := range s.copies {
 		info, ok := listed[name]
 		switch {
-		case ok && info.ID == h.info.ID && info.HeldBy(s.opts.Node):
+		case ok && info.ID == h.info.ID && scope.Holds(info, s.opts.Node):
 			s.copies[name] = held{info, h.table}
 		case ok && info.ID == h.info.ID:
 			delete(s.copies, name)
@@ -265,7 +272,7 @@ func (s *Store) Reconcile() error {
 		case !ok || info.ID != h.info.ID:
 			delete(s.draining, name)
 			errs = append(errs, s.remove(h, "dropped"))
-		case info.HeldBy(s.opts.Node):
+		case scope.Holds(info, s.opts.Node):
 			delete(s.draining, name)
 			s.copies[name] = held{info, h.table}
 		default:
@@ -282,7 +289,7 @@ func (s *Store) Reconcile() error {
 		if _, ok := s.draining[info.Name]; ok {
 			continue
 		}
-		holds := info.HeldBy(s.opts.Node)
+		holds := scope.Holds(info, s.opts.Node)
 		if !holds {
 			// A copy left on disk outside its scope (the node stopped while
 			// handing it off) is opened to finish the hand-off.
@@ -306,7 +313,7 @@ func (s *Store) Reconcile() error {
 
 // handOff deletes a draining copy once CanDrop says a node that keeps the
 // table has acknowledged all of it. A request handler that took the copy
-// from Table before it started draining may still be writing to it: the
+// from tables.Table before it started draining may still be writing to it: the
 // copy is closed first (no write is accepted after that, the queued ones
 // are written), and if a write landed after the offset CanDrop was asked
 // about, the copy is reopened and kept draining until that write too is
@@ -349,10 +356,10 @@ func (s *Store) remove(h held, why string) error {
 
 // Draining lists the copies this node keeps outside their scope until a
 // node that holds the table has every entry of them.
-func (s *Store) Draining() []TableInfo {
+func (s *Store) Draining() []scope.TableInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]TableInfo, 0, len(s.draining))
+	out := make([]scope.TableInfo, 0, len(s.draining))
 	for _, h := range s.draining {
 		out = append(out, h.info)
 	}
@@ -362,7 +369,7 @@ func (s *Store) Draining() []TableInfo {
 
 // Copy returns this node's copy of a table, held or draining: what this
 // node can serve to peers.
-func (s *Store) Copy(name string) (*Table, bool) {
+func (s *Store) Copy(name string) (*tables.Table, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h, ok := s.copies[name]; ok {
@@ -381,10 +388,10 @@ func (s *Store) Changed() <-chan struct{} {
 }
 
 // HeldInfo returns the catalog records of the tables this node holds.
-func (s *Store) HeldInfo() []TableInfo {
+func (s *Store) HeldInfo() []scope.TableInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]TableInfo, 0, len(s.copies))
+	out := make([]scope.TableInfo, 0, len(s.copies))
 	for _, h := range s.copies {
 		out = append(out, h.info)
 	}

@@ -1,4 +1,4 @@
-package tables
+package store
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 )
 
@@ -14,16 +16,16 @@ import (
 // everywhere, whatever the order; the node opens that table's copy.
 func TestConcurrentCreateConvergesByLWW(t *testing.T) {
 	rec := func(home, id string, hlc uint64) wal.Entry {
-		b, _ := json.Marshal(TableInfo{Name: "t", ID: id, Scope: Scope{All: true}, Home: home, Created: time.Unix(1, 0)})
+		b, _ := json.Marshal(scope.TableInfo{Name: "t", ID: id, Scope: scope.Scope{All: true}, Home: home, Created: time.Unix(1, 0)})
 		return wal.Entry{Op: wal.OpPut, Key: catalogKey("t"), Value: b, Version: wal.Version{HLC: hlc, Origin: home}}
 	}
 	fromA, fromB := rec("a", "id-a", 100), rec("b", "id-b", 100) // same hlc: the origin decides
 	for _, order := range [][]wal.Entry{{fromA, fromB}, {fromB, fromA}} {
-		s, err := OpenStore(StoreOptions{Dir: t.TempDir(), Node: "c", Table: Options{NoSync: true}})
+		s, err := Open(Options{Dir: t.TempDir(), Node: "c", Table: tables.Options{NoSync: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		meta, _ := s.Table(MetaTable)
+		meta, _ := s.Table(scope.MetaTable)
 		for _, e := range order {
 			if _, err := meta.Apply(context.Background(), []wal.Entry{e}); err != nil {
 				t.Fatal(err)

@@ -1,4 +1,4 @@
-package tables
+package scope
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // The system tables. Every node holds a copy of each; their scope is fixed.
@@ -46,7 +47,7 @@ func ParseScope(s string) (Scope, error) {
 // ScopeOf makes a list scope, checking every name.
 func ScopeOf(nodes []string) (Scope, error) {
 	if len(nodes) == 0 {
-		return Scope{}, fmt.Errorf("%w: empty scope: use all, local or a list of node names", ErrInvalid)
+		return Scope{}, fmt.Errorf("%w: empty scope: use all, local or a list of node names", tables.ErrInvalid)
 	}
 	out := make([]string, 0, len(nodes))
 	for _, n := range nodes {
@@ -82,14 +83,14 @@ func (s *Scope) UnmarshalJSON(b []byte) error {
 	var word string
 	if err := json.Unmarshal(b, &word); err == nil {
 		if word != "all" && word != "local" {
-			return fmt.Errorf("%w: scope %q: use all, local or a list of node names", ErrInvalid, word)
+			return fmt.Errorf("%w: scope %q: use all, local or a list of node names", tables.ErrInvalid, word)
 		}
 		*s, _ = ParseScope(word)
 		return nil
 	}
 	var nodes []string
 	if err := json.Unmarshal(b, &nodes); err != nil {
-		return fmt.Errorf("%w: scope must be \"all\", \"local\" or an array of node names", ErrInvalid)
+		return fmt.Errorf("%w: scope must be \"all\", \"local\" or an array of node names", tables.ErrInvalid)
 	}
 	sc, err := ScopeOf(nodes)
 	if err != nil {
@@ -114,7 +115,7 @@ func (s Scope) Includes(node, home string) bool {
 // ValidateNodeName checks a node name: [a-z0-9][a-z0-9_-]{0,62}.
 func ValidateNodeName(name string) error {
 	if err := pki.ValidateName(name); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", tables.ErrInvalid, err)
 	}
 	return nil
 }
@@ -131,34 +132,6 @@ type TableInfo struct {
 // System reports whether the table is a system table.
 func (ti TableInfo) System() bool { return IsSystem(ti.Name) }
 
-// HeldBy reports whether the table's scope puts a copy on node (system
-// tables are on every node).
-func (ti TableInfo) HeldBy(node string) bool {
-	return ti.System() || ti.Scope.Includes(node, ti.Home)
-}
-
 // Dir is the name of the directory that holds a copy of the table: name and
 // id, so a dropped and re-created table never reuses an old copy.
 func (ti TableInfo) Dir() string { return ti.Name + "-" + ti.ID }
-
-// catalogKey is the key of a table's record in cortex_meta.
-func catalogKey(name string) []byte { return []byte("table/" + name) }
-
-func decodeTableInfo(r Record) (TableInfo, error) {
-	var ti TableInfo
-	if err := json.Unmarshal(r.Value, &ti); err != nil {
-		return ti, fmt.Errorf("catalog record %q: %w", r.Key, err)
-	}
-	if ti.Name != strings.TrimPrefix(string(r.Key), "table/") || ti.ID == "" {
-		return ti, fmt.Errorf("catalog record %q: name or id missing", r.Key)
-	}
-	return ti, nil
-}
-
-// systemInfo is the fixed catalog record of a system table.
-func systemInfo(name string) TableInfo {
-	return TableInfo{Name: name, ID: "system", Scope: Scope{All: true}}
-}
-
-// MemberKey is the key of a node's membership record in cortex_meta.
-func MemberKey(node string) []byte { return []byte("node/" + node) }

@@ -1,4 +1,4 @@
-package tables
+package store
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // ErrNoIdentity is wrapped by errors about an identity that is not registered.
@@ -42,7 +45,7 @@ func ParsePerm(s string) (Perm, error) {
 	case "admin":
 		return PermAdmin, nil
 	}
-	return PermNone, fmt.Errorf("%w: permission %q: use read, write or admin", ErrInvalid, s)
+	return PermNone, fmt.Errorf("%w: permission %q: use read, write or admin", tables.ErrInvalid, s)
 }
 
 func (p Perm) String() string {
@@ -67,11 +70,11 @@ type Grant struct {
 
 // AddIdentity registers an identity (or replaces its record).
 func (s *Store) AddIdentity(ctx context.Context, id Identity) error {
-	if err := ValidateNodeName(id.Name); err != nil {
+	if err := scope.ValidateNodeName(id.Name); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	if id.Kind != "client" && id.Kind != "node" {
-		return fmt.Errorf("%w: identity kind %q: use client or node", ErrInvalid, id.Kind)
+		return fmt.Errorf("%w: identity kind %q: use client or node", tables.ErrInvalid, id.Kind)
 	}
 	if id.Added.IsZero() {
 		id.Added = time.Now().UTC().Truncate(time.Millisecond)
@@ -85,7 +88,7 @@ func (s *Store) AddIdentity(ctx context.Context, id Identity) error {
 func (s *Store) Identity(name string) (Identity, error) {
 	var id Identity
 	r, err := s.idents.Get([]byte(name))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, tables.ErrNotFound) {
 		return id, fmt.Errorf("%w: %s (register it with: cortex identity add %s)", ErrNoIdentity, name, name)
 	}
 	if err != nil {
@@ -131,7 +134,7 @@ func (s *Store) GrantPerm(ctx context.Context, identity, table string, perm Perm
 		}
 	}
 	if perm == PermNone {
-		return fmt.Errorf("%w: no permission to grant", ErrInvalid)
+		return fmt.Errorf("%w: no permission to grant", tables.ErrInvalid)
 	}
 	b, _ := json.Marshal(Grant{Identity: identity, Table: table, Perm: perm.String()})
 	_, err := s.acls.Put(ctx, aclKey(identity, table), b)
@@ -142,7 +145,7 @@ func (s *Store) GrantPerm(ctx context.Context, identity, table string, perm Perm
 // it must be the permission held. It reports whether a grant was removed.
 func (s *Store) RevokePerm(ctx context.Context, identity, table string, perm Perm) (bool, error) {
 	r, err := s.acls.Get(aclKey(identity, table))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, tables.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -153,7 +156,7 @@ func (s *Store) RevokePerm(ctx context.Context, identity, table string, perm Per
 		return false, err
 	}
 	if perm != PermNone && g.Perm != perm.String() {
-		return false, fmt.Errorf("%w: %s holds %s on %s, not %s", ErrInvalid, identity, g.Perm, table, perm)
+		return false, fmt.Errorf("%w: %s holds %s on %s, not %s", tables.ErrInvalid, identity, g.Perm, table, perm)
 	}
 	_, err = s.acls.Delete(ctx, r.Key)
 	return err == nil, err
@@ -166,7 +169,7 @@ func (s *Store) Grants() ([]Grant, error) {
 
 // scanJSON decodes every live record of a system table, skipping (and
 // logging) any that does not decode.
-func scanJSON[T any](s *Store, t *Table, what string) ([]T, error) {
+func scanJSON[T any](s *Store, t *tables.Table, what string) ([]T, error) {
 	recs, err := t.Scan(nil, nil, 0)
 	if err != nil {
 		return nil, err
@@ -186,7 +189,7 @@ func scanJSON[T any](s *Store, t *Table, what string) ([]T, error) {
 // Allowed decides from the local ACL table whether an identity may do what
 // needs perm on a table. System tables always need admin. Default deny.
 func (s *Store) Allowed(identity, table string, need Perm) bool {
-	if IsSystem(table) || strings.HasPrefix(table, SystemPrefix) {
+	if scope.IsSystem(table) || strings.HasPrefix(table, tables.SystemPrefix) {
 		need = PermAdmin
 	}
 	return s.permOn(identity, table) >= need || s.permOn(identity, "*") >= need

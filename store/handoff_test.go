@@ -1,4 +1,4 @@
-package tables_test
+package store_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -21,9 +22,9 @@ func TestHandOffKeepsAWriteThatRacesTheDrop(t *testing.T) {
 		lateErr error
 		dropped bool
 	)
-	store, err := tables.OpenStore(tables.StoreOptions{
+	st, err := store.Open(store.Options{
 		Dir: t.TempDir(), Node: "a", Logger: slog.New(slog.DiscardHandler), Table: tables.Options{NoSync: true},
-		CanDrop: func(info tables.TableInfo, self string, last uint64, acks map[string]uint64) (string, bool) {
+		CanDrop: func(info scope.TableInfo, self string, last uint64, acks map[string]uint64) (string, bool) {
 			if tbl != nil && !raced {
 				// The racing write lands between the read of the copy's
 				// last offset and the decision.
@@ -38,12 +39,12 @@ func TestHandOffKeepsAWriteThatRacesTheDrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	ab, _ := tables.ParseScope("a,b")
-	if _, err := store.CreateTable(ctx, "x", ab); err != nil {
+	defer st.Close()
+	ab, _ := scope.ParseScope("a,b")
+	if _, err := st.CreateTable(ctx, "x", ab); err != nil {
 		t.Fatal(err)
 	}
-	if tbl, err = store.Table("x"); err != nil {
+	if tbl, err = st.Table("x"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tbl.Put(ctx, []byte("k"), []byte("v")); err != nil {
@@ -52,29 +53,29 @@ func TestHandOffKeepsAWriteThatRacesTheDrop(t *testing.T) {
 	_, last := tbl.Log().Bounds()
 	tbl.Ack("b", last) // b, which keeps x, has every entry so far
 
-	onlyB, _ := tables.ParseScope("b")
-	if _, err := store.SetScope(ctx, "x", onlyB); err != nil {
+	onlyB, _ := scope.ParseScope("b")
+	if _, err := st.SetScope(ctx, "x", onlyB); err != nil {
 		t.Fatal(err)
 	}
 	if !raced {
 		t.Fatal("CanDrop was not consulted")
 	}
-	_, stillThere := store.Copy("x")
+	_, stillThere := st.Copy("x")
 	if lateErr == nil && !stillThere {
 		t.Fatalf("the copy was deleted with an acknowledged write (offset %d) that b never acknowledged (b has up to %d)", last+1, last)
 	}
 	if stillThere {
-		c, _ := store.Copy("x")
+		c, _ := st.Copy("x")
 		if _, err := c.Get([]byte("late")); lateErr == nil && err != nil {
 			t.Fatalf("the kept copy lacks the acknowledged write: %v", err)
 		}
 		// Once b acknowledged the late write too, the copy goes.
 		_, last2 := c.Log().Bounds()
 		c.Ack("b", last2)
-		if err := store.Reconcile(); err != nil {
+		if err := st.Reconcile(); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := store.Copy("x"); ok {
+		if _, ok := st.Copy("x"); ok {
 			t.Fatal("the copy is kept after b acknowledged all of it")
 		}
 	}
