@@ -21,7 +21,7 @@ func meshCerts(t testing.TB, names ...string) string {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if err := pki.CreateNodeCert(dir, n, []string{"127.0.0.1"}, false, time.Now()); err != nil {
+		if err := pki.CreateNodeCert(dir, n, pki.RoleMember, []string{"127.0.0.1"}, false, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

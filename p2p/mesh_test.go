@@ -58,7 +58,7 @@ func (m *testMesh) identity(name string) *pki.Identity {
 	m.t.Helper()
 	cert, key := pki.NodeCertFiles(m.dir, name)
 	if _, err := os.Stat(cert); err != nil {
-		if err := pki.CreateNodeCert(m.dir, name, []string{"127.0.0.1"}, false, time.Now()); err != nil {
+		if err := pki.CreateNodeCert(m.dir, name, pki.RoleMember, []string{"127.0.0.1"}, false, time.Now()); err != nil {
 			m.t.Fatal(err)
 		}
 	}
@@ -211,10 +211,10 @@ func rogues(t *testing.T, m *testMesh) []rogue {
 	}
 	other := t.TempDir()
 	pki.CreateCA(other, false, time.Now())
-	pki.CreateNodeCert(other, "x", nil, false, time.Now())
+	pki.CreateNodeCert(other, "x", pki.RoleMember, nil, false, time.Now())
 	pki.CreateClientCert(m.dir, "alice", false, time.Now())
-	pki.CreateNodeCert(m.dir, "old", nil, false, time.Now().Add(-6*365*24*time.Hour))
-	pki.CreateNodeCert(m.dir, "y", nil, false, time.Now())
+	pki.CreateNodeCert(m.dir, "old", pki.RoleMember, nil, false, time.Now().Add(-6*365*24*time.Hour))
+	pki.CreateNodeCert(m.dir, "y", pki.RoleMember, nil, false, time.Now())
 	mismatched := load(m.dir, "node-y.crt", "node-y.key")
 	mismatched.PrivateKey = load(m.dir, "node-old.crt", "node-old.key").PrivateKey
 	return []rogue{

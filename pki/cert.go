@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -31,6 +32,55 @@ const (
 	KindNode   Kind = "node"
 	KindClient Kind = "client"
 )
+
+// Role is what a node may do in the mesh beyond its own tables. It is in the
+// node certificate (the subject's role attribute, X.520 id-at-role), so only
+// the CA holder grants it.
+type Role string
+
+// The node roles. A certificate without a role is a member's.
+const (
+	// RoleMember reads and writes the tables it holds, creates tables (it is
+	// their home), changes the scope of and drops the tables whose home it
+	// is, and announces itself.
+	RoleMember Role = "member"
+	// RoleAdmin may also administer the mesh: identities, ACLs, any node's
+	// tables, revoking and forgetting nodes.
+	RoleAdmin Role = "admin"
+)
+
+// oidRole is X.520's id-at-role attribute type.
+var oidRole = asn1.ObjectIdentifier{2, 5, 4, 72}
+
+// ParseRole reads admin or member.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleAdmin, RoleMember:
+		return r, nil
+	}
+	return "", fmt.Errorf("role %q: use admin or member", s)
+}
+
+// RoleOf returns the role a node certificate carries (member if none).
+func RoleOf(c *x509.Certificate) (Role, error) {
+	role := RoleMember
+	seen := false
+	for _, n := range c.Subject.Names {
+		if !n.Type.Equal(oidRole) {
+			continue
+		}
+		v, ok := n.Value.(string)
+		if seen || !ok {
+			return "", fmt.Errorf("certificate %q: malformed role", c.Subject.CommonName)
+		}
+		r, err := ParseRole(v)
+		if err != nil {
+			return "", fmt.Errorf("certificate %q: %w", c.Subject.CommonName, err)
+		}
+		role, seen = r, true
+	}
+	return role, nil
+}
 
 // Validity of the certificates the mesh CA signs.
 const (
@@ -83,15 +133,19 @@ func CreateCA(dir string, overwrite bool, now time.Time) error {
 	return writePair(dir, caCertPath(dir), caKeyPath(dir), der, key)
 }
 
-// CreateNodeCert makes the certificate of node name, signed by the CA in
-// dir. hosts (DNS names or IP addresses) are added as SANs for the RPC
-// listener; the node name itself is always a DNS SAN.
-func CreateNodeCert(dir, name string, hosts []string, overwrite bool, now time.Time) error {
+// CreateNodeCert makes the certificate of node name with a role, signed by
+// the CA in dir. hosts (DNS names or IP addresses) are added as SANs for the
+// RPC listener; the node name itself is always a DNS SAN.
+func CreateNodeCert(dir, name string, role Role, hosts []string, overwrite bool, now time.Time) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
+	if _, err := ParseRole(string(role)); err != nil {
+		return err
+	}
 	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: name, Organization: []string{"cortex"}, OrganizationalUnit: []string{string(KindNode)}},
+		Subject: pkix.Name{CommonName: name, Organization: []string{"cortex"}, OrganizationalUnit: []string{string(KindNode)},
+			ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidRole, Value: string(role)}}},
 		DNSNames:    []string{name},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},

@@ -63,7 +63,7 @@ func caPool(t testing.TB, dir string) *x509.CertPool {
 
 func nodeCert(t testing.TB, dir, name string, hosts ...string) *x509.Certificate {
 	t.Helper()
-	if err := CreateNodeCert(dir, name, hosts, false, t0); err != nil {
+	if err := CreateNodeCert(dir, name, RoleMember, hosts, false, t0); err != nil {
 		t.Fatal(err)
 	}
 	crt, _ := NodeCertFiles(dir, name)
@@ -176,7 +176,7 @@ func TestNoOverwriteWithoutFlag(t *testing.T) {
 		files  []string
 	}{
 		{"ca", func(o bool) error { return CreateCA(dir, o, t0) }, []string{caCertPath(dir), caKeyPath(dir)}},
-		{"node", func(o bool) error { return CreateNodeCert(dir, "home", nil, o, t0) }, []string{nodeCrt, nodeKey}},
+		{"node", func(o bool) error { return CreateNodeCert(dir, "home", RoleMember, nil, o, t0) }, []string{nodeCrt, nodeKey}},
 		{"client", func(o bool) error { return CreateClientCert(dir, "alice", o, t0) }, []string{clientCrt}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -205,7 +205,7 @@ func TestNoOverwriteWithoutFlag(t *testing.T) {
 	}
 	// Only one of the pair present is enough to refuse.
 	os.Remove(nodeKey)
-	if err := CreateNodeCert(dir, "home", nil, false, t0); !errors.Is(err, ErrExists) {
+	if err := CreateNodeCert(dir, "home", RoleMember, nil, false, t0); !errors.Is(err, ErrExists) {
 		t.Errorf("with the certificate left: %v, want ErrExists", err)
 	}
 }
@@ -283,7 +283,7 @@ func TestClientCertificate(t *testing.T) {
 func TestBadNames(t *testing.T) {
 	dir := newCA(t, t0)
 	for _, name := range []string{"", "Home", "-x", "a b", "a/b", "../x", strings.Repeat("a", 64), "é"} {
-		if err := CreateNodeCert(dir, name, nil, false, t0); err == nil {
+		if err := CreateNodeCert(dir, name, RoleMember, nil, false, t0); err == nil {
 			t.Errorf("node name %q accepted", name)
 		}
 		if err := CreateClientCert(dir, name, false, t0); err == nil || !strings.Contains(err.Error(), "identity") {
@@ -298,7 +298,7 @@ func TestBadNames(t *testing.T) {
 
 func TestIssueWithoutCA(t *testing.T) {
 	dir := t.TempDir()
-	err := CreateNodeCert(dir, "home", nil, false, t0)
+	err := CreateNodeCert(dir, "home", RoleMember, nil, false, t0)
 	if err == nil || !strings.Contains(err.Error(), "cortex cert create-ca --dir "+dir) {
 		t.Fatalf("no CA: %v", err)
 	}
@@ -359,7 +359,7 @@ func TestValidity(t *testing.T) {
 
 	// Made six years into the CA's life, a certificate ends with the CA.
 	late := t0.Add(6 * 365 * 24 * time.Hour)
-	if err := CreateNodeCert(dir, "late", nil, false, late); err != nil {
+	if err := CreateNodeCert(dir, "late", RoleMember, nil, false, late); err != nil {
 		t.Fatal(err)
 	}
 	crt, _ := NodeCertFiles(dir, "late")
@@ -617,5 +617,50 @@ func TestFuzzSeedsReachAccept(t *testing.T) {
 		if _, err := Verify([][]byte{[]byte(leaf)}, pool, want, fuzzNow); err != nil {
 			t.Errorf("seed %s is refused: %v", name, err)
 		}
+	}
+}
+
+// The role is in the certificate: admin or member (the default, also for a
+// certificate made before roles existed); Verify refuses an unknown one.
+func TestNodeRole(t *testing.T) {
+	dir := newCA(t, t0)
+	for _, role := range []Role{RoleAdmin, RoleMember} {
+		name := string(role) + "1"
+		if err := CreateNodeCert(dir, name, role, nil, false, t0); err != nil {
+			t.Fatal(err)
+		}
+		crt, key := NodeCertFiles(dir, name)
+		if got, err := RoleOf(readCert(t, crt)); err != nil || got != role {
+			t.Errorf("RoleOf(%s) = %q, %v", role, got, err)
+		}
+		id, err := LoadIdentity(crt, key, KindNode)
+		if err != nil || id.Role != role {
+			t.Fatalf("LoadIdentity: %+v, %v", id, err)
+		}
+	}
+	if err := CreateNodeCert(dir, "x", Role("root"), nil, false, t0); err == nil {
+		t.Error("made a certificate with role root")
+	}
+	// A certificate without the attribute is a member's.
+	if got, err := RoleOf(&x509.Certificate{}); err != nil || got != RoleMember {
+		t.Errorf("no role: %q, %v", got, err)
+	}
+	// An unknown role, as another tool might write it, is refused by Verify.
+	ca, err := tls.LoadX509KeyPair(caCertPath(dir), caKeyPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(ca.Certificate[0])
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour),
+		Subject: pkix.Name{CommonName: "odd", OrganizationalUnit: []string{"node"},
+			ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidRole, Value: "root"}}},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, ca.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify([][]byte{der}, caPool(t, dir), KindNode, t0); err == nil || !strings.Contains(err.Error(), "root") {
+		t.Errorf("Verify of a certificate with role root: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ type Identity struct {
 	Leaf *x509.Certificate // the parsed certificate
 	Name string            // the subject's common name
 	Kind Kind
+	Role Role // a node's role (member for a client)
 }
 
 // LoadIdentity loads a certificate and its key, checks that they belong
@@ -38,7 +39,11 @@ func LoadIdentity(certPath, keyPath string, want Kind) (*Identity, error) {
 	if kind != want {
 		return nil, fmt.Errorf("%s is a %s certificate, not a %s certificate", certPath, kind, want)
 	}
-	return &Identity{TLS: pair, Leaf: leaf, Name: leaf.Subject.CommonName, Kind: kind}, nil
+	role, err := RoleOf(leaf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", certPath, err)
+	}
+	return &Identity{TLS: pair, Leaf: leaf, Name: leaf.Subject.CommonName, Kind: kind, Role: role}, nil
 }
 
 // LoadCA reads the mesh CA certificate as a pool of one.
@@ -115,6 +120,9 @@ func Verify(rawCerts [][]byte, roots *x509.CertPool, want Kind, now time.Time) (
 	}
 	if err := ValidateName(leaf.Subject.CommonName); err != nil {
 		return nil, fmt.Errorf("certificate name: %w", err)
+	}
+	if _, err := RoleOf(leaf); err != nil {
+		return nil, err
 	}
 	return leaf, nil
 }

@@ -191,7 +191,7 @@ func startMeshPair(t *testing.T) (a, b *meshDaemon) {
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	start := func(name string, peers ...string) *meshDaemon {
-		if err := pki.CreateNodeCert(certs, name, []string{"127.0.0.1"}, false, now); err != nil {
+		if err := pki.CreateNodeCert(certs, name, pki.RoleMember, []string{"127.0.0.1"}, false, now); err != nil {
 			t.Fatal(err)
 		}
 		crt, key := pki.NodeCertFiles(certs, name)

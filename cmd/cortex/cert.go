@@ -72,6 +72,7 @@ type certJSON struct {
 	NotAfter    time.Time `json:"not_after"`
 	DNSNames    []string  `json:"dns_names,omitempty"`
 	IPAddresses []string  `json:"ip_addresses,omitempty"`
+	Role        pki.Role  `json:"role,omitempty"` // nodes only
 }
 
 // wrote prints the files a cert command wrote.
@@ -96,6 +97,11 @@ func (a *app) wrote(kind, name, certPath, keyPath string) error {
 		NotAfter: c.NotAfter.UTC(), DNSNames: c.DNSNames}
 	for _, ip := range c.IPAddresses {
 		out.IPAddresses = append(out.IPAddresses, ip.String())
+	}
+	if kind == "node" {
+		if out.Role, err = pki.RoleOf(c); err != nil {
+			return err
+		}
 	}
 	return cli.WriteJSON(a.stdout, out)
 }
@@ -134,6 +140,7 @@ Prints the two files written; with --json
 func certCreateNodeCmd(a *app) *cobra.Command {
 	var f certFlags
 	var hosts []string
+	var role string
 	c := &cobra.Command{
 		Use:   "create-node NAME",
 		Short: "Make a node's certificate (DIR/node-NAME.crt, .key)",
@@ -149,10 +156,17 @@ server, so give every name and address clients use to reach the node's
 --rpc-listen. Nodes of the mesh check each other by CA and certificate, not
 by address.
 
+--role (default member) is what the node may do in the mesh. A member reads
+and writes the tables it holds, creates tables (it is their home), changes
+the scope of and drops the tables whose home it is. An admin may also
+administer the mesh: identities, ACLs, any node's tables, revoking nodes. The
+role is in the certificate: every node checks it on every change to the
+system tables, so only whoever holds ca.key grants it.
+
 Exits 1 if a file exists (use --overwrite) or there is no CA in DIR. Prints
 the two files written; with --json {"kind":"node","name","cert","key",
-"fingerprint","not_after","dns_names","ip_addresses"}.`,
-		Example: `  cortex cert create-node home --dir certs
+"fingerprint","not_after","dns_names","ip_addresses","role"}.`,
+		Example: `  cortex cert create-node home --dir certs --role admin
   cortex cert create-node office --dir certs --host office.example.com --host 10.0.0.5`,
 		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -162,12 +176,16 @@ the two files written; with --json {"kind":"node","name","cert","key",
 			if err := scope.ValidateNodeName(args[0]); err != nil {
 				return cli.Usagef(cmd, "bad node name %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
+			r, err := pki.ParseRole(role)
+			if err != nil {
+				return cli.Usagef(cmd, "bad --role: %v", err)
+			}
 			for _, h := range hosts {
 				if err := checkHost(h); err != nil {
 					return cli.Usagef(cmd, "bad --host %q: %v", h, err)
 				}
 			}
-			if err := pki.CreateNodeCert(f.dir, args[0], hosts, f.overwrite, time.Now()); err != nil {
+			if err := pki.CreateNodeCert(f.dir, args[0], r, hosts, f.overwrite, time.Now()); err != nil {
 				return err
 			}
 			crt, key := pki.NodeCertFiles(f.dir, args[0])
@@ -176,6 +194,7 @@ the two files written; with --json {"kind":"node","name","cert","key",
 	}
 	f.add(c)
 	c.Flags().StringArrayVar(&hosts, "host", nil, "DNS name or IP address clients use to reach the node (repeatable)")
+	c.Flags().StringVar(&role, "role", string(pki.RoleMember), "the node's role in the mesh: member or admin")
 	return c
 }
 

@@ -92,6 +92,13 @@ func TestCertCommands(t *testing.T) {
 	if out["kind"] != "node" || out["name"] != "n2" || len(out["dns_names"].([]any)) != 1 || out["ip_addresses"].([]any)[0] != "10.0.0.2" {
 		t.Errorf("create-node --json: %v", out)
 	}
+	if out["role"] != "member" {
+		t.Errorf("create-node without --role: role %v, want member", out["role"])
+	}
+	out = decode[map[string]any](t, okEnv(t, env, "--json", "cert", "create-node", "boss", "--dir", dir, "--role", "admin"))
+	if out["role"] != "admin" {
+		t.Errorf("create-node --role admin --json: %v", out)
+	}
 	out = decode[map[string]any](t, okEnv(t, env, "cert", "create-ca", "--dir", t.TempDir(), "--json"))
 	if out["kind"] != "ca" || !strings.HasSuffix(out["key"].(string), "ca.key") {
 		t.Errorf("create-ca --json: %v", out)
@@ -150,6 +157,7 @@ func TestCertUsageErrors(t *testing.T) {
 		{[]string{"cert", "create-node", "home", "--dir", dir, "--host", "-bad.example.com"}, "not a DNS name"},
 		{[]string{"cert", "create-node", "home", "--dir", dir, "--host", "a..b"}, "not a DNS name"},
 		{[]string{"cert", "create-node", "home", "b", "--dir", dir}, `unexpected argument "b"`},
+		{[]string{"cert", "create-node", "home", "--dir", dir, "--role", "root"}, `bad --role: role "root": use admin or member`},
 		{[]string{"cert", "create-client", "--dir", dir}, "missing IDENTITY"},
 		{[]string{"cert", "create-client", "Alice", "--dir", dir}, `bad identity "Alice"`},
 		{[]string{"cert", "create-client", "alice"}, "missing --dir"},
@@ -184,7 +192,7 @@ func startRemote(t *testing.T) *remoteNode {
 	n := &remoteNode{dir: t.TempDir(), other: t.TempDir()}
 	for _, err := range []error{
 		pki.CreateCA(n.dir, false, now),
-		pki.CreateNodeCert(n.dir, "home", []string{"127.0.0.1"}, false, now),
+		pki.CreateNodeCert(n.dir, "home", pki.RoleMember, []string{"127.0.0.1"}, false, now),
 		pki.CreateClientCert(n.dir, "alice", false, now),
 		pki.CreateClientCert(n.dir, "bob", false, now),
 		pki.CreateCA(n.other, false, now),

@@ -74,7 +74,7 @@ func newRPCFixture(t *testing.T) *rpcFixture {
 		}
 	}
 	must(pki.CreateCA(f.dir, false, now))
-	must(pki.CreateNodeCert(f.dir, "home", []string{"127.0.0.1"}, false, now))
+	must(pki.CreateNodeCert(f.dir, "home", pki.RoleMember, []string{"127.0.0.1"}, false, now))
 	must(pki.CreateClientCert(f.dir, "alice", false, now))
 	must(pki.CreateClientCert(f.dir, "bob", false, now))
 	must(pki.CreateCA(f.other, false, now))
