@@ -14,14 +14,15 @@ type Record struct {
 	Value   []byte
 	Version wal.Version
 	Deleted bool
+	Proof   []byte // the proof the change carried (system tables), if any
 }
 
 // Entry returns the change that produces r.
 func (r Record) Entry() wal.Entry {
 	if r.Deleted {
-		return wal.Entry{Op: wal.OpDelete, Key: r.Key, Version: r.Version}
+		return wal.Entry{Op: wal.OpDelete, Key: r.Key, Version: r.Version, Proof: r.Proof}
 	}
-	return wal.Entry{Op: wal.OpPut, Key: r.Key, Value: r.Value, Version: r.Version}
+	return wal.Entry{Op: wal.OpPut, Key: r.Key, Value: r.Value, Version: r.Version, Proof: r.Proof}
 }
 
 // Keys in the BuntDB view carry a one-byte namespace so that user keys never
@@ -30,28 +31,40 @@ const userKeyPrefix = "k"
 
 func viewKey(key []byte) string { return userKeyPrefix + string(key) }
 
-const flagTombstone = 1
+const (
+	flagTombstone = 1
+	flagProof     = 2
+)
 
 // encodeRecord is the form of a record's value in the view:
-// flags(1) hlc(8) len(origin)(1) origin value.
+// flags(1) hlc(8) len(origin)(1) origin [uvarint len + proof] value, the
+// proof only with flagProof.
 func encodeRecord(e *wal.Entry) string {
-	b := make([]byte, 0, 10+len(e.Version.Origin)+len(e.Value))
+	b := make([]byte, 0, 10+len(e.Version.Origin)+len(e.Value)+len(e.Proof))
 	var flags byte
 	if e.Op == wal.OpDelete {
 		flags = flagTombstone
+	}
+	if len(e.Proof) > 0 {
+		flags |= flagProof
 	}
 	b = append(b, flags)
 	b = binary.LittleEndian.AppendUint64(b, e.Version.HLC)
 	b = append(b, byte(len(e.Version.Origin)))
 	b = append(b, e.Version.Origin...)
+	if len(e.Proof) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(e.Proof)))
+		b = append(b, e.Proof...)
+	}
 	b = append(b, e.Value...)
 	return string(b)
 }
 
 // decodeRecord parses a view value. The returned slices do not alias s.
 func decodeRecord(key, s string) (Record, error) {
-	if len(s) < 10 || len(s) < 10+int(s[9]) || s[0]&^flagTombstone != 0 {
-		return Record{}, fmt.Errorf("malformed record for key %q", key)
+	bad := fmt.Errorf("malformed record for key %q", key)
+	if len(s) < 10 || len(s) < 10+int(s[9]) || s[0]&^(flagTombstone|flagProof) != 0 {
+		return Record{}, bad
 	}
 	n := int(s[9])
 	r := Record{
@@ -59,8 +72,16 @@ func decodeRecord(key, s string) (Record, error) {
 		Version: wal.Version{HLC: le64(s[1:9]), Origin: s[10 : 10+n]},
 		Deleted: s[0]&flagTombstone != 0,
 	}
+	rest := s[10+n:]
+	if s[0]&flagProof != 0 {
+		size, k := binary.Uvarint([]byte(rest[:min(len(rest), binary.MaxVarintLen64)]))
+		if k <= 0 || size == 0 || size > uint64(len(rest)-k) {
+			return Record{}, bad
+		}
+		r.Proof, rest = []byte(rest[k:k+int(size)]), rest[k+int(size):]
+	}
 	if !r.Deleted {
-		r.Value = []byte(s[10+n:])
+		r.Value = []byte(rest)
 	}
 	return r, nil
 }

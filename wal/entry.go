@@ -55,6 +55,10 @@ type Entry struct {
 	Key     []byte
 	Value   []byte // empty for OpDelete
 	Version Version
+	// Proof is opaque to the log: whatever a higher layer attaches to prove
+	// who made the change (the system tables carry the origin node's
+	// signature). The log stores and checksums it like the rest.
+	Proof []byte
 }
 
 // Encoding limits. They bound what a decoder accepts from a file or a peer;
@@ -63,10 +67,14 @@ const (
 	MaxKeySize    = 64 << 10
 	MaxValueSize  = 64 << 20
 	MaxOriginSize = 255
+	MaxProofSize  = 16 << 10
 )
 
+// Entry formats: 1 has no proof, 2 has a proof after the value. An entry
+// without a proof is always written in format 1.
 const (
-	entryFormat  = 1
+	entryFormat      = 1
+	entryFormatProof = 2
 	crcSize      = 4
 	fixedHeader  = 1 + 1 + 8 // format, op, hlc
 	minEntrySize = fixedHeader + 3 + crcSize
@@ -81,10 +89,15 @@ var ErrBadEntry = errors.New("bad wal entry")
 //
 //	format(1) op(1) hlc(8, little endian)
 //	uvarint len + origin, uvarint len + key, uvarint len + value
+//	format 2 only: uvarint len + proof
 //	crc32c(4) of everything before it
 func AppendEncode(dst []byte, e *Entry) []byte {
 	start := len(dst)
-	dst = append(dst, entryFormat, byte(e.Op))
+	format := byte(entryFormat)
+	if len(e.Proof) > 0 {
+		format = entryFormatProof
+	}
+	dst = append(dst, format, byte(e.Op))
 	dst = binary.LittleEndian.AppendUint64(dst, e.Version.HLC)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Version.Origin)))
 	dst = append(dst, e.Version.Origin...)
@@ -92,6 +105,10 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 	dst = append(dst, e.Key...)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Value)))
 	dst = append(dst, e.Value...)
+	if len(e.Proof) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(e.Proof)))
+		dst = append(dst, e.Proof...)
+	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
@@ -109,6 +126,8 @@ func (e *Entry) Check() error {
 		return fmt.Errorf("%w: value of %d bytes", ErrBadEntry, len(e.Value))
 	case e.Op == OpDelete && len(e.Value) != 0:
 		return fmt.Errorf("%w: delete with a value", ErrBadEntry)
+	case len(e.Proof) > MaxProofSize:
+		return fmt.Errorf("%w: proof of %d bytes", ErrBadEntry, len(e.Proof))
 	}
 	return nil
 }
@@ -125,8 +144,9 @@ func Decode(data []byte) (Entry, error) {
 	if got, want := crc32.Checksum(body, castagnoli), binary.LittleEndian.Uint32(data[len(body):]); got != want {
 		return e, fmt.Errorf("%w: checksum mismatch", ErrBadEntry)
 	}
-	if body[0] != entryFormat {
-		return e, fmt.Errorf("%w: unknown format %d", ErrBadEntry, body[0])
+	format := body[0]
+	if format != entryFormat && format != entryFormatProof {
+		return e, fmt.Errorf("%w: unknown format %d", ErrBadEntry, format)
 	}
 	e.Op = Op(body[1])
 	if e.Op != OpPut && e.Op != OpDelete {
@@ -150,6 +170,14 @@ func Decode(data []byte) (Entry, error) {
 	}
 	if e.Value, rest, err = field(rest, "value", MaxValueSize); err != nil {
 		return e, err
+	}
+	if format == entryFormatProof {
+		if e.Proof, rest, err = field(rest, "proof", MaxProofSize); err != nil {
+			return e, err
+		}
+		if len(e.Proof) == 0 {
+			return e, fmt.Errorf("%w: empty proof", ErrBadEntry)
+		}
 	}
 	if len(rest) != 0 {
 		return e, fmt.Errorf("%w: %d trailing bytes", ErrBadEntry, len(rest))

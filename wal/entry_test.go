@@ -47,7 +47,7 @@ func uv(n uint64) []byte { return binary.AppendUvarint(nil, n) }
 func encode(e Entry) []byte { return AppendEncode(nil, &e) }
 
 func entriesEqual(a, b Entry) bool {
-	return a.Op == b.Op && a.Version == b.Version && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Value, b.Value)
+	return a.Op == b.Op && a.Version == b.Version && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Value, b.Value) && bytes.Equal(a.Proof, b.Proof)
 }
 
 func TestDecodeRoundtrip(t *testing.T) {
@@ -70,6 +70,8 @@ func TestDecodeRoundtrip(t *testing.T) {
 		{"put binary key and value", Entry{Op: OpPut, Key: []byte{0, 0xff, 1}, Value: []byte{0, 0, 0}, Version: Version{HLC: 11, Origin: "\x00n"}}},
 		{"delete", Entry{Op: OpDelete, Key: []byte("gone"), Version: Version{HLC: 12, Origin: "n2"}}},
 		{"delete long key", Entry{Op: OpDelete, Key: pattern(300, 8), Version: Version{HLC: 1 << 40, Origin: "node-with-a-longer-name"}}},
+		{"put with proof", Entry{Op: OpPut, Key: []byte("node/a"), Value: []byte("{}"), Version: Version{HLC: 13, Origin: "a"}, Proof: pattern(700, 9)}},
+		{"delete with max proof", Entry{Op: OpDelete, Key: []byte("k"), Version: Version{HLC: 14, Origin: "a"}, Proof: pattern(MaxProofSize, 10)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +126,10 @@ func TestDecodeBad(t *testing.T) {
 		{"value byte flipped", edit(func(b []byte) { b[len(b)-crcSize-1] ^= 0x80 }), "checksum mismatch"},
 		{"hlc byte flipped", edit(func(b []byte) { b[3] ^= 0xff }), "checksum mismatch"},
 		{"unknown format 0", reseal(edit(func(b []byte) { b[0] = 0 })), "unknown format 0"},
-		{"unknown format 2", reseal(edit(func(b []byte) { b[0] = 2 })), "unknown format 2"},
+		{"unknown format 3", reseal(edit(func(b []byte) { b[0] = 3 })), "unknown format 3"},
+		{"format 2 without a proof", reseal(edit(func(b []byte) { b[0] = 2 })), "bad proof length"},
+		{"format 2 with an empty proof", seal(rawBody(2, byte(OpPut), 1, uv(1), []byte("n"), uv(1), []byte("k"), uv(0), uv(0))), "empty proof"},
+		{"proof too long", seal(rawBody(2, byte(OpPut), 1, uv(1), []byte("n"), uv(1), []byte("k"), uv(0), uv(MaxProofSize+1))), "proof length 16385 out of range"},
 		{"unknown op 0", reseal(edit(func(b []byte) { b[1] = 0 })), "unknown op 0"},
 		{"unknown op 3", reseal(edit(func(b []byte) { b[1] = 3 })), "unknown op 3"},
 		{"unknown op 255", reseal(edit(func(b []byte) { b[1] = 255 })), "unknown op 255"},

@@ -15,6 +15,8 @@ func FuzzDecode(f *testing.F) {
 		{Op: OpPut, Key: []byte("k"), Value: []byte("v"), Version: Version{HLC: 1, Origin: "n1"}},
 		{Op: OpPut, Key: []byte("key"), Value: pattern(130, 1), Version: Version{HLC: 1 << 50, Origin: "node-a"}},
 		{Op: OpDelete, Key: []byte("gone"), Version: Version{HLC: 2, Origin: "n2"}},
+		{Op: OpPut, Key: []byte("node/a"), Value: []byte("{}"), Version: Version{HLC: 3, Origin: "a"}, Proof: []byte("signed")},
+		{Op: OpDelete, Key: []byte("table/t/x"), Version: Version{HLC: 4, Origin: "a"}, Proof: pattern(300, 2)},
 	} {
 		f.Add(AppendEncode(nil, &e))
 	}
@@ -44,6 +46,8 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted a value of %d bytes", len(e.Value))
 		case e.Op == OpDelete && len(e.Value) != 0:
 			t.Fatal("accepted a delete with a value")
+		case len(e.Proof) > MaxProofSize:
+			t.Fatalf("accepted a proof of %d bytes", len(e.Proof))
 		}
 		// Lengths may be encoded with redundant varint bytes, so the bytes
 		// need not match, but the entry must survive a roundtrip, and the

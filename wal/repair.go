@@ -186,7 +186,7 @@ func nextFrame(b []byte) (size, k int) {
 func findIntactFrame(b []byte) int {
 	for i := range b {
 		size, k := nextFrame(b[i:])
-		if k <= 0 || size < minEntrySize || b[i+k] != entryFormat {
+		if k <= 0 || size < minEntrySize || (b[i+k] != entryFormat && b[i+k] != entryFormatProof) {
 			continue
 		}
 		if _, err := Decode(b[i+k : i+k+size]); err == nil {
