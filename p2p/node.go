@@ -507,7 +507,7 @@ func (n *Node) afterHello(id peer.ID, h hello, skew time.Duration) {
 		entries = append(entries, r.entry(m.Node))
 	}
 	if len(entries) > 0 {
-		if _, err := n.meta.Apply(n.ctx, entries); err != nil {
+		if _, err := n.meta.Apply(n.ctx, entries); !tables.OnlyRefused(err) {
 			n.log.Warn("mesh: adopt membership records", "peer", h.Node, "err", err)
 		}
 	}

@@ -137,7 +137,7 @@ func (n *Node) receiveRecords(s network.Stream, t *tables.Table) (int, error) {
 		case frameSnapRecs:
 			k, err := t.Apply(n.ctx, f.Entries)
 			adopted += k
-			if err != nil {
+			if !tables.OnlyRefused(err) {
 				return adopted, err
 			}
 		default:

@@ -250,7 +250,7 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 // apply adopts a frame's entries (LWW); a catalog change is acted on at once.
 func (n *Node) apply(ctx context.Context, t *tables.Table, f replFrame) error {
 	adopted, err := t.Apply(ctx, f.Entries)
-	if err != nil {
+	if !tables.OnlyRefused(err) { // refused entries are skipped (and logged)
 		return err
 	}
 	if adopted > 0 && t.Name() == scope.MetaTable {

@@ -211,7 +211,11 @@ func (e endpoints) apply(ctx context.Context, node string, recs []tables.Record)
 		for i, r := range recs {
 			entries[i] = r.Entry()
 		}
-		return e.local.Apply(ctx, entries)
+		n, err := e.local.Apply(ctx, entries)
+		if tables.OnlyRefused(err) { // refused records are skipped (and logged)
+			err = nil
+		}
+		return n, err
 	}
 	return e.mesh.RemoteApply(ctx, node, e.info, recs)
 }

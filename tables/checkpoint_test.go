@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cortex-mesh/cortex/wal"
 )
@@ -210,8 +211,8 @@ func TestCheckpointReplayAfterCrash(t *testing.T) {
 			}
 			utWriteSome(t, tb, "x", 17) // overwrites part of the checkpoint
 			utWriteSome(t, tb, "y", 11)
-			utApply(t, tb, utPut("x-003", "remote", HLC(1, 0), "peer")) // older: ignored
-			utApply(t, tb, utDel("x-004", ^uint64(0)>>1, "peer"))       // newer: adopted
+			utApply(t, tb, utPut("x-003", "remote", HLC(1, 0), "peer"))                             // older: ignored
+			utApply(t, tb, utDel("x-004", HLC(time.Now().Add(MaxFuture/2).UnixMilli(), 0), "peer")) // newer: adopted
 			live := utCheckConsistent(t, tb)
 			liveStats := tb.Stats()
 

@@ -46,6 +46,17 @@ func (c *Clock) Now() uint64 {
 	return c.last
 }
 
+// MaxFuture is how far ahead of this node's wall clock a remote change's
+// timestamp may be: beyond it the change is refused (a runaway or forged
+// clock would otherwise win every conflict, and could run the clock out).
+// Peers further off than this are refused at connect, too.
+const MaxFuture = 60 * time.Second
+
+// Horizon is the greatest timestamp a remote change may carry now.
+func (c *Clock) Horizon() uint64 {
+	return HLC(c.wall().Add(MaxFuture).UnixMilli(), 0xffff)
+}
+
 // Observe moves the clock past a timestamp seen in a log or from a peer.
 func (c *Clock) Observe(hlc uint64) {
 	c.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/cortex-mesh/cortex/wal"
 )
@@ -326,7 +327,7 @@ func TestApplyObservesClock(t *testing.T) {
 	// A remote version moves the local clock, so the next local write of the
 	// same key wins over it.
 	tb := utNew(t, "local")
-	future := HLC(1<<46, 3) // far beyond any real wall clock
+	future := HLC(time.Now().Add(MaxFuture/2).UnixMilli(), 3) // ahead of the wall clock, within what is admitted
 	utApply(t, tb, utPut("k", "remote", future, "zzz"))
 	v, err := tb.Put(context.Background(), []byte("k"), []byte("local"))
 	if err != nil {

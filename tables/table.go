@@ -49,6 +49,13 @@ type Options struct {
 	SegmentSize int
 	// Logger receives recovery notices (default slog.Default()).
 	Logger *slog.Logger
+	// Admit, if set, decides whether a remote entry may be applied: a
+	// refused entry is skipped (not applied, not logged in this copy's log,
+	// so never relayed), counted and logged, and the rest go on.
+	Admit func(e *wal.Entry) error
+	// Sign, if set, gives each local write its proof once its version is
+	// stamped (the system tables carry their origin node's signature).
+	Sign func(e *wal.Entry) []byte
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +103,8 @@ type Table struct {
 	appliedSeq atomic.Uint64 // the last batch the applier finished
 	failMu     sync.Mutex
 	failed     error
+
+	refusals refusals // remote entries not admitted
 
 	cursors *cursors // how far this copy applied its peers' logs
 	acks    acks     // how far subscribers applied this copy's log
@@ -310,6 +319,7 @@ type Stats struct {
 	Tombstones  int64
 	Digest      uint64
 	Buckets     Digest
+	Refused     int64 // remote entries not admitted since the copy was opened
 }
 
 // Stats returns the copy's position, counts and digest, all from one instant.
@@ -321,6 +331,7 @@ func (t *Table) Stats() Stats {
 	})
 	s.FirstOffset, _ = t.log.Bounds()
 	s.Digest = s.Buckets.Sum()
+	s.Refused = t.refusals.count.Load()
 	return s
 }
 

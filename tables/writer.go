@@ -52,17 +52,50 @@ func (t *Table) Delete(ctx context.Context, key []byte) (wal.Version, error) {
 // Apply adopts the entries of a peer that are newer than what their keys
 // hold, appends those (with their original versions) to this copy's log, and
 // returns how many it adopted. Applying an entry twice changes nothing.
+// Entries that are not admitted (see admit) are skipped, counted in Stats
+// and logged, and the others are applied: the error is then a *RefusedError
+// (and the caller may go on), unless applying failed too.
 func (t *Table) Apply(ctx context.Context, entries []wal.Entry) (int, error) {
+	kept, refused := entries, (*RefusedError)(nil)
 	for i := range entries {
-		if err := entries[i].Check(); err != nil {
-			return 0, fmt.Errorf("table %s: apply: %w: entry %d: %v", t.opts.Name, ErrInvalid, i, err)
+		if err := t.admit(&entries[i]); err != nil {
+			if refused == nil { // the first refusal: keep what came before it
+				kept, refused = append([]wal.Entry(nil), entries[:i]...), &RefusedError{Table: t.opts.Name, First: err}
+			}
+			refused.N++
+			t.refusals.add(t.opts.Logger, t.opts.Name, &entries[i], err)
+		} else if refused != nil {
+			kept = append(kept, entries[i])
 		}
 	}
-	if len(entries) == 0 {
-		return 0, nil
+	if len(kept) == 0 {
+		return 0, refused.orNil()
 	}
-	r, err := t.do(ctx, &request{entries: entries, remote: true})
+	r, err := t.do(ctx, &request{entries: kept, remote: true})
+	if err == nil {
+		err = refused.orNil()
+	}
 	return r.adopted, err
+}
+
+// admit checks a remote entry before it may be applied: it must be well
+// formed, within this node's key and value limits, not from further in the
+// future than MaxFuture, and pass Options.Admit.
+func (t *Table) admit(e *wal.Entry) error {
+	if err := e.Check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := t.opts.Limits.check(e.Key, e.Value); err != nil {
+		return err
+	}
+	if h := t.opts.Clock.Horizon(); e.Version.HLC > h {
+		at, _ := HLCTime(e.Version.HLC)
+		return fmt.Errorf("%w: timestamp %s is more than %s ahead of this node's clock", ErrRefused, at.Format(time.RFC3339), MaxFuture)
+	}
+	if t.opts.Admit != nil {
+		return t.opts.Admit(e)
+	}
+	return nil
 }
 
 // do hands a request to the writer and waits for its answer. If ctx ends
@@ -204,6 +237,9 @@ func (t *Table) decide(b *batch, pending map[string]decided) error {
 			for _, e := range r.entries {
 				if !r.remote {
 					e.Version = wal.Version{HLC: t.opts.Clock.Now(), Origin: t.opts.Node}
+					if t.opts.Sign != nil {
+						e.Proof = t.opts.Sign(&e)
+					}
 					b.replies[i].version = e.Version
 				} else {
 					t.opts.Clock.Observe(e.Version.HLC)

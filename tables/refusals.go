@@ -1,0 +1,92 @@
+package tables
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cortex-mesh/cortex/wal"
+)
+
+// ErrRefused is wrapped by the reasons a remote entry is not admitted.
+var ErrRefused = errors.New("refused")
+
+// RefusedError reports the entries of an Apply that were not admitted; the
+// others were applied. It wraps the first reason.
+type RefusedError struct {
+	Table string
+	N     int   // entries refused
+	First error // the first one's reason
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("table %s: %d entries refused: %v", e.Table, e.N, e.First)
+}
+
+func (e *RefusedError) Unwrap() error { return e.First }
+
+// OnlyRefused reports whether err is nil or says only that some entries of
+// an Apply were refused (the others were applied): a stream goes on.
+func OnlyRefused(err error) bool {
+	var re *RefusedError
+	return err == nil || errors.As(err, &re)
+}
+
+// orNil returns e as an error, nil when there is none (a nil *RefusedError
+// must not become a non-nil error).
+func (e *RefusedError) orNil() error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+// refusalLogEvery bounds how often refusals of one origin are logged.
+const refusalLogEvery = time.Minute
+
+// refusals counts the remote entries a copy did not admit and logs them:
+// the first from each origin at once, then at most once a minute per origin
+// with how many were refused meanwhile, so that a peer sending bad entries
+// in a loop cannot flood the log.
+type refusals struct {
+	count atomic.Int64
+
+	mu     sync.Mutex
+	origin map[string]*refusalLog
+}
+
+type refusalLog struct {
+	logged time.Time
+	since  int // refused since logged
+}
+
+func (r *refusals) add(log *slog.Logger, table string, e *wal.Entry, err error) {
+	r.count.Add(1)
+	now := time.Now()
+	r.mu.Lock()
+	if r.origin == nil {
+		r.origin = map[string]*refusalLog{}
+	}
+	o := e.Version.Origin
+	if len(r.origin) > 1024 { // origins are peer data: bound the map
+		clear(r.origin)
+	}
+	l, ok := r.origin[o]
+	if !ok {
+		l = &refusalLog{}
+		r.origin[o] = l
+	}
+	l.since++
+	if ok && now.Sub(l.logged) < refusalLogEvery {
+		r.mu.Unlock()
+		return
+	}
+	n := l.since
+	l.logged, l.since = now, 0
+	r.mu.Unlock()
+	log.Warn("refused a remote entry: not applied, not relayed", "table", table, "origin", o,
+		"key", string(e.Key[:min(len(e.Key), 64)]), "refused", n, "err", err)
+}
