@@ -74,14 +74,20 @@ func KindOf(c *x509.Certificate) (Kind, error) {
 // and that the leaf is of kind want with a valid name. The error says which
 // check failed: another CA, expired, wrong kind, bad name.
 func Verify(rawCerts [][]byte, roots *x509.CertPool, want Kind, now time.Time) (*x509.Certificate, error) {
+	leaf, _, err := verifyChain(rawCerts, roots, want, now)
+	return leaf, err
+}
+
+// verifyChain is Verify, also returning the verified chain (leaf first).
+func verifyChain(rawCerts [][]byte, roots *x509.CertPool, want Kind, now time.Time) (*x509.Certificate, []*x509.Certificate, error) {
 	if len(rawCerts) == 0 {
-		return nil, errors.New("no certificate presented")
+		return nil, nil, errors.New("no certificate presented")
 	}
 	certs := make([]*x509.Certificate, len(rawCerts))
 	for i, raw := range rawCerts {
 		c, err := x509.ParseCertificate(raw)
 		if err != nil {
-			return nil, fmt.Errorf("malformed certificate: %w", err)
+			return nil, nil, fmt.Errorf("malformed certificate: %w", err)
 		}
 		certs[i] = c
 	}
@@ -94,37 +100,37 @@ func Verify(rawCerts [][]byte, roots *x509.CertPool, want Kind, now time.Time) (
 	if want == KindNode {
 		usage = x509.ExtKeyUsageServerAuth
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}})
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}})
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &unknown):
-		return nil, fmt.Errorf("certificate of %q is not signed by this mesh's CA", leaf.Subject.CommonName)
+		return nil, nil, fmt.Errorf("certificate of %q is not signed by this mesh's CA", leaf.Subject.CommonName)
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return nil, fmt.Errorf("certificate of %q is expired or not yet valid (valid %s to %s)", leaf.Subject.CommonName,
+		return nil, nil, fmt.Errorf("certificate of %q is expired or not yet valid (valid %s to %s)", leaf.Subject.CommonName,
 			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
 		if kind, kerr := KindOf(leaf); kerr == nil && kind != want {
-			return nil, fmt.Errorf("certificate of %q is a %s certificate, not a %s certificate", leaf.Subject.CommonName, kind, want)
+			return nil, nil, fmt.Errorf("certificate of %q is a %s certificate, not a %s certificate", leaf.Subject.CommonName, kind, want)
 		}
-		return nil, fmt.Errorf("certificate of %q cannot serve as a %s certificate: it lacks the key usage one needs (make it again with cortex cert)", leaf.Subject.CommonName, want)
+		return nil, nil, fmt.Errorf("certificate of %q cannot serve as a %s certificate: it lacks the key usage one needs (make it again with cortex cert)", leaf.Subject.CommonName, want)
 	case err != nil:
-		return nil, fmt.Errorf("certificate of %q: %w", leaf.Subject.CommonName, err)
+		return nil, nil, fmt.Errorf("certificate of %q: %w", leaf.Subject.CommonName, err)
 	}
 	kind, err := KindOf(leaf)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if kind != want {
-		return nil, fmt.Errorf("certificate of %q is a %s certificate, not a %s certificate", leaf.Subject.CommonName, kind, want)
+		return nil, nil, fmt.Errorf("certificate of %q is a %s certificate, not a %s certificate", leaf.Subject.CommonName, kind, want)
 	}
 	if err := ValidateName(leaf.Subject.CommonName); err != nil {
-		return nil, fmt.Errorf("certificate name: %w", err)
+		return nil, nil, fmt.Errorf("certificate name: %w", err)
 	}
 	if _, err := RoleOf(leaf); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return leaf, nil
+	return leaf, chains[0], nil
 }
 
 // Fingerprint is the SHA-256 of a certificate's DER bytes, as "sha256:<hex>".
