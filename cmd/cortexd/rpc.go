@@ -18,10 +18,17 @@ import (
 	"github.com/cortex-mesh/cortex/pki"
 )
 
-// Limits of the mTLS listener.
+// Limits of the mTLS listener (its caps on connections are in connlimit.go).
 const (
-	rpcHandshakeTimeout = 10 * time.Second
-	rpcShutdownTimeout  = 30 * time.Second
+	// rpcHandshakeTimeout is how long a connection may take to complete
+	// its TLS handshake: one round trip and a certificate check take
+	// milliseconds, and a connection without a certificate holds a
+	// descriptor and a handshake slot until then.
+	rpcHandshakeTimeout = 3 * time.Second
+	// rpcReadHeaderTimeout bounds reading a request's headers (a few
+	// hundred bytes) once the client is authenticated.
+	rpcReadHeaderTimeout = 5 * time.Second
+	rpcShutdownTimeout   = 30 * time.Second
 )
 
 // serveRPC starts the mTLS API listener on cfg.RPCListen: TLS 1.3 only, the
@@ -32,8 +39,23 @@ const (
 // it is an *api.Server, its Remote handler is used, which also requires the
 // identity to be registered as a client (and the certificate to be the pinned
 // one, if any) before the ACLs are checked. stop shuts the listener down,
-// letting requests in flight finish.
+// letting requests in flight finish. The listener caps the connections it
+// holds (rpcLimits), so that no one can exhaust the process's descriptors.
 func serveRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	s, err := listenRPC(cfg, ident, h, log)
+	if err != nil {
+		return nil, err
+	}
+	return s.stop, nil
+}
+
+// rpcServer is a running mTLS listener.
+type rpcServer struct {
+	ln   *handshakeListener
+	stop func()
+}
+
+func listenRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger) (*rpcServer, error) {
 	if ident == nil {
 		return nil, errors.New("--rpc-listen needs mesh mode (--mesh-ca, --mesh-cert and --mesh-key)")
 	}
@@ -48,10 +70,10 @@ func serveRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: listen on %s (--rpc-listen): %w", cfg.RPCListen, err)
 	}
-	ln := newHandshakeListener(raw, rpcTLSConfig(ident, pool), pool, log)
+	ln := newHandshakeListener(raw, rpcTLSConfig(ident, pool), pool, rpcLimits, log)
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: rpcReadHeaderTimeout,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -67,7 +89,7 @@ func serveRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger)
 	}()
 	log.Info("rpc listening", "addr", raw.Addr().String(), "node", ident.Name)
 	var once sync.Once
-	return func() {
+	return &rpcServer{ln: ln, stop: func() {
 		once.Do(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), rpcShutdownTimeout)
 			defer cancel()
@@ -79,7 +101,7 @@ func serveRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger)
 			<-done
 			ln.wait()
 		})
-	}, nil
+	}}, nil
 }
 
 // rpcTLSConfig is the server side of the mTLS listener. The standard
@@ -115,15 +137,20 @@ func (e refusedError) Error() string { return e.err.Error() }
 func (e refusedError) Unwrap() error { return e.err }
 
 // handshakeListener accepts TCP connections and hands them on as TLS
-// connections whose handshake has succeeded. Each handshake runs in its own
-// goroutine under a deadline, so a slow client holds up no one; a failed one
-// is logged with the remote address and, for a refused certificate, the
-// reason in the words of pki.Verify.
+// connections whose handshake has succeeded. A connection over the limiter's
+// caps is closed at once (and the refusals logged at most once a minute per
+// remote); each other handshake runs in its own goroutine under a deadline,
+// so a slow client holds up no one; a failed one is logged with the remote
+// address and, for a refused certificate, the reason in the words of
+// pki.Verify. A connection gives back its place under the caps when it is
+// closed.
 type handshakeListener struct {
-	inner net.Listener
-	cfg   *tls.Config
-	pool  *x509.CertPool
-	log   *slog.Logger
+	inner    net.Listener
+	cfg      *tls.Config
+	pool     *x509.CertPool
+	log      *slog.Logger
+	limiter  *connLimiter
+	refusals *refusalLog
 
 	ready     chan net.Conn
 	ctx       context.Context // canceled by Close: ends handshakes in flight
@@ -132,11 +159,14 @@ type handshakeListener struct {
 	wg        sync.WaitGroup
 }
 
-func newHandshakeListener(inner net.Listener, cfg *tls.Config, pool *x509.CertPool, log *slog.Logger) *handshakeListener {
+func newHandshakeListener(inner net.Listener, cfg *tls.Config, pool *x509.CertPool, limits connLimits, log *slog.Logger) *handshakeListener {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &handshakeListener{inner: inner, cfg: cfg, pool: pool, log: log, ready: make(chan net.Conn), ctx: ctx, cancel: cancel}
-	l.wg.Add(1)
+	l := &handshakeListener{inner: inner, cfg: cfg, pool: pool, log: log,
+		limiter: newConnLimiter(limits), refusals: newRefusalLog(rpcRefusalLogInterval, rpcRefusalRemotes),
+		ready: make(chan net.Conn), ctx: ctx, cancel: cancel}
+	l.wg.Add(2)
 	go l.acceptLoop()
+	go l.flushRefusals()
 	return l
 }
 
@@ -160,12 +190,48 @@ func (l *handshakeListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		remote := remoteKey(c.RemoteAddr())
+		slot, err := l.limiter.admit(remote)
+		if err != nil {
+			c.Close()
+			if rep, ok := l.refusals.note(remote, err, time.Now()); ok {
+				l.logRefusals(rep)
+			}
+			continue
+		}
 		l.wg.Add(1)
-		go l.handshake(c)
+		go l.handshake(&limitedConn{Conn: c, slot: slot})
 	}
 }
 
-func (l *handshakeListener) handshake(raw net.Conn) {
+// flushRefusals logs, once an interval, the refusals counted but not yet
+// logged.
+func (l *handshakeListener) flushRefusals() {
+	defer l.wg.Done()
+	tick := time.NewTicker(rpcRefusalLogInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case now := <-tick.C:
+			for _, rep := range l.refusals.flush(now) {
+				l.logRefusals(rep)
+			}
+		case <-l.ctx.Done():
+			return
+		}
+	}
+}
+
+func (l *handshakeListener) logRefusals(rep refusalReport) {
+	l.log.Warn("rpc: refused connections over the listener's limits (logged at most once a minute per remote)",
+		"remote", remoteString(rep.remote), "refused", rep.n, "reason", rep.reason.Error())
+}
+
+// handshake runs the TLS handshake of an admitted connection. The
+// *tls.Conn handed on wraps the limitedConn, so that http.Server still
+// sees a *tls.Conn (and fills Request.TLS) and closing it gives back the
+// connection's slot.
+func (l *handshakeListener) handshake(raw *limitedConn) {
 	defer l.wg.Done()
 	tc := tls.Server(raw, l.cfg)
 	ctx, cancel := context.WithTimeout(l.ctx, rpcHandshakeTimeout)
@@ -176,6 +242,7 @@ func (l *handshakeListener) handshake(raw net.Conn) {
 		tc.Close()
 		return
 	}
+	raw.slot.handshakeDone()
 	select {
 	case l.ready <- tc:
 	case <-l.ctx.Done():
@@ -184,8 +251,9 @@ func (l *handshakeListener) handshake(raw net.Conn) {
 }
 
 // refused logs a failed handshake: a refused certificate as a warning with
-// the reason, anything else (a port scan, a client that gave up) at info or
-// debug level.
+// the reason, anything else at info or debug level (debug for a port scan, a
+// client that gave up, a connection that sent nothing in time: those are
+// what a flood of connections is made of).
 func (l *handshakeListener) refused(remote net.Addr, err error) {
 	var re refusedError
 	var cve *tls.CertificateVerificationError
@@ -206,8 +274,8 @@ func (l *handshakeListener) refused(remote net.Addr, err error) {
 		}
 	case strings.Contains(err.Error(), "didn't provide a certificate"):
 		reason = "no client certificate presented (remote clients need a client certificate of the mesh CA: cortex cert create-client)"
-	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, context.Canceled):
-		l.log.Debug("rpc: a connection closed during the TLS handshake", "remote", remote.String(), "err", err)
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		l.log.Debug("rpc: a connection closed or timed out during the TLS handshake", "remote", remote.String(), "err", err)
 		return
 	default:
 		l.log.Info("rpc: TLS handshake failed", "remote", remote.String(), "err", err)

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -292,5 +294,141 @@ func TestRPCStartErrors(t *testing.T) {
 	}
 	if _, err := serveRPC(Config{RPCListen: "nonsense", MeshCA: ca}, f.ident, http.NotFoundHandler(), quiet); err == nil {
 		t.Errorf("a bad address was accepted")
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// openFDs is the number of this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("counting descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+// A flood of connections that never send a byte holds no more than the
+// per-address handshake cap of descriptors on the server, does not keep a
+// client with a certificate out, and gives back every place once it ends.
+func TestRPCFloodOfSilentConnections(t *testing.T) {
+	const flood = 200 // well over rpcMaxHandshakesPerIP, under the test's RLIMIT_NOFILE
+	f := newRPCFixture(t)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(r.TLS.PeerCertificates[0].Subject.CommonName))
+	})
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := listenRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "ca.crt")}, f.ident, h, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	addr := srv.ln.Addr().String()
+	lim := srv.ln.limiter
+
+	// The legitimate client connects from 127.0.0.2, the flood from
+	// 127.0.0.1: the per-address caps are the flood's alone.
+	tr := &http.Transport{
+		DialContext:     (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+		TLSClientConfig: f.tlsConfig(t, f.dir, "client", "alice"),
+	}
+	defer tr.CloseIdleConnections()
+	get := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+addr+"/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != "alice" {
+			return fmt.Errorf("served %q, want alice", body)
+		}
+		return nil
+	}
+
+	before := openFDs(t)
+	conns := make([]net.Conn, 0, flood)
+	closeFlood := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
+	defer closeFlood()
+	for range flood {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("flood connection %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	waitUntil(t, "the listener took in the whole flood", func() bool {
+		_, _, admitted, refused := lim.stats()
+		return admitted+refused >= flood
+	})
+	// Admitted: the per-address handshake cap, plus any whose 3 s
+	// handshake timed out before the last flood connection came in.
+	total, _, admitted, refused := lim.stats()
+	if total.handshakes > rpcMaxHandshakesPerIP || total.conns > rpcMaxHandshakesPerIP {
+		t.Errorf("during the flood: %+v in flight, over the per-address cap of %d", total, rpcMaxHandshakesPerIP)
+	}
+	// This process holds the flood's client ends too: the server's share
+	// is what is open beyond those.
+	during := openFDs(t)
+	server := during - before - flood
+	t.Logf("flood of %d: %d admitted, %d refused; %d descriptors before, %d during (server side %d)",
+		flood, admitted, refused, before, during, server)
+	if server > rpcMaxHandshakesPerIP+4 {
+		t.Errorf("the server holds %d descriptors for a flood of %d, want at most %d+4", server, flood, rpcMaxHandshakesPerIP)
+	}
+
+	// A client with a certificate gets through the flood in time.
+	if err := get(); err != nil {
+		t.Fatalf("a legitimate client during the flood: %v", err)
+	}
+	if c := lim.counts(remoteKey(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)})); c != (connCounts{conns: 1}) {
+		t.Errorf("the legitimate client's connection: %+v, want one established", c)
+	}
+	withClient := openFDs(t)
+	t.Logf("with the legitimate client connected: %d descriptors (server side of the flood and the client %d)",
+		withClient, withClient-before-flood)
+	if withClient-before-flood > rpcMaxHandshakesPerIP+4+2 {
+		t.Errorf("%d descriptors with the flood and one client, want at most %d", withClient, before+flood+rpcMaxHandshakesPerIP+4+2)
+	}
+	// The refusals are logged once for the address, with a count.
+	m := logs.waitLog(t, `level=WARN msg="rpc: refused connections over the listener's limits[^"]*" remote=127\.0\.0\.1 refused=(\d+) reason="over the limit of 8 TLS handshakes at once from one address"`)
+	if m[1] != "1" {
+		t.Errorf("the first refusal line counts %s refusals, want 1", m[1])
+	}
+	if n := strings.Count(logs.String(), "refused connections over"); n != 1 {
+		t.Errorf("%d refusal lines for one flood within a minute, want 1:\n%s", n, logs)
+	}
+
+	// Once the flood and the client are gone, every place is given back.
+	closeFlood()
+	tr.CloseIdleConnections()
+	waitUntil(t, "the listener holds no connection", func() bool {
+		total, remotes, _, _ := lim.stats()
+		return total == (connCounts{}) && remotes == 0
+	})
+	waitUntil(t, "the descriptors are back to where they were", func() bool { return openFDs(t) <= before })
+	// And the listener still serves.
+	if err := get(); err != nil {
+		t.Fatalf("after the flood: %v", err)
 	}
 }
