@@ -169,7 +169,11 @@ func startReplWriter(n *node, table string, count, workers int, key, value func(
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= count || ctx.Err() != nil {
+				if i >= count {
+					return
+				}
+				if err := ctx.Err(); err != nil { // out of time: say so, never write fewer silently
+					once.Do(func() { w.errc <- fmt.Errorf("writer on %s stopped at %d of %d: %w", n.name, i, count, err) })
 					return
 				}
 				if _, err := c.Put(ctx, table, []byte(key(i)), []byte(value(i))); err != nil {
