@@ -175,11 +175,17 @@ func (t *Table) recover() error {
 		return fmt.Errorf("the checkpoint covers offset %d but the log ends at %d", t.applied, last)
 	}
 	t.ckptOffset = ckpt
+	// ReadRange returns at most chunk records and stops early after about
+	// 4 MiB of keys and values: continue after the last record it returned,
+	// never after the chunk size, or large values would skip entries.
 	const chunk = 4096
-	for from := t.applied + 1; from <= last; from += chunk {
+	for from := t.applied + 1; from <= last; {
 		recs, err := t.log.ReadRange(from, chunk)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
+		}
+		if len(recs) == 0 {
+			break // the log ends before last: reported below
 		}
 		err = t.db.Update(func(tx *buntdb.Tx) error {
 			for i := range recs {
@@ -201,6 +207,7 @@ func (t *Table) recover() error {
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
+		from = recs[len(recs)-1].Offset + 1
 	}
 	if last > t.applied {
 		return fmt.Errorf("replay stopped at offset %d of %d", t.applied, last)

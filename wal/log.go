@@ -272,7 +272,9 @@ func (l *Log) Read(offset uint64) (Entry, error) {
 const readBytesLimit = 4 << 20
 
 // ReadRange returns up to max records (and about 4 MiB) starting at from,
-// stopping at the last durable offset.
+// stopping at the last durable offset. It may return fewer than max records
+// before the end: a caller reading on continues from the last offset
+// returned plus one, never from from+max.
 func (l *Log) ReadRange(from uint64, max int) ([]Record, error) {
 	l.mu.Lock()
 	first, last := l.first, l.durable
