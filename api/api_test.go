@@ -92,7 +92,7 @@ func TestClientRoundTripAndErrors(t *testing.T) {
 		{"exists", func() error { _, err := c.CreateTable(ctx, "t", scope.Scope{All: true}); return err }, CodeExists},
 		{"unknown identity", func() error { _, err := c.Grant(ctx, "bob", "t", "read"); return err }, CodeNotFound},
 		{"bad perm", func() error { _, err := c.Grant(ctx, "bob", "t", "root"); return err }, CodeInvalid},
-		{"drop system", func() error { return c.DropTable(ctx, scope.MetaTable) }, CodeInvalid},
+		{"drop system", func() error { return c.DropTable(ctx, scope.MetaTable, "") }, CodeInvalid},
 	} {
 		err := tc.call()
 		ae, ok := err.(*Error)
@@ -137,12 +137,12 @@ func FuzzHandler(f *testing.F) {
 // snapshot is the digest of every copy the store holds.
 func snapshot(t *testing.T, st *store.Store) string {
 	var b bytes.Buffer
-	for _, name := range st.Held() {
-		tb, err := st.Table(name)
-		if err != nil {
-			t.Fatal(err)
+	for _, info := range st.HeldInfo() {
+		tb, ok := st.Copy(info)
+		if !ok {
+			t.Fatalf("no copy of %s", info.Name)
 		}
-		fmt.Fprintf(&b, "%s:%x ", name, tb.Stats().Digest)
+		fmt.Fprintf(&b, "%s:%x ", info.Dir(), tb.Stats().Digest)
 	}
 	return b.String()
 }

@@ -129,9 +129,10 @@ func (c *Client) SetScope(ctx context.Context, name string, scope scope.Scope) (
 	return r, c.call(ctx, "table/scope", SetScopeRequest{Table: name, Scope: scope}, &r)
 }
 
-// DropTable drops a table.
-func (c *Client) DropTable(ctx context.Context, name string) error {
-	return c.call(ctx, "table/drop", TableRequest{Table: name}, nil)
+// DropTable drops a table; id (may be empty) picks one of the tables of a
+// name in conflict.
+func (c *Client) DropTable(ctx context.Context, name, id string) error {
+	return c.call(ctx, "table/drop", DropTableRequest{Table: name, ID: id}, nil)
 }
 
 // Tables lists the catalog with this node's copies.

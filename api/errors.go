@@ -14,7 +14,8 @@ const (
 	CodeNotFound    = "not_found"   // unknown table, key or identity
 	CodeExists      = "exists"      // creating what exists
 	CodeNotHeld     = "not_held"    // the table lives on other nodes
-	CodeDenied      = "denied"      // the ACLs do not allow it
+	CodeDenied      = "denied"      // the ACLs, or this node's role, do not allow it
+	CodeConflict    = "conflict"    // several tables have the name
 	CodeTooLarge    = "too_large"   // the request body is over the limit
 	CodeUnavailable = "unavailable" // the node is stopping or a table has failed
 	CodeInternal    = "internal"
@@ -39,6 +40,10 @@ func classify(err error) (string, int) {
 		return CodeInvalid, http.StatusBadRequest
 	case errors.Is(err, store.ErrNoTable), errors.Is(err, tables.ErrNotFound), errors.Is(err, store.ErrNoIdentity):
 		return CodeNotFound, http.StatusNotFound
+	case errors.Is(err, store.ErrDenied):
+		return CodeDenied, http.StatusForbidden
+	case errors.Is(err, store.ErrConflict):
+		return CodeConflict, http.StatusConflict
 	case errors.Is(err, store.ErrExists):
 		return CodeExists, http.StatusConflict
 	case errors.Is(err, store.ErrNotHeld):

@@ -141,7 +141,7 @@ func (s *Server) check(c caller, table string, perm store.Perm) error {
 
 func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, error) {
 	st := NodeStatus{Node: s.store.Node(), Version: Version, UptimeS: int64(time.Since(s.started).Seconds()),
-		Mesh: s.mesh != nil, Tables: len(s.store.Held())}
+		Mesh: s.mesh != nil, Tables: s.store.Held()}
 	if s.mesh != nil {
 		st.MeshAddrs = s.mesh.ListenAddrs()
 	}
@@ -232,11 +232,11 @@ func (s *Server) setScope(ctx context.Context, c caller, req *SetScopeRequest) (
 	return s.describe(info), nil
 }
 
-func (s *Server) dropTable(ctx context.Context, c caller, req *TableRequest) (Empty, error) {
+func (s *Server) dropTable(ctx context.Context, c caller, req *DropTableRequest) (Empty, error) {
 	if err := s.check(c, req.Table, store.PermAdmin); err != nil {
 		return Empty{}, err
 	}
-	return Empty{}, s.store.DropTable(ctx, req.Table)
+	return Empty{}, s.store.DropTable(ctx, req.Table, req.ID)
 }
 
 func (s *Server) listTables(_ context.Context, c caller, _ *Empty) ([]TableInfo, error) {
@@ -256,18 +256,22 @@ func (s *Server) listTables(_ context.Context, c caller, _ *Empty) ([]TableInfo,
 // describe adds this node's copy to a catalog record.
 func (s *Server) describe(info scope.TableInfo) TableInfo {
 	ti := TableInfo{Name: info.Name, ID: info.ID, Scope: info.Scope, Home: info.Home, Created: info.Created, System: info.System()}
-	if t, err := s.store.Table(info.Name); err == nil {
-		ti.Held, ti.Keys = true, t.Stats().Keys
-	} else if t, ok := s.store.Copy(info.Name); ok {
-		ti.Draining, ti.Keys = true, t.Stats().Keys
+	if t, ok := s.store.Copy(info); ok {
+		ti.Held, ti.Draining, ti.Keys = s.store.Holds(info), !s.store.Holds(info), t.Stats().Keys
 	}
 	return ti
 }
 
 // table returns the local copy of a table the caller may use with perm.
+// The system tables change only through their own calls (table, identity,
+// acl, node), which check who may make the change and sign it.
 func (s *Server) table(c caller, name string, perm store.Perm) (*tables.Table, error) {
 	if err := s.check(c, name, perm); err != nil {
 		return nil, err
+	}
+	if perm >= store.PermWrite && scope.IsSystem(name) {
+		return nil, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(
+			"%s is a system table: it changes only through cortex table, identity, acl and node commands", name)}
 	}
 	return s.store.Table(name)
 }

@@ -18,6 +18,13 @@ type TableRequest struct {
 	Table string `json:"table"`
 }
 
+// DropTableRequest drops a table; ID picks one of the tables of a name in
+// conflict.
+type DropTableRequest struct {
+	Table string `json:"table"`
+	ID    string `json:"id,omitempty"`
+}
+
 // CreateTableRequest creates a table; Scope defaults to local.
 type CreateTableRequest struct {
 	Table string       `json:"table"`

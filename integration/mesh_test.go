@@ -13,7 +13,8 @@ import (
 	"github.com/cortex-mesh/cortex/pki"
 )
 
-// meshCerts makes a mesh CA and node certificates in a temporary directory.
+// meshCerts makes a mesh CA and node certificates in a temporary directory:
+// member nodes, but a name written NAME+admin is an admin node NAME.
 func meshCerts(t testing.TB, names ...string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -21,7 +22,11 @@ func meshCerts(t testing.TB, names ...string) string {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if err := pki.CreateNodeCert(dir, n, pki.RoleMember, []string{"127.0.0.1"}, false, time.Now()); err != nil {
+		role := pki.RoleMember
+		if name, ok := strings.CutSuffix(n, "+admin"); ok {
+			n, role = name, pki.RoleAdmin
+		}
+		if err := pki.CreateNodeCert(dir, n, role, []string{"127.0.0.1"}, false, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -118,7 +118,7 @@ func (n *node) plCopyNames() []string {
 	var out []string
 	for _, d := range dirs {
 		base := filepath.Base(d)
-		if i := strings.LastIndex(base, "-"); i > 0 {
+		if i := strings.Index(base, "-"); i > 0 { // NAME-ID; names have no dash
 			base = base[:i]
 		}
 		out = append(out, base)
@@ -461,7 +461,7 @@ func TestNewNodeDoesNotReceiveLocalTables(t *testing.T) {
 // Every node holds the three system tables, follows every peer for each,
 // and what is written to them on one node is seen on the others.
 func TestSystemTablesReplicateOnMeshSetup(t *testing.T) {
-	nodes := plMesh(t, meshCerts(t, "a", "b", "c"), "a", "b", "c")
+	nodes := plMesh(t, meshCerts(t, "a+admin", "b", "c+admin"), "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
 		list, err := n.plTables()
@@ -492,9 +492,13 @@ func TestSystemTablesReplicateOnMeshSetup(t *testing.T) {
 			}
 		}
 	}
-	// cortex_identities: added on a, listed on b and c; added on c, on a.
+	// cortex_identities: added on a, listed on b and c; added on c, on a
+	// (admin nodes both); b, a member, may not.
 	a.must("identity", "add", "alice")
 	c.must("identity", "add", "carol")
+	if r := b.cli("identity", "add", "bob"); r.code != 4 || !strings.Contains(r.stderr, "b is a member node: changing identities needs an admin node") {
+		t.Errorf("identity add on member b: %+v", r)
+	}
 	for _, n := range nodes {
 		plPoll(t, n.name+" lists alice and carol", func() (bool, string) {
 			var ids []store.Identity
@@ -519,7 +523,7 @@ func TestSystemTablesReplicateOnMeshSetup(t *testing.T) {
 // An ACL granted on a is listed on every other node and enforced by their
 // mTLS listeners; a revoke on a is enforced there too.
 func TestACLChangesPropagateAcrossMesh(t *testing.T) {
-	certs := meshCerts(t, "a", "b", "c")
+	certs := meshCerts(t, "a+admin", "b", "c")
 	if err := pki.CreateClientCert(certs, "alice", false, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +746,7 @@ func (w *plWriter) waitCount(t testing.TB, what string, want int64) {
 // Every write either node acknowledged ends up on every node holding the
 // table at the end.
 func TestScopeChangeUnderWritesLosesNothing(t *testing.T) {
-	nodes := plMesh(t, meshCerts(t, "a", "b", "c"), "a", "b", "c")
+	nodes := plMesh(t, meshCerts(t, "a", "b+admin", "c"), "a", "b", "c") // b, an admin, changes a's table
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	a.must("table", "create", "hot", "--scope", "a,b")
 	b.waitTableHeld("hot", true)

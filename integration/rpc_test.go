@@ -54,13 +54,13 @@ func freeAddr(t *testing.T) string {
 }
 
 // rpcCerts makes, with the real cortex cert commands, a CA in a new
-// directory, the certificate of node name (valid for 127.0.0.1) and one per
-// client.
+// directory, the certificate of admin node name (valid for 127.0.0.1) and
+// one per client.
 func rpcCerts(t *testing.T, node string, clients ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "certs")
 	mustCortex(t, "cert", "create-ca", "--dir", dir)
-	mustCortex(t, "cert", "create-node", node, "--dir", dir, "--host", "127.0.0.1")
+	mustCortex(t, "cert", "create-node", node, "--dir", dir, "--host", "127.0.0.1", "--role", "admin")
 	for _, c := range clients {
 		mustCortex(t, "cert", "create-client", c, "--dir", dir)
 	}

@@ -58,9 +58,14 @@ func TestSyncStatus(t *testing.T) {
 		}
 	}
 	// A list scope shows only its nodes.
-	ts = c.waitState("pair", repair.InSync)
+	ts = a.waitState("pair", repair.InSync)
 	if strings.Join(ts.Desired, ",") != "a,b" || len(ts.Replicas) != 2 {
 		t.Fatalf("pair: %+v", ts)
+	}
+	// c, outside pair's scope, learns nothing of the copies.
+	if st := c.syncStatus("pair"); len(st.Tables) != 1 || st.Tables[0].State != repair.Unknown ||
+		len(st.Tables[0].Replicas) != 0 || !strings.Contains(st.Tables[0].Note, "does not hold pair") {
+		t.Fatalf("pair on c: %+v", st)
 	}
 	// A local table is not replicated.
 	st := a.syncStatus("mine")

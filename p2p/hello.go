@@ -17,7 +17,7 @@ const HelloID = "/cortex/hello/1"
 const helloVersion = 1
 
 // maxHelloSize bounds a hello frame.
-const maxHelloSize = 1 << 20
+const maxHelloSize = 4 << 20 // up to MaxNodes records with their certificates
 
 // hello is one side's message.
 type hello struct {
@@ -29,26 +29,18 @@ type hello struct {
 }
 
 // memberRecord is a membership record of cortex_meta as the entry that
-// wrote it, so that the receiver adopts it by last-write-wins with its
+// wrote it, proof included, so that the receiver checks it (only the node
+// itself writes its record) and adopts it by last-write-wins with its
 // original version.
 type memberRecord struct {
 	Value  json.RawMessage `json:"value"`
 	HLC    uint64          `json:"hlc"`
 	Origin string          `json:"origin"`
+	Proof  []byte          `json:"proof,omitempty"`
 }
 
-// Member is a node's membership record: who it is and where it listens.
-type Member struct {
-	Node     string   `json:"node"`
-	PeerID   string   `json:"peer_id"`
-	Addrs    []string `json:"addrs"`
-	LastSeen int64    `json:"last_seen_ms"`
-	// Draining names the tables of which the node keeps a copy outside
-	// their scope until a node that holds them has every entry.
-	Draining []string `json:"draining,omitempty"`
-}
-
-// decodeHello parses and checks a hello frame.
+// decodeHello parses and checks a hello frame (the membership records'
+// proofs are checked when they are applied).
 func decodeHello(b []byte) (hello, error) {
 	var h hello
 	if err := json.Unmarshal(b, &h); err != nil {
@@ -63,7 +55,7 @@ func decodeHello(b []byte) (hello, error) {
 	if err := scope.ValidateNodeName(h.Node); err != nil {
 		return h, fmt.Errorf("hello: %w", err)
 	}
-	if len(h.Members) > 1024 {
+	if len(h.Members) > scope.MaxNodes {
 		return h, fmt.Errorf("hello: %d members is more than a mesh holds", len(h.Members))
 	}
 	for i, m := range h.Members {
@@ -75,19 +67,13 @@ func decodeHello(b []byte) (hello, error) {
 }
 
 // member decodes and checks the record's value.
-func (r memberRecord) member() (Member, error) {
-	var m Member
-	if err := json.Unmarshal(r.Value, &m); err != nil {
-		return m, err
-	}
-	if err := scope.ValidateNodeName(m.Node); err != nil {
+func (r memberRecord) member() (store.Member, error) {
+	m, err := store.DecodeMember(r.Value)
+	if err != nil {
 		return m, err
 	}
 	if r.Origin != m.Node {
 		return m, fmt.Errorf("record of %s written by %s: a node writes only its own", m.Node, r.Origin)
-	}
-	if len(m.Addrs) > 16 {
-		return m, fmt.Errorf("%d addresses", len(m.Addrs))
 	}
 	return m, nil
 }
@@ -95,7 +81,7 @@ func (r memberRecord) member() (Member, error) {
 // entry is the record as the cortex_meta change that wrote it.
 func (r memberRecord) entry(node string) wal.Entry {
 	return wal.Entry{Op: wal.OpPut, Key: store.MemberKey(node), Value: r.Value,
-		Version: wal.Version{HLC: r.HLC, Origin: r.Origin}}
+		Version: wal.Version{HLC: r.HLC, Origin: r.Origin}, Proof: r.Proof}
 }
 
 // mustJSON encodes the protocol's own types, which always encode.

@@ -77,13 +77,18 @@ type testNode struct {
 // start runs a node with a real st on 127.0.0.1 and an ephemeral port.
 func (m *testMesh) start(name string, now func() time.Time, peers ...string) testNode {
 	m.t.Helper()
-	st, err := store.Open(store.Options{Dir: m.t.TempDir(), Node: name, Table: tables.Options{NoSync: true}})
+	id := m.identity(name)
+	ca, err := pki.LoadCA(filepath.Join(m.dir, "ca.crt"))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Dir: m.t.TempDir(), Node: name, Table: tables.Options{NoSync: true}, Identity: id, CA: ca})
 	if err != nil {
 		m.t.Fatal(err)
 	}
 	logs := &logBuffer{}
 	n, err := Start(context.Background(), Config{
-		Identity: m.identity(name), CAFile: filepath.Join(m.dir, "ca.crt"), Listen: "127.0.0.1:0",
+		Identity: id, CAFile: filepath.Join(m.dir, "ca.crt"), Listen: "127.0.0.1:0",
 		Peers: peers, Store: st, Now: now,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

@@ -61,10 +61,6 @@ type Config struct {
 	Store        *store.Store  // where membership records live
 	Logger       *slog.Logger
 	Now          func() time.Time // wall clock (tests set a skewed one)
-	// Follows decides whether this node subscribes to peer for a table it
-	// holds (package scope provides it); by default, when the table's scope
-	// holds the peer.
-	Follows func(t scope.TableInfo, peer string, peerDraining []string) bool
 }
 
 // Node is this node's presence in the mesh: the libp2p host, the peers it
@@ -116,8 +112,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.MaxClockSkew <= 0 {
 		cfg.MaxClockSkew = time.Second
 	}
-	if cfg.Follows == nil {
-		cfg.Follows = func(t scope.TableInfo, peer string, _ []string) bool { return scope.Holds(t, peer) }
+	if self, ok := cfg.Store.Signer(); !ok || self.Name != cfg.Identity.Name {
+		return nil, fmt.Errorf("the store of %s is not opened with its certificate: it could not sign or check system-table changes", cfg.Identity.Name)
 	}
 	roots, err := pki.LoadCA(cfg.CAFile)
 	if err != nil {
@@ -213,9 +209,9 @@ func (n *Node) ListenAddrs() []string {
 
 // writeOwnRecord writes this node's membership record into cortex_meta.
 func (n *Node) writeOwnRecord(ctx context.Context) error {
-	m := Member{Node: n.Name(), PeerID: n.host.ID().String(), Addrs: n.ListenAddrs(), LastSeen: n.cfg.Now().UnixMilli()}
+	m := store.Member{Node: n.Name(), PeerID: n.host.ID().String(), Addrs: n.ListenAddrs(), LastSeen: n.cfg.Now().UnixMilli()}
 	for _, t := range n.store.Draining() {
-		m.Draining = append(m.Draining, t.Name)
+		m.Draining = append(m.Draining, t.ID)
 	}
 	b, _ := json.Marshal(m)
 	if _, err := n.meta.Put(ctx, store.MemberKey(m.Node), b); err != nil {
@@ -225,20 +221,22 @@ func (n *Node) writeOwnRecord(ctx context.Context) error {
 }
 
 // member returns a node's membership record from cortex_meta.
-func (n *Node) member(name string) (Member, bool) {
+func (n *Node) member(name string) (store.Member, bool) {
 	r, err := n.meta.Get(store.MemberKey(name))
 	if err != nil {
-		return Member{}, false
+		return store.Member{}, false
 	}
 	m, err := recordOf(r).member()
 	return m, err == nil
 }
 
 func recordOf(r tables.Record) memberRecord {
-	return memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin}
+	return memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin, Proof: r.Proof}
 }
 
-// members returns the membership records of cortex_meta.
+// members returns the membership records of cortex_meta that carry a proof:
+// every one a peer sent was checked when it was applied; one without (left
+// from standalone runs or an earlier version) is not a member's word.
 func (n *Node) members() []memberRecord {
 	recs, err := n.meta.Scan(store.MemberKey(""), nil, 0)
 	if err != nil {
@@ -247,7 +245,9 @@ func (n *Node) members() []memberRecord {
 	}
 	out := make([]memberRecord, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, recordOf(r))
+		if len(r.Proof) > 0 {
+			out = append(out, recordOf(r))
+		}
 	}
 	return out
 }

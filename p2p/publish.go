@@ -89,20 +89,18 @@ func (n *Node) handleRepl(s network.Stream) {
 	n.send(s, &replFrame{Type: frameError, Message: err.Error()})
 }
 
-// admit decides whether a subscriber may have a table: this node holds
-// the same table (same id) and the table's scope includes the subscriber.
+// admit decides whether a peer may have (or send into) a table: this node
+// holds a copy of that very table (name and id), and the table's scope by
+// this node's catalog selects the peer.
 func (n *Node) admit(peerName string, req replRequest) (*tables.Table, error) {
-	info, err := n.store.Info(req.Table)
+	info, err := n.store.Lookup(req.Table, req.TableID)
 	if err != nil {
 		return nil, err
 	}
 	if !scope.Holds(info, peerName) {
 		return nil, fmt.Errorf("%s is not in the scope of table %s (%s)", peerName, req.Table, info.Scope)
 	}
-	if info.ID != req.TableID {
-		return nil, fmt.Errorf("table %s here has id %s, not %s (dropped and re-created?)", req.Table, info.ID, req.TableID)
-	}
-	t, ok := n.store.Copy(req.Table) // held, or draining until handed off
+	t, ok := n.store.Copy(info) // held, or draining until handed off
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", store.ErrNotHeld, req.Table)
 	}

@@ -126,8 +126,8 @@ func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
 	if _, err := c.store.Table("secret"); !errors.Is(err, store.ErrNotHeld) {
 		t.Fatalf("c's copy of secret: %v, want ErrNotHeld", err)
 	}
-	for _, name := range c.store.Held() {
-		if name == "secret" {
+	for _, info := range c.store.HeldInfo() {
+		if info.Name == "secret" {
 			t.Fatal("c holds secret")
 		}
 	}

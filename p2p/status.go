@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -43,22 +44,23 @@ type SubscriberStatus struct {
 }
 
 // LocalStatus describes this node's copies (held or being handed off) of
-// the named tables, or of all when names is empty.
-func LocalStatus(st *store.Store, names []string) []CopyStatus {
+// the named tables, or of all when names is empty, that the asking node
+// holds too by this node's catalog: a node learns nothing of a table it is
+// not in the scope of.
+func LocalStatus(st *store.Store, asker string, names []string) []CopyStatus {
 	var out []CopyStatus
 	infos := append(st.HeldInfo(), st.Draining()...)
 	for _, info := range infos {
-		if len(names) > 0 && !slices.Contains(names, info.Name) {
+		if len(names) > 0 && !slices.Contains(names, info.Name) || !scope.Holds(info, asker) {
 			continue
 		}
-		t, ok := st.Copy(info.Name)
+		t, ok := st.Copy(info)
 		if !ok {
 			continue
 		}
-		_, notHeld := st.Table(info.Name)
-		st := t.Stats()
-		cs := CopyStatus{Table: info.Name, ID: info.ID, LogID: st.LogID, FirstOffset: st.FirstOffset, Offset: st.Applied,
-			Keys: st.Keys, Tombstones: st.Tombstones, Digest: strconv.FormatUint(st.Digest, 16), Draining: notHeld != nil,
+		s := t.Stats()
+		cs := CopyStatus{Table: info.Name, ID: info.ID, LogID: s.LogID, FirstOffset: s.FirstOffset, Offset: s.Applied,
+			Keys: s.Keys, Tombstones: s.Tombstones, Digest: strconv.FormatUint(s.Digest, 16), Draining: !st.Holds(info),
 			Cursors: t.Cursors(), Subscribers: []SubscriberStatus{}}
 		for node, a := range t.Subscribers() {
 			cs.Subscribers = append(cs.Subscribers, SubscriberStatus{Node: node, Acked: a.Offset, LastContactMS: a.At.UnixMilli()})
@@ -97,14 +99,14 @@ func (n *Node) handleStatus(s network.Stream) {
 		s.Reset()
 		return
 	}
-	WriteFrame(s, mustJSON(LocalStatus(n.store, req.Tables)))
+	WriteFrame(s, mustJSON(LocalStatus(n.store, n.peerName(s.Conn().RemotePeer()), req.Tables)))
 }
 
 // QueryStatus asks a connected node for the status of its copies. It fails
 // at once for a node that is not connected.
 func (n *Node) QueryStatus(ctx context.Context, node string, names []string) ([]CopyStatus, error) {
 	if node == n.Name() {
-		return LocalStatus(n.store, names), nil
+		return LocalStatus(n.store, node, names), nil
 	}
 	id, ok := n.peerByName(node)
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -59,13 +60,13 @@ func (n *Node) replicate() {
 				continue
 			}
 			for _, p := range peers {
-				if n.cfg.Follows(info, p.name, n.draining(p.name)) {
+				if scope.Follows(info, p.name, n.draining(p.name)) {
 					want[subKey{p.id, info.Name, info.ID}] = true
 				}
 			}
 		}
 		// Publish this node's own hand-offs, so that holders come and fetch.
-		if draining := tableNames(n.store.Draining()); !slices.Equal(draining, published) {
+		if draining := tableIDs(n.store.Draining()); !slices.Equal(draining, published) {
 			if err := n.writeOwnRecord(n.ctx); err != nil {
 				n.log.Warn("mesh: membership record", "err", err)
 			} else {
@@ -121,17 +122,17 @@ func (n *Node) systemSynced() bool {
 	return true
 }
 
-// draining returns the tables a peer says it is handing off, from its
+// draining returns the tables (ids) a peer says it is handing off, from its
 // membership record.
 func (n *Node) draining(peer string) []string {
 	m, _ := n.member(peer)
 	return m.Draining
 }
 
-func tableNames(ts []scope.TableInfo) []string {
+func tableIDs(ts []scope.TableInfo) []string {
 	out := make([]string, len(ts))
 	for i, t := range ts {
-		out[i] = t.Name
+		out[i] = t.ID
 	}
 	return out
 }
@@ -162,9 +163,13 @@ func (n *Node) subscribe(ctx context.Context, k subKey) {
 // subscribeOnce runs one replication stream. It reports whether anything
 // was applied, so that a working stream that breaks is retried at once.
 func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, err error) {
-	t, err := n.store.Table(k.table)
+	info, err := n.store.Lookup(k.table, k.tableID)
 	if err != nil {
 		return false, err
+	}
+	t, ok := n.store.Copy(info)
+	if !ok || !n.store.Holds(info) {
+		return false, fmt.Errorf("%w: %s", store.ErrNotHeld, k.table)
 	}
 	peerName := n.peerName(k.peer)
 	s, err := n.host.NewStream(ctx, k.peer, ReplID)

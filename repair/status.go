@@ -48,6 +48,7 @@ type TableStatus struct {
 	Replicas   []Replica   `json:"replicas"`
 	State      string      `json:"state"`
 	InSync     bool        `json:"in_sync"`
+	Note       string      `json:"note,omitempty"` // why the state is unknown, when it is not for want of holders
 }
 
 // Status is `cortex sync status`.
@@ -162,7 +163,7 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 			var list []p2p.CopyStatus
 			var err error
 			if q == nil {
-				list = p2p.LocalStatus(stor, names)
+				list = p2p.LocalStatus(stor, stor.Node(), names)
 			} else {
 				list, err = q.QueryStatus(qctx, m, names)
 			}
@@ -183,6 +184,13 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 			continue
 		}
 		ts := TableStatus{Table: info.Name, Scope: info.Scope, Replicated: !info.Scope.Local, Desired: []string{}}
+		if !scope.Holds(info, stor.Node()) {
+			// Peers answer only for the tables the asking node holds.
+			ts.Desired, ts.Replicas, ts.State = scope.Desired(info, append(members, info.Scope.Nodes...)), []Replica{}, Unknown
+			ts.Note = "this node does not hold " + info.Name + ": nodes answer only for tables the asking node holds; ask one that holds it"
+			st.Tables = append(st.Tables, ts)
+			continue
+		}
 		copies := map[string]p2p.CopyStatus{}
 		for _, m := range members {
 			if c, ok := answers[m].copies[info.Name]; ok && c.ID == info.ID {

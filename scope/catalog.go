@@ -1,6 +1,8 @@
 package scope
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -44,10 +46,16 @@ func ParseScope(s string) (Scope, error) {
 	return ScopeOf(strings.Split(s, ","))
 }
 
+// MaxNodes bounds the nodes a list scope may name (and a mesh may hold).
+const MaxNodes = 1024
+
 // ScopeOf makes a list scope, checking every name.
 func ScopeOf(nodes []string) (Scope, error) {
 	if len(nodes) == 0 {
 		return Scope{}, fmt.Errorf("%w: empty scope: use all, local or a list of node names", tables.ErrInvalid)
+	}
+	if len(nodes) > MaxNodes {
+		return Scope{}, fmt.Errorf("%w: a scope of %d nodes: at most %d", tables.ErrInvalid, len(nodes), MaxNodes)
 	}
 	out := make([]string, 0, len(nodes))
 	for _, n := range nodes {
@@ -120,13 +128,81 @@ func ValidateNodeName(name string) error {
 	return nil
 }
 
+// valid reports whether the scope is one of the three forms (the zero Scope,
+// which selects no node, is not).
+func (s Scope) valid() bool {
+	return s.All != s.Local && len(s.Nodes) == 0 || !s.All && !s.Local && len(s.Nodes) > 0
+}
+
 // TableInfo is a table's catalog record.
 type TableInfo struct {
-	Name    string    `json:"name"`
-	ID      string    `json:"id"`
-	Scope   Scope     `json:"scope"`
+	Name  string `json:"name"`
+	ID    string `json:"id"`
+	Scope Scope  `json:"scope"`
+	// Prev is the scope before the last change, if any: the nodes it
+	// selects that the new one does not may still be handing their copies
+	// off, and holders follow them until they have (see Follows).
+	Prev    *Scope    `json:"prev_scope,omitempty"`
 	Home    string    `json:"home"`
 	Created time.Time `json:"created,omitzero"`
+}
+
+// A table's id is made when the table is created: 16 random hex digits, a
+// dash and the home node's name, so that the home is a fact of the id that
+// no later record can change. (Ids of 16 hex digits alone were made by
+// earlier versions: their home is unknown, and only an admin may change
+// them.)
+const idRandLen = 16
+
+// NewTableID returns a new id for a table whose home is home.
+func NewTableID(home string) string {
+	var b [idRandLen / 2]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "-" + home
+}
+
+// HomeOf returns the home node an id names ("" for an earlier version's id
+// without one) and whether the id is well formed.
+func HomeOf(id string) (home string, ok bool) {
+	if len(id) < idRandLen {
+		return "", false
+	}
+	for _, c := range []byte(id[:idRandLen]) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", false
+		}
+	}
+	switch rest := id[idRandLen:]; {
+	case rest == "":
+		return "", true
+	case rest[0] == '-' && ValidateNodeName(rest[1:]) == nil:
+		return rest[1:], true
+	}
+	return "", false
+}
+
+// Validate checks a catalog record of a user table before any of its fields
+// is used (its name and id make a directory name): the table-name rule (no
+// system names), an id of the form NewTableID makes naming the record's
+// home, valid scopes.
+func (ti TableInfo) Validate() error {
+	if err := tables.ValidateName(ti.Name, false); err != nil {
+		return err
+	}
+	home, ok := HomeOf(ti.ID)
+	if !ok {
+		return fmt.Errorf("%w: table %s: malformed id %q", tables.ErrInvalid, ti.Name, ti.ID)
+	}
+	if err := ValidateNodeName(ti.Home); err != nil {
+		return fmt.Errorf("table %s: home: %w", ti.Name, err)
+	}
+	if home != "" && home != ti.Home {
+		return fmt.Errorf("%w: table %s: id %s belongs to home %s, not %s", tables.ErrInvalid, ti.Name, ti.ID, home, ti.Home)
+	}
+	if !ti.Scope.valid() || ti.Prev != nil && !ti.Prev.valid() {
+		return fmt.Errorf("%w: table %s: malformed scope", tables.ErrInvalid, ti.Name)
+	}
+	return nil
 }
 
 // System reports whether the table is a system table.

@@ -27,10 +27,15 @@ func Desired(t TableInfo, nodes []string) []string {
 }
 
 // Follows reports whether a node holding a table subscribes to peer for it:
-// when the peer holds it by scope, or still has a copy it is handing off
-// (draining) after a scope change removed it.
+// when the peer holds it by scope, or says it still has a copy it is handing
+// off (peerDraining lists table ids) and the catalog shows that it held the
+// table under the previous scope. A node that never held the table cannot
+// make holders adopt what it publishes by announcing a hand-off.
 func Follows(t TableInfo, peer string, peerDraining []string) bool {
-	return Holds(t, peer) || slices.Contains(peerDraining, t.Name)
+	if Holds(t, peer) {
+		return true
+	}
+	return slices.Contains(peerDraining, t.ID) && t.Prev != nil && t.Prev.Includes(peer, t.Home)
 }
 
 // CanDrop decides whether a copy this node no longer holds by scope may be

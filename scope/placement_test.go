@@ -90,15 +90,90 @@ func TestScopeChanges(t *testing.T) {
 }
 
 func TestFollows(t *testing.T) {
-	tb := info("t", "home", "home,office")
-	if !Follows(tb, "office", nil) {
-		t.Error("a holder by scope is followed")
+	moved := info("t", "home", "home,office")
+	prev, _ := ParseScope("home,laptop")
+	moved.Prev = &prev // laptop was in the scope before the last change
+	for _, tc := range []struct {
+		name     string
+		t        TableInfo
+		peer     string
+		draining []string
+		want     bool
+	}{
+		{"a holder by scope", moved, "office", nil, true},
+		{"outside the scope", moved, "laptop", nil, false},
+		{"held it before, hands it off", moved, "laptop", []string{"other", "id-t"}, true},
+		{"hands off another table of the name", moved, "laptop", []string{"t"}, false},
+		{"never held it, says it hands it off", moved, "evil", []string{"id-t"}, false},
+		{"no previous scope", info("t", "home", "home,office"), "laptop", []string{"id-t"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Follows(tc.t, tc.peer, tc.draining); got != tc.want {
+				t.Fatalf("Follows(%s) = %v, want %v", tc.peer, got, tc.want)
+			}
+		})
 	}
-	if Follows(tb, "laptop", nil) {
-		t.Error("a node outside the scope is not followed")
+}
+
+func TestTableIDs(t *testing.T) {
+	id := NewTableID("home")
+	if home, ok := HomeOf(id); !ok || home != "home" || len(id) != 16+1+4 {
+		t.Fatalf("NewTableID = %q: home %q, %v", id, home, ok)
 	}
-	if !Follows(tb, "laptop", []string{"other", "t"}) {
-		t.Error("a node draining the table is followed until it has handed off")
+	if id == NewTableID("home") {
+		t.Fatal("two ids alike")
+	}
+	for _, tc := range []struct {
+		id   string
+		home string
+		ok   bool
+	}{
+		{"0123456789abcdef", "", true}, // an earlier version's
+		{"0123456789abcdef-office", "office", true},
+		{"0123456789abcdef-", "", false},
+		{"0123456789abcde", "", false},
+		{"0123456789ABCDEF-home", "", false},
+		{"0123456789abcdefx", "", false},
+		{"0123456789abcdef-../x", "", false},
+		{"/../../../../etc-home", "", false},
+		{"0123456789abcdef-Home", "", false},
+		{"", "", false},
+		{"system", "", false},
+	} {
+		if home, ok := HomeOf(tc.id); home != tc.home || ok != tc.ok {
+			t.Errorf("HomeOf(%q) = %q, %v; want %q, %v", tc.id, home, ok, tc.home, tc.ok)
+		}
+	}
+}
+
+func TestValidateTableInfo(t *testing.T) {
+	all := Scope{All: true}
+	good := TableInfo{Name: "notes", ID: "0123456789abcdef-home", Scope: all, Home: "home"}
+	for _, tc := range []struct {
+		name string
+		edit func(*TableInfo)
+		ok   bool
+	}{
+		{"good", func(*TableInfo) {}, true},
+		{"an earlier version's id", func(ti *TableInfo) { ti.ID = "0123456789abcdef" }, true},
+		{"with a previous scope", func(ti *TableInfo) { ti.Prev = &Scope{Local: true} }, true},
+		{"system name", func(ti *TableInfo) { ti.Name = "cortex_acls" }, false},
+		{"bad name", func(ti *TableInfo) { ti.Name = "../x" }, false},
+		{"path in the id", func(ti *TableInfo) { ti.ID = "/../../.." }, false},
+		{"id of another home", func(ti *TableInfo) { ti.ID = "0123456789abcdef-evil" }, false},
+		{"no home", func(ti *TableInfo) { ti.Home = "" }, false},
+		{"bad home", func(ti *TableInfo) { ti.Home = "a/b"; ti.ID = "0123456789abcdef" }, false},
+		{"zero scope", func(ti *TableInfo) { ti.Scope = Scope{} }, false},
+		{"all and local", func(ti *TableInfo) { ti.Scope = Scope{All: true, Local: true} }, false},
+		{"zero previous scope", func(ti *TableInfo) { ti.Prev = &Scope{} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ti := good
+			tc.edit(&ti)
+			if err := ti.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate(%+v) = %v, want ok %v", ti, err, tc.ok)
+			}
+		})
 	}
 }
 

@@ -68,20 +68,40 @@ type Grant struct {
 	Perm     string `json:"perm"`
 }
 
-// AddIdentity registers an identity (or replaces its record).
-func (s *Store) AddIdentity(ctx context.Context, id Identity) error {
+// check validates an identity record.
+func (id Identity) check() error {
 	if err := scope.ValidateNodeName(id.Name); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	if id.Kind != "client" && id.Kind != "node" {
 		return fmt.Errorf("%w: identity kind %q: use client or node", tables.ErrInvalid, id.Kind)
 	}
+	if id.Fingerprint != "" && !fingerprintRE.MatchString(id.Fingerprint) {
+		return fmt.Errorf("%w: identity %s: malformed fingerprint %q", tables.ErrInvalid, id.Name, id.Fingerprint)
+	}
+	return nil
+}
+
+// decodeIdentity parses and checks an identity record's value.
+func decodeIdentity(b []byte) (Identity, error) {
+	var id Identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return id, fmt.Errorf("%w: identity record: %v", tables.ErrInvalid, err)
+	}
+	return id, id.check()
+}
+
+// AddIdentity registers an identity (or replaces its record); an admin node
+// only.
+func (s *Store) AddIdentity(ctx context.Context, id Identity) error {
+	if err := id.check(); err != nil {
+		return err
+	}
 	if id.Added.IsZero() {
 		id.Added = time.Now().UTC().Truncate(time.Millisecond)
 	}
 	b, _ := json.Marshal(id)
-	_, err := s.idents.Put(ctx, []byte(id.Name), b)
-	return err
+	return s.putSystem(ctx, s.idents, scope.IdentitiesTable, []byte(id.Name), b)
 }
 
 // Identity returns a registered identity.
@@ -109,17 +129,19 @@ func (s *Store) RemoveIdentity(ctx context.Context, name string) (int, error) {
 	if _, err := s.Identity(name); err != nil {
 		return 0, err
 	}
+	if err := needAdmin(s.self, "changing identities"); err != nil {
+		return 0, err
+	}
 	grants, err := s.acls.Scan([]byte(name+"/"), nil, 0)
 	if err != nil {
 		return 0, err
 	}
 	for _, g := range grants {
-		if _, err := s.acls.Delete(ctx, g.Key); err != nil {
+		if err := s.deleteSystem(ctx, s.acls, scope.ACLsTable, g.Key); err != nil {
 			return 0, err
 		}
 	}
-	_, err = s.idents.Delete(ctx, []byte(name))
-	return len(grants), err
+	return len(grants), s.deleteSystem(ctx, s.idents, scope.IdentitiesTable, []byte(name))
 }
 
 // GrantPerm gives a registered identity a permission on a table (or "*"),
@@ -137,8 +159,7 @@ func (s *Store) GrantPerm(ctx context.Context, identity, table string, perm Perm
 		return fmt.Errorf("%w: no permission to grant", tables.ErrInvalid)
 	}
 	b, _ := json.Marshal(Grant{Identity: identity, Table: table, Perm: perm.String()})
-	_, err := s.acls.Put(ctx, aclKey(identity, table), b)
-	return err
+	return s.putSystem(ctx, s.acls, scope.ACLsTable, aclKey(identity, table), b)
 }
 
 // RevokePerm removes an identity's permission on a table. If perm is given
@@ -158,7 +179,7 @@ func (s *Store) RevokePerm(ctx context.Context, identity, table string, perm Per
 	if perm != PermNone && g.Perm != perm.String() {
 		return false, fmt.Errorf("%w: %s holds %s on %s, not %s", tables.ErrInvalid, identity, g.Perm, table, perm)
 	}
-	_, err = s.acls.Delete(ctx, r.Key)
+	err = s.deleteSystem(ctx, s.acls, scope.ACLsTable, r.Key)
 	return err == nil, err
 }
 

@@ -41,7 +41,8 @@ func TestHandOffKeepsAWriteThatRacesTheDrop(t *testing.T) {
 	}
 	defer st.Close()
 	ab, _ := scope.ParseScope("a,b")
-	if _, err := st.CreateTable(ctx, "x", ab); err != nil {
+	info, err := st.CreateTable(ctx, "x", ab)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if tbl, err = st.Table("x"); err != nil {
@@ -60,12 +61,12 @@ func TestHandOffKeepsAWriteThatRacesTheDrop(t *testing.T) {
 	if !raced {
 		t.Fatal("CanDrop was not consulted")
 	}
-	_, stillThere := st.Copy("x")
+	_, stillThere := st.Copy(info)
 	if lateErr == nil && !stillThere {
 		t.Fatalf("the copy was deleted with an acknowledged write (offset %d) that b never acknowledged (b has up to %d)", last+1, last)
 	}
 	if stillThere {
-		c, _ := st.Copy("x")
+		c, _ := st.Copy(info)
 		if _, err := c.Get([]byte("late")); lateErr == nil && err != nil {
 			t.Fatalf("the kept copy lacks the acknowledged write: %v", err)
 		}
@@ -75,7 +76,7 @@ func TestHandOffKeepsAWriteThatRacesTheDrop(t *testing.T) {
 		if err := st.Reconcile(); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := st.Copy("x"); ok {
+		if _, ok := st.Copy(info); ok {
 			t.Fatal("the copy is kept after b acknowledged all of it")
 		}
 	}

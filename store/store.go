@@ -6,9 +6,7 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,8 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"time"
 
+	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 )
@@ -37,13 +35,19 @@ type Options struct {
 	Dir string
 	// Node is this node's name.
 	Node string
-	// tables.Table is the template for every copy (Name, Node, tables.Clock are set per copy).
+	// Table is the template for every copy (Name, Node, Clock, Admit and
+	// Sign are set per copy).
 	Table tables.Options
 	// Logger receives the store's notices (default slog.Default()).
 	Logger *slog.Logger
+	// Identity and CA are this node's certificate and the mesh CA, in mesh
+	// mode: the node signs its changes to the system tables and checks
+	// everyone else's. Without them (a standalone node) the node is its own
+	// admin and takes no system-table changes from peers.
+	Identity *pki.Identity
+	CA       *x509.CertPool
 	// CanDrop decides when a copy outside its table's scope has been handed
-	// off and may be deleted (package scope provides it). Without it such
-	// copies are kept.
+	// off and may be deleted (default scope.CanDrop).
 	CanDrop func(t scope.TableInfo, self string, lastOffset uint64, acks map[string]uint64) (by string, ok bool)
 }
 
@@ -51,14 +55,16 @@ type Options struct {
 // the catalog says this node holds. It keeps the open copies matching the
 // catalog (Reconcile), whoever changed the catalog. Safe for concurrent use.
 type Store struct {
-	opts  Options
-	clock *tables.Clock
-	log   *slog.Logger
+	opts     Options
+	clock    *tables.Clock
+	log      *slog.Logger
+	self     pki.Signer    // this node as it signs its changes
+	verifier *pki.Verifier // nil when standalone
 
 	meta, idents, acls *tables.Table
 
-	mu       sync.Mutex // guards copies, draining and changed, and serialises Reconcile
-	copies   map[string]held
+	mu       sync.Mutex      // guards copies, draining and changed, and serialises Reconcile
+	copies   map[string]held // by copy directory (scope.TableInfo.Dir)
 	draining map[string]held // copies outside their scope, kept until handed off
 	changed  chan struct{}   // closed and replaced after every Reconcile
 }
@@ -74,12 +80,23 @@ func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.CanDrop == nil {
+		opts.CanDrop = scope.CanDrop
+	}
 	if err := scope.ValidateNodeName(opts.Node); err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}, draining: map[string]held{}, changed: make(chan struct{})}
+	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}, draining: map[string]held{}, changed: make(chan struct{}),
+		self: pki.Signer{Name: opts.Node, Role: pki.RoleAdmin}}
 	if s.clock == nil {
 		s.clock = tables.NewClock(nil)
+	}
+	if id := opts.Identity; id != nil {
+		if id.Name != opts.Node || opts.CA == nil {
+			return nil, fmt.Errorf("store: the identity of %q and the mesh CA are needed for node %q", id.Name, opts.Node)
+		}
+		s.self = pki.Signer{Name: id.Name, Role: id.Role, Fingerprint: pki.Fingerprint(id.Leaf)}
+		s.verifier = pki.NewVerifier(opts.CA)
 	}
 	for _, name := range scope.SystemTables {
 		info := systemInfo(name)
@@ -88,9 +105,15 @@ func Open(opts Options) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
-		s.copies[name] = held{info, t}
+		s.copies[info.Dir()] = held{info, t}
 	}
-	s.meta, s.idents, s.acls = s.copies[scope.MetaTable].table, s.copies[scope.IdentitiesTable].table, s.copies[scope.ACLsTable].table
+	s.meta, s.idents, s.acls = s.systemTable(scope.MetaTable), s.systemTable(scope.IdentitiesTable), s.systemTable(scope.ACLsTable)
+	if s.verifier != nil {
+		if err := s.resign(context.Background()); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.Reconcile(); err != nil {
 		s.Close()
 		return nil, err
@@ -98,136 +121,69 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+func (s *Store) systemTable(name string) *tables.Table { return s.copies[systemInfo(name).Dir()].table }
+
 // Node is this node's name.
 func (s *Store) Node() string { return s.opts.Node }
 
-// tables.Clock is the node's hybrid logical clock.
+// Signer is this node as it signs its changes to the system tables; ok is
+// false for a standalone node, which signs nothing.
+func (s *Store) Signer() (signer pki.Signer, ok bool) { return s.self, s.verifier != nil }
+
+// Role is this node's role (admin when standalone).
+func (s *Store) Role() pki.Role { return s.self.Role }
+
+// Clock is the node's hybrid logical clock.
 func (s *Store) Clock() *tables.Clock { return s.clock }
 
 func (s *Store) openCopy(info scope.TableInfo) (*tables.Table, error) {
 	o := s.opts.Table
 	o.Name, o.Node, o.Clock, o.Logger = info.Name, s.opts.Node, s.clock, s.log
-	return tables.Open(s.copyDir(info), o)
-}
-
-func (s *Store) copyDir(info scope.TableInfo) string {
-	return filepath.Join(s.opts.Dir, "tables", info.Dir())
-}
-
-// Catalog returns every table's record, system tables first, then by name.
-func (s *Store) Catalog() ([]scope.TableInfo, error) {
-	out := make([]scope.TableInfo, 0, len(scope.SystemTables))
-	for _, name := range scope.SystemTables {
-		out = append(out, systemInfo(name))
+	if info.System() {
+		o.Admit, o.Sign = s.admitter(info.Name), s.signer(info.Name)
 	}
-	recs, err := s.meta.Scan([]byte("table/"), nil, 0)
+	dir, err := s.copyDir(info)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range recs {
-		ti, err := decodeTableInfo(r)
-		if err != nil {
-			s.log.Error("skipping a malformed catalog record", "err", err)
-			continue
+	return tables.Open(dir, o)
+}
+
+// copyDir is the directory of a copy, always inside Dir/tables: its name is
+// made of the table's name and id, which are checked (here too, not only
+// when the record was admitted) before they become a path.
+func (s *Store) copyDir(info scope.TableInfo) (string, error) {
+	if !info.System() {
+		if err := info.Validate(); err != nil {
+			return "", err
 		}
-		out = append(out, ti)
 	}
-	return out, nil
+	root := filepath.Join(s.opts.Dir, "tables")
+	dir := filepath.Join(root, info.Dir())
+	if filepath.Dir(dir) != root {
+		return "", fmt.Errorf("%w: table %s: id %q does not make a directory name", tables.ErrInvalid, info.Name, info.ID)
+	}
+	return dir, nil
 }
 
-// Info returns the catalog record of a table.
-func (s *Store) Info(name string) (scope.TableInfo, error) {
-	if scope.IsSystem(name) {
-		return systemInfo(name), nil
-	}
-	r, err := s.meta.Get(catalogKey(name))
-	if errors.Is(err, tables.ErrNotFound) {
-		return scope.TableInfo{}, fmt.Errorf("%w: %s", ErrNoTable, name)
-	}
-	if err != nil {
-		return scope.TableInfo{}, err
-	}
-	return decodeTableInfo(r)
-}
-
-// tables.Table returns this node's copy of a table. A table that exists but is not
+// Table returns this node's copy of a table. A table that exists but is not
 // held here is an ErrNotHeld error naming the nodes its scope selects.
 func (s *Store) Table(name string) (*tables.Table, error) {
-	s.mu.Lock()
-	h, ok := s.copies[name]
-	s.mu.Unlock()
-	if ok {
-		return h.table, nil
-	}
 	info, err := s.Info(name)
 	if err != nil {
 		return nil, err
+	}
+	s.mu.Lock()
+	h, ok := s.copies[info.Dir()]
+	s.mu.Unlock()
+	if ok {
+		return h.table, nil
 	}
 	where := info.Scope.String()
 	if info.Scope.Local {
 		where = info.Home
 	}
 	return nil, fmt.Errorf("%w: %s is held on %s (scope %s)", ErrNotHeld, name, where, info.Scope)
-}
-
-// CreateTable adds a table to the catalog with this node as its home and
-// opens this node's copy if the scope selects it.
-func (s *Store) CreateTable(ctx context.Context, name string, sc scope.Scope) (scope.TableInfo, error) {
-	if err := tables.ValidateName(name, false); err != nil {
-		return scope.TableInfo{}, err
-	}
-	if _, err := s.Info(name); err == nil {
-		return scope.TableInfo{}, fmt.Errorf("%w: table %s", ErrExists, name)
-	} else if !errors.Is(err, ErrNoTable) {
-		return scope.TableInfo{}, err
-	}
-	var id [8]byte
-	rand.Read(id[:])
-	info := scope.TableInfo{Name: name, ID: hex.EncodeToString(id[:]), Scope: sc, Home: s.opts.Node,
-		Created: time.Now().UTC().Truncate(time.Millisecond)}
-	if err := s.putInfo(ctx, info); err != nil {
-		return scope.TableInfo{}, err
-	}
-	return info, s.Reconcile()
-}
-
-// SetScope changes a table's scope.
-func (s *Store) SetScope(ctx context.Context, name string, sc scope.Scope) (scope.TableInfo, error) {
-	if scope.IsSystem(name) {
-		return scope.TableInfo{}, fmt.Errorf("%w: the scope of system table %s cannot change", tables.ErrInvalid, name)
-	}
-	info, err := s.Info(name)
-	if err != nil {
-		return scope.TableInfo{}, err
-	}
-	info.Scope = sc
-	if err := s.putInfo(ctx, info); err != nil {
-		return scope.TableInfo{}, err
-	}
-	return info, s.Reconcile()
-}
-
-// DropTable removes a table from the catalog and this node's copy of it.
-func (s *Store) DropTable(ctx context.Context, name string) error {
-	if scope.IsSystem(name) {
-		return fmt.Errorf("%w: system table %s cannot be dropped", tables.ErrInvalid, name)
-	}
-	if _, err := s.Info(name); err != nil {
-		return err
-	}
-	if _, err := s.meta.Delete(ctx, catalogKey(name)); err != nil {
-		return err
-	}
-	return s.Reconcile()
-}
-
-func (s *Store) putInfo(ctx context.Context, info scope.TableInfo) error {
-	b, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
-	_, err = s.meta.Put(ctx, catalogKey(info.Name), b)
-	return err
 }
 
 // Reconcile makes the open copies match the catalog. It opens a copy of
@@ -247,53 +203,53 @@ func (s *Store) Reconcile() error {
 		close(s.changed)
 		s.changed = make(chan struct{})
 	}()
-	listed := map[string]scope.TableInfo{}
+	listed := map[string]scope.TableInfo{} // by copy directory: name and id
 	for _, info := range catalog {
-		listed[info.Name] = info
+		listed[info.Dir()] = info
 	}
 	var errs []error
-	for name, h := range s.copies {
-		info, ok := listed[name]
+	for dir, h := range s.copies {
+		info, ok := listed[dir]
 		switch {
-		case ok && info.ID == h.info.ID && scope.Holds(info, s.opts.Node):
-			s.copies[name] = held{info, h.table}
-		case ok && info.ID == h.info.ID:
-			delete(s.copies, name)
-			s.draining[name] = held{info, h.table}
-			s.log.Info("table scope no longer selects this node: handing the copy off before deleting it", "table", name, "scope", info.Scope.String())
+		case ok && scope.Holds(info, s.opts.Node):
+			s.copies[dir] = held{info, h.table}
+		case ok:
+			delete(s.copies, dir)
+			s.draining[dir] = held{info, h.table}
+			s.log.Info("table scope no longer selects this node: handing the copy off before deleting it", "table", info.Name, "scope", info.Scope.String())
 		default:
-			delete(s.copies, name)
+			delete(s.copies, dir)
 			errs = append(errs, s.remove(h, "dropped"))
 		}
 	}
-	for name, h := range s.draining {
-		info, ok := listed[name]
+	for dir, h := range s.draining {
+		info, ok := listed[dir]
 		switch {
-		case !ok || info.ID != h.info.ID:
-			delete(s.draining, name)
+		case !ok:
+			delete(s.draining, dir)
 			errs = append(errs, s.remove(h, "dropped"))
 		case scope.Holds(info, s.opts.Node):
-			delete(s.draining, name)
-			s.copies[name] = held{info, h.table}
+			delete(s.draining, dir)
+			s.copies[dir] = held{info, h.table}
 		default:
-			s.draining[name] = held{info, h.table}
-			if s.opts.CanDrop != nil {
-				errs = append(errs, s.handOff(held{info, h.table}))
-			}
+			s.draining[dir] = held{info, h.table}
+			errs = append(errs, s.handOff(held{info, h.table}))
 		}
 	}
 	for _, info := range catalog {
-		if _, ok := s.copies[info.Name]; ok {
+		if _, ok := s.copies[info.Dir()]; ok {
 			continue
 		}
-		if _, ok := s.draining[info.Name]; ok {
+		if _, ok := s.draining[info.Dir()]; ok {
 			continue
 		}
 		holds := scope.Holds(info, s.opts.Node)
 		if !holds {
 			// A copy left on disk outside its scope (the node stopped while
 			// handing it off) is opened to finish the hand-off.
-			if _, err := os.Stat(s.copyDir(info)); err != nil {
+			if dir, err := s.copyDir(info); err != nil {
+				continue
+			} else if _, err := os.Stat(dir); err != nil {
 				continue
 			}
 		}
@@ -303,9 +259,9 @@ func (s *Store) Reconcile() error {
 			continue
 		}
 		if holds {
-			s.copies[info.Name] = held{info, t}
+			s.copies[info.Dir()] = held{info, t}
 		} else {
-			s.draining[info.Name] = held{info, t}
+			s.draining[info.Dir()] = held{info, t}
 		}
 	}
 	return errors.Join(errs...)
@@ -330,14 +286,14 @@ func (s *Store) handOff(h held) error {
 			s.log.Info("a write reached a copy being handed off: keeping it until a holder has that write too", "table", h.info.Name, "last", after)
 			t, oerr := s.openCopy(h.info)
 			if oerr != nil {
-				delete(s.draining, h.info.Name)
+				delete(s.draining, h.info.Dir())
 				return errors.Join(err, oerr)
 			}
-			s.draining[h.info.Name] = held{h.info, t}
+			s.draining[h.info.Dir()] = held{h.info, t}
 			return err
 		}
 	}
-	delete(s.draining, h.info.Name)
+	delete(s.draining, h.info.Dir())
 	if rerr := s.remove(h, "handed off to "+by); err == nil {
 		err = rerr
 	}
@@ -347,7 +303,11 @@ func (s *Store) handOff(h held) error {
 // remove closes a copy and deletes its directory.
 func (s *Store) remove(h held, why string) error {
 	err := h.table.Close()
-	if rerr := os.RemoveAll(h.table.Dir()); err == nil {
+	dir, derr := s.copyDir(h.info)
+	if derr != nil || dir != h.table.Dir() { // never: the copy was opened there
+		return errors.Join(err, derr, fmt.Errorf("table %s: not deleting %s", h.info.Name, h.table.Dir()))
+	}
+	if rerr := os.RemoveAll(dir); err == nil {
 		err = rerr
 	}
 	s.log.Info("deleted table copy", "table", h.info.Name, "id", h.info.ID, "why", why)
@@ -367,16 +327,24 @@ func (s *Store) Draining() []scope.TableInfo {
 	return out
 }
 
-// Copy returns this node's copy of a table, held or draining: what this
-// node can serve to peers.
-func (s *Store) Copy(name string) (*tables.Table, bool) {
+// Copy returns this node's copy of a table (by its catalog record), held
+// or draining: what this node can serve to peers.
+func (s *Store) Copy(info scope.TableInfo) (*tables.Table, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h, ok := s.copies[name]; ok {
+	if h, ok := s.copies[info.Dir()]; ok {
 		return h.table, true
 	}
-	h, ok := s.draining[name]
+	h, ok := s.draining[info.Dir()]
 	return h.table, ok
+}
+
+// Holds reports whether this node holds a copy of the table (not draining).
+func (s *Store) Holds(info scope.TableInfo) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.copies[info.Dir()]
+	return ok
 }
 
 // Changed returns a channel that is closed after the next Reconcile: the
@@ -399,16 +367,11 @@ func (s *Store) HeldInfo() []scope.TableInfo {
 	return out
 }
 
-// Held lists the names of the tables this node holds a copy of, sorted.
-func (s *Store) Held() []string {
+// Held counts the copies this node holds.
+func (s *Store) Held() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.copies))
-	for name := range s.copies {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
+	return len(s.copies)
 }
 
 // Close closes every copy, finishing the writes they accepted.
@@ -417,11 +380,11 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	var errs []error
 	for _, m := range []map[string]held{s.copies, s.draining} {
-		for name, h := range m {
+		for dir, h := range m {
 			if err := h.table.Close(); err != nil {
 				errs = append(errs, err)
 			}
-			delete(m, name)
+			delete(m, dir)
 		}
 	}
 	return errors.Join(errs...)

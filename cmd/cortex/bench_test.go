@@ -199,7 +199,11 @@ func startMeshPair(t *testing.T) (a, b *meshDaemon) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := store.Open(store.Options{Dir: t.TempDir(), Node: name, Logger: quiet, Table: tables.Options{NoSync: true}})
+		ca, err := pki.LoadCA(filepath.Join(certs, "ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Open(store.Options{Dir: t.TempDir(), Node: name, Logger: quiet, Table: tables.Options{NoSync: true}, Identity: ident, CA: ca})
 		if err != nil {
 			t.Fatal(err)
 		}

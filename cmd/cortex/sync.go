@@ -68,6 +68,10 @@ Local tables are listed as not replicated. With --json prints
 					state = "not replicated (scope local)"
 				}
 				fmt.Fprintf(a.stdout, "%s  scope %s  should hold: %s  %s\n", ts.Table, ts.Scope, strings.Join(ts.Desired, ","), state)
+				if ts.Note != "" {
+					fmt.Fprintf(a.stdout, "  %s\n", ts.Note)
+					continue
+				}
 				cols := cli.NewColumns(a.stdout, "  NODE", "COPY", "OFFSET", "KEYS", "LAG", "DIGEST")
 				for _, r := range ts.Replicas {
 					copyWord, offset, keys, lag := "no", "-", "-", "-"

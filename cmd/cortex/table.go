@@ -168,6 +168,10 @@ the system tables and "created" is omitted for them.`,
 				return writeJSONList(a.stdout, out)
 			}
 			cols := cli.NewColumns(a.stdout, "NAME", "SCOPE", "HOME", "HELD", "KEYS")
+			seen := map[string]int{}
+			for _, t := range list {
+				seen[t.Name]++
+			}
 			for _, t := range list {
 				keys, held := "", yesNo(t.Held)
 				if t.Held || t.Draining {
@@ -176,7 +180,11 @@ the system tables and "created" is omitted for them.`,
 				if t.Draining {
 					held = "handing off"
 				}
-				cols.Row(t.Name, t.Scope.String(), t.Home, held, keys)
+				name := t.Name
+				if seen[t.Name] > 1 {
+					name += " (conflict: id " + t.ID + ")"
+				}
+				cols.Row(name, t.Scope.String(), t.Home, held, keys)
 			}
 			return cols.Flush()
 		},
@@ -184,19 +192,27 @@ the system tables and "created" is omitted for them.`,
 }
 
 func tableDropCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var id string
+	c := &cobra.Command{
 		Use:   "drop NAME",
 		Short: "Drop a table and every key in it",
-		Long: `Drop a table: remove it from the catalog and delete this node's copy with
-every key in it. There is no undo. System tables (cortex_*) cannot be
-dropped. Exits 3 if there is no such table.
+		Long: `Drop a table: remove it from the catalog and delete every copy of it, with
+every key in it, on every node. There is no undo. System tables (cortex_*)
+cannot be dropped. Only the table's home node or an admin node may drop it
+(exit 4 elsewhere). Exits 3 if there is no such table.
+
+When two tables have the same name (made on two nodes while they were cut
+apart, shown twice by table list), reads and writes by that name are
+refused until one is dropped: --id ID picks it (the ids are in
+cortex table list --json).
 
 Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
-		Example: `  cortex table drop sessions`,
-		Args:    cli.Positional(cobra.ExactArgs(1)),
+		Example: `  cortex table drop sessions
+  cortex table drop notes --id 0a1b2c3d4e5f6a7b-laptop`,
+		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := call(a, func(ctx context.Context, c *api.Client) (struct{}, error) {
-				return struct{}{}, c.DropTable(ctx, args[0])
+				return struct{}{}, c.DropTable(ctx, args[0], id)
 			})
 			if err != nil {
 				return err
@@ -208,4 +224,6 @@ Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
 			return err
 		},
 	}
+	c.Flags().StringVar(&id, "id", "", "the id of the table to drop, when several have the name")
+	return c
 }

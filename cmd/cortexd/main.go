@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/pki"
-	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/pflag"
@@ -63,9 +63,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer dir.unlock()
 	var ident *pki.Identity
+	var ca *x509.CertPool
 	if cfg.Mesh() {
 		// In mesh mode the node is who its certificate says it is.
 		if ident, err = pki.LoadIdentity(cfg.MeshCert, cfg.MeshKey, pki.KindNode); err != nil {
+			return err
+		}
+		if ca, err = pki.LoadCA(cfg.MeshCA); err != nil {
 			return err
 		}
 		if cfg.NodeName != "" && cfg.NodeName != ident.Name {
@@ -79,7 +83,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
 	st, err := store.Open(store.Options{
-		Dir: cfg.DataDir, Node: node, Logger: log, CanDrop: scope.CanDrop,
+		Dir: cfg.DataDir, Node: node, Logger: log, Identity: ident, CA: ca,
 		Table: tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
 			Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery},
 	})

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/tables"
+)
+
+// Member is a node's membership record (cortex_meta key node/NAME): who it
+// is and where it listens. Only the node itself writes it.
+type Member struct {
+	Node     string   `json:"node"`
+	PeerID   string   `json:"peer_id"`
+	Addrs    []string `json:"addrs"`
+	LastSeen int64    `json:"last_seen_ms"`
+	// Draining names (by id) the tables of which the node keeps a copy
+	// outside their scope until a node that holds them has every entry.
+	Draining []string `json:"draining,omitempty"`
+}
+
+// Bounds of a membership record.
+const (
+	maxMemberAddrs = 16
+	maxPeerID      = 128
+)
+
+// MemberKey is the key of a node's membership record in cortex_meta.
+func MemberKey(node string) []byte { return []byte("node/" + node) }
+
+// DecodeMember parses and checks a membership record's value: a valid node
+// name, at most 16 HOST:PORT addresses, a peer id, table ids.
+func DecodeMember(b []byte) (Member, error) {
+	var m Member
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%w: membership record: %v", tables.ErrInvalid, err)
+	}
+	if err := scope.ValidateNodeName(m.Node); err != nil {
+		return m, fmt.Errorf("membership record: %w", err)
+	}
+	if len(m.PeerID) > maxPeerID {
+		return m, fmt.Errorf("%w: membership record of %s: peer id of %d bytes", tables.ErrInvalid, m.Node, len(m.PeerID))
+	}
+	if len(m.Addrs) > maxMemberAddrs {
+		return m, fmt.Errorf("%w: membership record of %s: %d addresses, at most %d", tables.ErrInvalid, m.Node, len(m.Addrs), maxMemberAddrs)
+	}
+	for _, a := range m.Addrs {
+		if err := checkAddr(a); err != nil {
+			return m, fmt.Errorf("%w: membership record of %s: address %q: %v", tables.ErrInvalid, m.Node, a, err)
+		}
+	}
+	if len(m.Draining) > scope.MaxNodes {
+		return m, fmt.Errorf("%w: membership record of %s: %d tables draining", tables.ErrInvalid, m.Node, len(m.Draining))
+	}
+	for _, id := range m.Draining {
+		if _, ok := scope.HomeOf(id); !ok {
+			return m, fmt.Errorf("%w: membership record of %s: malformed table id %q", tables.ErrInvalid, m.Node, id)
+		}
+	}
+	return m, nil
+}
+
+// checkAddr accepts HOST:PORT with a port of 1-65535 and a host of at most
+// 253 bytes without spaces or slashes.
+func checkAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	if host == "" || len(host) > 253 || strings.ContainsAny(host, " /\\\x00") {
+		return fmt.Errorf("bad host %q", host)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
+)
+
+// This node's changes to the system tables: each is checked with Authorize
+// as this node (so the local socket has this node's rights, no more) and
+// signed by the table's Sign hook once its version is stamped. Changes from
+// peers are checked by the Admit hook: a valid proof by a node certificate
+// of the mesh CA, Authorize, and the revocation list.
+
+// putSystem sets key in a system table as this node.
+func (s *Store) putSystem(ctx context.Context, t *tables.Table, table string, key, value []byte) error {
+	e := wal.Entry{Op: wal.OpPut, Key: key, Value: value, Version: wal.Version{Origin: s.self.Name}}
+	if err := Authorize(table, &e, s.self); err != nil {
+		return err
+	}
+	_, err := t.Put(ctx, key, value)
+	return err
+}
+
+// deleteSystem deletes key from a system table as this node.
+func (s *Store) deleteSystem(ctx context.Context, t *tables.Table, table string, key []byte) error {
+	e := wal.Entry{Op: wal.OpDelete, Key: key, Version: wal.Version{Origin: s.self.Name}}
+	if err := Authorize(table, &e, s.self); err != nil {
+		return err
+	}
+	_, err := t.Delete(ctx, key)
+	return err
+}
+
+// signer returns the Sign hook of a system table: nil when standalone.
+func (s *Store) signer(table string) func(*wal.Entry) []byte {
+	id := s.opts.Identity
+	if id == nil {
+		return nil
+	}
+	return func(e *wal.Entry) []byte {
+		p, err := pki.Sign(id, changeMessage(table, e))
+		if err != nil { // the key was checked at start: never
+			s.log.Error("signing a system-table change", "table", table, "err", err)
+		}
+		return p
+	}
+}
+
+// admitter returns the Admit hook of a system table.
+func (s *Store) admitter(table string) func(*wal.Entry) error {
+	return func(e *wal.Entry) error {
+		if s.verifier == nil {
+			return fmt.Errorf("%w: a standalone node takes no system-table changes from peers", ErrDenied)
+		}
+		at, _ := tables.HLCTime(e.Version.HLC)
+		signer, err := s.verifier.Verify(e.Proof, changeMessage(table, e), at)
+		if err != nil {
+			return err
+		}
+		if err := Authorize(table, e, signer); err != nil {
+			return err
+		}
+		if since, ok := s.revokedSince(signer.Name, signer.Fingerprint); ok && e.Version.HLC >= since {
+			return fmt.Errorf("%w: %s's certificate %s is revoked", ErrDenied, signer.Name, signer.Fingerprint)
+		}
+		return nil
+	}
+}
+
+// resign signs, as this node's own changes, the system records written
+// without a proof (by this node while it ran standalone, or by an earlier
+// version) that this node may make, so that peers take them; the others
+// are left as they are and listed in the log. An admin node also moves
+// catalog records from an earlier version's key to table/NAME/ID.
+func (s *Store) resign(ctx context.Context) error {
+	for _, st := range []struct {
+		name string
+		t    *tables.Table
+	}{{scope.MetaTable, s.meta}, {scope.IdentitiesTable, s.idents}, {scope.ACLsTable, s.acls}} {
+		recs, err := st.t.ScanAll(nil, nil, 0)
+		if err != nil {
+			return err
+		}
+		var left []string
+		for _, r := range recs {
+			if len(r.Proof) > 0 {
+				continue
+			}
+			if st.t == s.meta && !r.Deleted && isLegacyTableKey(string(r.Key)) && s.self.Role == pki.RoleAdmin {
+				if info, err := decodeTableInfo(r); err == nil {
+					if err := s.putInfo(ctx, info); err != nil { // to table/NAME/ID, signed
+						return err
+					}
+					continue
+				}
+			}
+			e := r.Entry()
+			e.Version.Origin = s.self.Name
+			if Authorize(st.name, &e, s.self) != nil {
+				left = append(left, string(r.Key))
+				continue
+			}
+			if r.Deleted {
+				_, err = st.t.Delete(ctx, r.Key)
+			} else {
+				_, err = st.t.Put(ctx, r.Key, r.Value)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if len(left) > 0 {
+			s.log.Warn("system records written without a certificate that this node may not sign: they stay on this node only; make them again on an admin node",
+				"table", st.name, "records", len(left), "first", left[0])
+		}
+	}
+	return nil
+}
+
+// isLegacyTableKey reports whether key is an earlier version's catalog key
+// (table/NAME).
+func isLegacyTableKey(key string) bool {
+	name, ok := strings.CutPrefix(key, "table/")
+	return ok && name != "" && !strings.Contains(name, "/")
+}
