@@ -32,7 +32,9 @@ func TestAuthorize(t *testing.T) {
 	widened := secret
 	widened.Scope, _ = scope.ParseScope("home,office,evil")
 	legacy := scope.TableInfo{Name: "old", ID: "0123456789abcdef", Scope: all, Home: "home"}
-	put := func(key string, v any) wal.Entry { return wal.Entry{Op: wal.OpPut, Key: []byte(key), Value: mustJSON(v)} }
+	put := func(key string, v any) wal.Entry {
+		return wal.Entry{Op: wal.OpPut, Key: []byte(key), Value: mustJSON(v)}
+	}
 	raw := func(key, v string) wal.Entry { return wal.Entry{Op: wal.OpPut, Key: []byte(key), Value: []byte(v)} }
 	del := func(key string) wal.Entry { return wal.Entry{Op: wal.OpDelete, Key: []byte(key)} }
 	member := func(node string) Member { return Member{Node: node, PeerID: "p", Addrs: []string{"127.0.0.1:7946"}} }

@@ -207,7 +207,9 @@ func TestRemoteSystemChangesAreChecked(t *testing.T) {
 	widened.Scope = scope.Scope{Nodes: []string{"evil", "home", "office"}}
 	other := newTestCA(t)
 	stranger := other.identity("home", pki.RoleAdmin)
-	put := func(key string, v any) wal.Entry { return wal.Entry{Op: wal.OpPut, Key: []byte(key), Value: mustJSON(v)} }
+	put := func(key string, v any) wal.Entry {
+		return wal.Entry{Op: wal.OpPut, Key: []byte(key), Value: mustJSON(v)}
+	}
 	future := tables.HLC(time.Now().Add(time.Hour).UnixMilli(), 0)
 	for _, tc := range []struct {
 		name string

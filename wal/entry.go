@@ -75,9 +75,9 @@ const (
 const (
 	entryFormat      = 1
 	entryFormatProof = 2
-	crcSize      = 4
-	fixedHeader  = 1 + 1 + 8 // format, op, hlc
-	minEntrySize = fixedHeader + 3 + crcSize
+	crcSize          = 4
+	fixedHeader      = 1 + 1 + 8 // format, op, hlc
+	minEntrySize     = fixedHeader + 3 + crcSize
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
