@@ -220,18 +220,6 @@ func sign(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer any) ([]b
 	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
 }
 
-func checkFree(overwrite bool, paths ...string) error {
-	if overwrite {
-		return nil
-	}
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
-			return fmt.Errorf("%w: %s (use --overwrite to replace it)", ErrExists, p)
-		}
-	}
-	return nil
-}
-
 func writePair(dir, certPath, keyPath string, der []byte, key *ecdsa.PrivateKey) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -244,16 +232,4 @@ func writePair(dir, certPath, keyPath string, der []byte, key *ecdsa.PrivateKey)
 		return err
 	}
 	return writeFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-}
-
-// writeFile replaces path with data, with the mode given whatever the umask.
-func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
