@@ -9,7 +9,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -176,12 +175,16 @@ func CreateClientCert(dir, identity string, overwrite bool, now time.Time) error
 	return issue(dir, tmpl, cert, key, overwrite, now)
 }
 
-// issue signs tmpl with the CA in dir and writes the pair.
+// issue signs tmpl with the CA in dir and writes the pair. A CA key file its
+// group or others may read or write is refused (ErrKeyTooOpen).
 func issue(dir string, tmpl *x509.Certificate, certPath, keyPath string, overwrite bool, now time.Time) error {
 	if err := checkFree(overwrite, certPath, keyPath); err != nil {
 		return err
 	}
-	ca, err := tls.LoadX509KeyPair(caCertPath(dir), caKeyPath(dir))
+	ca, err := LoadKeyPair(caCertPath(dir), caKeyPath(dir))
+	if errors.Is(err, ErrKeyTooOpen) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("load the mesh CA from %s (make one with: cortex cert create-ca --dir %s): %w", dir, dir, err)
 	}

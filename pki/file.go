@@ -1,8 +1,10 @@
 package pki
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -79,4 +81,58 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ErrKeyTooOpen is returned (wrapped in a message naming the file and the
+// fix) for a private key file that its group or others may read or write.
+var ErrKeyTooOpen = errors.New("private key file too open")
+
+type keyModeError struct {
+	path string
+	mode fs.FileMode
+}
+
+func (e *keyModeError) Error() string {
+	return fmt.Sprintf("permissions %04o for %s are too open: the private key must be readable by its owner only (chmod 600 %s)",
+		e.mode.Perm(), e.path, e.path)
+}
+
+func (e *keyModeError) Unwrap() error { return ErrKeyTooOpen }
+
+// readKey reads a private key file, refusing it, as ssh does, if its mode
+// gives its group or others any access. The mode checked is that of the file
+// read (fstat of the open file): a key that is a symbolic link to a 0600 file
+// is accepted, since a link's own mode means nothing and whoever may replace
+// the link may as well replace a key file in the same directory.
+func readKey(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, &keyModeError{path: path, mode: fi.Mode()}
+	}
+	return io.ReadAll(f)
+}
+
+// LoadKeyPair is tls.LoadX509KeyPair, but it refuses a key file that its
+// group or others may read or write (ErrKeyTooOpen).
+func LoadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyPEM, err := readKey(keyPath)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
 }

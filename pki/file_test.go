@@ -2,9 +2,11 @@ package pki
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -139,5 +141,84 @@ func TestWriteFileFailureLeavesNothing(t *testing.T) {
 	}
 	if fi, err := os.Lstat(target); err != nil || !fi.IsDir() {
 		t.Errorf("target changed: %v %v", fi, err)
+	}
+}
+
+func tooOpen(path string, mode os.FileMode) string {
+	return fmt.Sprintf("permissions %04o for %s are too open: the private key must be readable by its owner only (chmod 600 %s)", mode, path, path)
+}
+
+// A key file its group or others may read or write is refused when loaded,
+// as ssh does; the error names the file, its mode and the fix.
+func TestLoadIdentityRefusesOpenKey(t *testing.T) {
+	dir := newCA(t, t0)
+	nodeCert(t, dir, "home")
+	clientCert(t, dir, "alice")
+	homeCrt, homeKey := NodeCertFiles(dir, "home")
+	aliceCrt, aliceKey := ClientCertFiles(dir, "alice")
+	for _, m := range []os.FileMode{0o644, 0o640, 0o604, 0o660, 0o620, 0o602, 0o601, 0o610, 0o666} {
+		for _, c := range []struct {
+			crt, key string
+			kind     Kind
+		}{{homeCrt, homeKey, KindNode}, {aliceCrt, aliceKey, KindClient}} {
+			if err := os.Chmod(c.key, m); err != nil {
+				t.Fatal(err)
+			}
+			id, err := LoadIdentity(c.crt, c.key, c.kind)
+			if id != nil || !errors.Is(err, ErrKeyTooOpen) || err.Error() != tooOpen(c.key, m) {
+				t.Errorf("%s mode %04o: %+v, %v; want %q", filepath.Base(c.key), m, id, err, tooOpen(c.key, m))
+			}
+		}
+	}
+	for _, m := range []os.FileMode{0o600, 0o400} {
+		os.Chmod(homeKey, m)
+		if _, err := LoadIdentity(homeCrt, homeKey, KindNode); err != nil {
+			t.Errorf("mode %04o refused: %v", m, err)
+		}
+	}
+	// A symbolic link is judged by the file it points to.
+	os.Chmod(homeKey, 0o600)
+	link := filepath.Join(t.TempDir(), "home.key")
+	if err := os.Symlink(homeKey, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIdentity(homeCrt, link, KindNode); err != nil {
+		t.Errorf("a link to a 0600 key: %v", err)
+	}
+	os.Chmod(homeKey, 0o644)
+	if _, err := LoadIdentity(homeCrt, link, KindNode); err == nil || err.Error() != tooOpen(link, 0o644) {
+		t.Errorf("a link to a 0644 key: %v", err)
+	}
+	// Not a regular file.
+	if _, err := LoadIdentity(homeCrt, dir, KindNode); err == nil || !strings.Contains(err.Error(), dir+" is not a regular file") {
+		t.Errorf("a directory as the key: %v", err)
+	}
+	// LoadKeyPair, for callers that need no mesh kind, checks the same.
+	if _, err := LoadKeyPair(homeCrt, homeKey); !errors.Is(err, ErrKeyTooOpen) {
+		t.Errorf("LoadKeyPair of a 0644 key: %v", err)
+	}
+}
+
+// Issuing certificates refuses a CA key its group or others may read or
+// write, and writes nothing.
+func TestIssueRefusesOpenCAKey(t *testing.T) {
+	dir := newCA(t, t0)
+	if err := os.Chmod(caKeyPath(dir), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, create := range []func() error{
+		func() error { return CreateNodeCert(dir, "home", RoleMember, nil, false, t0) },
+		func() error { return CreateClientCert(dir, "alice", false, t0) },
+	} {
+		if err := create(); !errors.Is(err, ErrKeyTooOpen) || err.Error() != tooOpen(caKeyPath(dir), 0o644) {
+			t.Errorf("issuing with a 0644 CA key: %v", err)
+		}
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"ca.crt", "ca.key"}) {
+		t.Errorf("a refused issue wrote files: %v", got)
+	}
+	os.Chmod(caKeyPath(dir), 0o600)
+	if err := CreateClientCert(dir, "alice", false, t0); err != nil {
+		t.Errorf("issuing with a 0600 CA key: %v", err)
 	}
 }
