@@ -9,7 +9,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -176,12 +175,16 @@ func CreateClientCert(dir, identity string, overwrite bool, now time.Time) error
 	return issue(dir, tmpl, cert, key, overwrite, now)
 }
 
-// issue signs tmpl with the CA in dir and writes the pair.
+// issue signs tmpl with the CA in dir and writes the pair. A CA key file its
+// group or others may read or write is refused (ErrKeyTooOpen).
 func issue(dir string, tmpl *x509.Certificate, certPath, keyPath string, overwrite bool, now time.Time) error {
 	if err := checkFree(overwrite, certPath, keyPath); err != nil {
 		return err
 	}
-	ca, err := tls.LoadX509KeyPair(caCertPath(dir), caKeyPath(dir))
+	ca, err := LoadKeyPair(caCertPath(dir), caKeyPath(dir))
+	if errors.Is(err, ErrKeyTooOpen) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("load the mesh CA from %s (make one with: cortex cert create-ca --dir %s): %w", dir, dir, err)
 	}
@@ -220,18 +223,6 @@ func sign(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer any) ([]b
 	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
 }
 
-func checkFree(overwrite bool, paths ...string) error {
-	if overwrite {
-		return nil
-	}
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
-			return fmt.Errorf("%w: %s (use --overwrite to replace it)", ErrExists, p)
-		}
-	}
-	return nil
-}
-
 func writePair(dir, certPath, keyPath string, der []byte, key *ecdsa.PrivateKey) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -244,16 +235,4 @@ func writePair(dir, certPath, keyPath string, der []byte, key *ecdsa.PrivateKey)
 		return err
 	}
 	return writeFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-}
-
-// writeFile replaces path with data, with the mode given whatever the umask.
-func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -488,6 +488,11 @@ func TestLoadIdentity(t *testing.T) {
 	homeCrt, homeKey := NodeCertFiles(dir, "home")
 	_, officeKey := NodeCertFiles(dir, "office")
 	aliceCrt, aliceKey := ClientCertFiles(dir, "alice")
+	// A certificate given as the key, with a key's mode.
+	crtAsKey := filepath.Join(dir, "crt-as.key")
+	if b, err := os.ReadFile(homeCrt); err != nil || os.WriteFile(crtAsKey, b, 0o600) != nil {
+		t.Fatal(err)
+	}
 
 	id, err := LoadIdentity(homeCrt, homeKey, KindNode)
 	if err != nil {
@@ -512,7 +517,7 @@ func TestLoadIdentity(t *testing.T) {
 		{"the CA", caCertPath(dir), caKeyPath(dir), KindNode, "not marked as a cortex node or client certificate"},
 		{"missing certificate", filepath.Join(dir, "none.crt"), homeKey, KindNode, "none.crt"},
 		{"missing key", homeCrt, filepath.Join(dir, "none.key"), KindNode, "none.key"},
-		{"certificate as key", homeCrt, homeCrt, KindNode, "load"},
+		{"certificate as key", homeCrt, crtAsKey, KindNode, "load"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			id, err := LoadIdentity(c.crt, c.key, c.want)

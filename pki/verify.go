@@ -21,9 +21,13 @@ type Identity struct {
 }
 
 // LoadIdentity loads a certificate and its key, checks that they belong
-// together and that the certificate is a mesh certificate of kind want.
+// together and that the certificate is a mesh certificate of kind want. A
+// key file its group or others may read or write is refused (ErrKeyTooOpen).
 func LoadIdentity(certPath, keyPath string, want Kind) (*Identity, error) {
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	pair, err := LoadKeyPair(certPath, keyPath)
+	if errors.Is(err, ErrKeyTooOpen) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s and %s: %w", certPath, keyPath, err)
 	}

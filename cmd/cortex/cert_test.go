@@ -131,6 +131,25 @@ func TestCertCommands(t *testing.T) {
 	}
 }
 
+// A CA key its group or others may read is refused when issuing: exit 1,
+// the fix named, nothing written.
+func TestCertRefusesOpenCAKey(t *testing.T) {
+	t.Parallel()
+	env := nowhere(t)
+	dir := filepath.Join(t.TempDir(), "certs")
+	okEnv(t, env, "cert", "create-ca", "--dir", dir)
+	caKey := filepath.Join(dir, "ca.key")
+	if err := os.Chmod(caKey, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	want := "permissions 0640 for " + caKey + " are too open: the private key must be readable by its owner only (chmod 600 " + caKey + ")"
+	fails(t, runEnv(t, env, "", "cert", "create-node", "home", "--dir", dir), 1, want)
+	fails(t, runEnv(t, env, "", "cert", "create-client", "alice", "--dir", dir), 1, want)
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("a refused issue wrote files: %v", entries)
+	}
+}
+
 func TestCertUsageErrors(t *testing.T) {
 	t.Parallel()
 	env := nowhere(t)
@@ -362,6 +381,16 @@ func TestRemoteConnectionErrors(t *testing.T) {
 	fails(t, run(n.addr, filepath.Join(n.dir, "none.crt"), aliceCrt, aliceKey), 1, "--ca: load mesh CA")
 	fails(t, run(n.addr, ca, filepath.Join(n.dir, "none.crt"), aliceKey), 1, "--cert and --key")
 	fails(t, run(n.addr, ca, aliceCrt, bobKey), 1, "private key does not match")
+	// A key its group or others may read is refused, a client's as well as
+	// any other key shown as one (no fallback to loading it anyway).
+	nodeCrt, nodeKey := pki.NodeCertFiles(n.dir, "home")
+	for _, c := range [][2]string{{aliceCrt, aliceKey}, {nodeCrt, nodeKey}} {
+		open := filepath.Join(t.TempDir(), filepath.Base(c[1]))
+		if b, err := os.ReadFile(c[1]); err != nil || os.WriteFile(open, b, 0o600) != nil || os.Chmod(open, 0o644) != nil {
+			t.Fatal(err)
+		}
+		fails(t, run(n.addr, ca, c[0], open), 1, "--key: permissions 0644 for "+open+" are too open: the private key must be readable by its owner only (chmod 600 "+open+")")
+	}
 
 	// The node's certificate is not the one expected.
 	r := run("localhost:"+port, ca, aliceCrt, aliceKey)
@@ -372,7 +401,6 @@ func TestRemoteConnectionErrors(t *testing.T) {
 	fails(t, run(n.addr, filepath.Join(n.other, "ca.crt"), aliceCrt, aliceKey), 5, "the node's certificate is not signed by the mesh CA in --ca "+filepath.Join(n.other, "ca.crt"))
 
 	// The node refuses our certificate.
-	nodeCrt, nodeKey := pki.NodeCertFiles(n.dir, "home")
 	r = run(n.addr, ca, nodeCrt, nodeKey)
 	fails(t, r, 5, "the node refused our certificate (--cert "+nodeCrt+")")
 	if !strings.Contains(r.stderr, "is a node certificate, not a client certificate") {

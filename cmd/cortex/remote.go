@@ -89,11 +89,13 @@ func (r *remote) client() (*api.Client, error) {
 	var pair tls.Certificate
 	if id, err := pki.LoadIdentity(r.cert, r.key, pki.KindClient); err == nil {
 		pair = id.TLS
+	} else if errors.Is(err, pki.ErrKeyTooOpen) {
+		return nil, fmt.Errorf("--key: %w", err)
 	} else {
 		// Not a client certificate of the mesh (a node's, say): if the key
 		// matches, it is still shown, and the node decides; the node refuses
 		// it and logs why, and what we print then says what is wrong.
-		p, perr := tls.LoadX509KeyPair(r.cert, r.key)
+		p, perr := pki.LoadKeyPair(r.cert, r.key)
 		if perr != nil {
 			return nil, fmt.Errorf("--cert and --key: %w", err)
 		}

@@ -3,13 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
-
-	"io"
 
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/wal"
@@ -21,28 +21,123 @@ type dataDir struct {
 	lock *os.File
 }
 
-// lockDataDir creates the directory if needed and takes its lock, so that a
-// second cortexd on the same directory fails at once.
+// lockDataDir checks the data directory, creates it (mode 0700) if it does
+// not exist, and takes its lock, so that a second cortexd on the same
+// directory fails at once. Refused, changing nothing: a data directory that
+// is a symbolic link (give the real path: whoever may change the link may
+// point the node at other data), that is not a directory, or that its group
+// or others may write to (they could replace the node's files); a LOCK that
+// is a symbolic link or not a regular file (LOCK is opened with O_NOFOLLOW,
+// so a link planted between the check and the open is refused too). A LOCK
+// this call created is removed again if the lock cannot be taken.
 func lockDataDir(path string) (*dataDir, error) {
-	if err := os.MkdirAll(path, 0o700); err != nil {
+	if err := prepareDataDir(path); err != nil {
+		return nil, err
+	}
+	lockPath := filepath.Join(path, "LOCK")
+	if fi, err := os.Lstat(lockPath); err == nil {
+		if err := checkLockFile(lockPath, fi); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("data directory %s: %w", path, err)
 	}
-	f, err := os.OpenFile(filepath.Join(path, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, created, err := openLock(lockPath)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, lockSymlinkError(lockPath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		pid, _ := io.ReadAll(f)
+	fail := func(err error) (*dataDir, error) {
 		f.Close()
+		if created {
+			os.Remove(lockPath)
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("data directory %s: %w", path, err))
+	}
+	if err := checkLockFile(lockPath, fi); err != nil {
+		return fail(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
+			// Another process holds this very file: never remove it.
+			pid, _ := io.ReadAll(f)
+			f.Close()
 			return nil, fmt.Errorf("data directory %s is in use by another cortexd (pid %s); stop it first or use another --data-dir",
 				path, strings.TrimSpace(string(pid)))
 		}
-		return nil, fmt.Errorf("data directory %s: lock: %w", path, err)
+		return fail(fmt.Errorf("data directory %s: lock: %w", path, err))
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return &dataDir{path: path, lock: f}, nil
+}
+
+// prepareDataDir creates the data directory (mode 0700) if it does not
+// exist and checks what is there. Only the last element of path is checked
+// for a symbolic link: links higher up (/var -> /private/var) are the
+// system's, and one whose owner is not trusted cannot be told apart here.
+func prepareDataDir(path string) error {
+	// Clean drops a trailing slash, with which lstat would follow a link.
+	path = filepath.Clean(path)
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return fmt.Errorf("data directory %s: %w", path, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("data directory %s: %w", path, err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", path, err)
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		if target, err := filepath.EvalSymlinks(path); err == nil {
+			return fmt.Errorf("data directory %s is a symbolic link to %s: give the real path (--data-dir %s)", path, target, target)
+		}
+		return fmt.Errorf("data directory %s is a symbolic link: give the real path of the directory", path)
+	case !fi.IsDir():
+		return fmt.Errorf("data directory %s is not a directory", path)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("data directory %s is writable by its group or others (mode %04o): only the user cortexd runs as may write there (chmod 700 %s)",
+			path, fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
+// openLock opens LOCK without following a symbolic link, creating it if
+// needed; created says whether this call made it.
+func openLock(path string) (f *os.File, created bool, err error) {
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err == nil {
+		return f, true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, false, err
+	}
+	f, err = os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	return f, false, err
+}
+
+// checkLockFile refuses a LOCK that is a symbolic link or not a regular file.
+func checkLockFile(path string, fi fs.FileInfo) error {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return lockSymlinkError(path)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file (mode %s): remove it and start again", path, fi.Mode())
+	}
+	return nil
+}
+
+func lockSymlinkError(path string) error {
+	return fmt.Errorf("%s is a symbolic link: cortexd never writes through one; remove it (rm %s) and start again", path, path)
 }
 
 func (d *dataDir) unlock() { d.lock.Close() }

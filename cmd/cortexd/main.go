@@ -57,15 +57,12 @@ func newLogger(cfg Config) *slog.Logger {
 // run serves until ctx ends, then stops cleanly: stop accepting, finish the
 // requests in flight, close the tables (checkpointing them), remove the socket.
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	dir, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	defer dir.unlock()
 	var ident *pki.Identity
 	var ca *x509.CertPool
 	if cfg.Mesh() {
-		// In mesh mode the node is who its certificate says it is.
+		// In mesh mode the node is who its certificate says it is. It is
+		// loaded first, so that a refused key changes nothing on disk.
+		var err error
 		if ident, err = pki.LoadIdentity(cfg.MeshCert, cfg.MeshKey, pki.KindNode); err != nil {
 			return err
 		}
@@ -77,6 +74,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		cfg.NodeName = ident.Name
 	}
+	dir, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer dir.unlock()
 	node, err := dir.nodeName(cfg.NodeName)
 	if err != nil {
 		return err
