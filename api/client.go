@@ -200,3 +200,16 @@ func (c *Client) Grants(ctx context.Context) ([]store.Grant, error) {
 	var r []store.Grant
 	return r, c.call(ctx, "acl/list", Empty{}, &r)
 }
+
+// RevokeCert adds a node name or a certificate fingerprint to the mesh's
+// revocation list.
+func (c *Client) RevokeCert(ctx context.Context, target string) (store.Revocation, error) {
+	var r store.Revocation
+	return r, c.call(ctx, "node/revoke", RevokeRequest{Target: target}, &r)
+}
+
+// Revocations lists the revocation list.
+func (c *Client) Revocations(ctx context.Context) ([]store.Revocation, error) {
+	var r []store.Revocation
+	return r, c.call(ctx, "node/revocations", Empty{}, &r)
+}

@@ -19,8 +19,9 @@ import (
 // without a verified certificate is denied too: on this listener it must
 // never be taken for the local administrator.
 //
-// The registry is read on every request, so removing an identity or
-// re-pinning it takes effect on the next request, even on open connections.
+// The registry and the revocation list are read on every request, so
+// removing an identity, re-pinning or revoking it takes effect on the next
+// request, even on open connections.
 func (s *Server) Remote() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
@@ -45,6 +46,9 @@ func (s *Server) admit(cert *x509.Certificate) error {
 	}
 	if err != nil {
 		return err
+	}
+	if s.store.Revoked(name, pki.Fingerprint(cert)) {
+		return &Error{http.StatusForbidden, CodeDenied, fmt.Sprintf("the certificate of %s is revoked (cortex node revoke)", name)}
 	}
 	if id.Kind != string(pki.KindClient) {
 		return &Error{http.StatusForbidden, CodeDenied,

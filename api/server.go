@@ -65,6 +65,8 @@ func NewServer(st *store.Store, limits tables.Limits, log *slog.Logger) *Server 
 	route(s, "acl/grant", s.grant)
 	route(s, "acl/revoke", s.revoke)
 	route(s, "acl/list", s.listACLs)
+	route(s, "node/revoke", s.revokeNode)
+	route(s, "node/revocations", s.listRevocations)
 	return s
 }
 
@@ -422,4 +424,23 @@ func (s *Server) listACLs(_ context.Context, c caller, _ *Empty) ([]store.Grant,
 		return nil, err
 	}
 	return s.store.Grants()
+}
+
+// RevokeRequest names a node or a certificate fingerprint to revoke.
+type RevokeRequest struct {
+	Target string `json:"target"`
+}
+
+func (s *Server) revokeNode(ctx context.Context, c caller, req *RevokeRequest) (store.Revocation, error) {
+	if err := s.check(c, scope.MetaTable, store.PermAdmin); err != nil {
+		return store.Revocation{}, err
+	}
+	return s.store.Revoke(ctx, req.Target)
+}
+
+func (s *Server) listRevocations(_ context.Context, c caller, _ *Empty) ([]store.Revocation, error) {
+	if err := s.check(c, scope.MetaTable, store.PermAdmin); err != nil {
+		return nil, err
+	}
+	return s.store.Revocations()
 }

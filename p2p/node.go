@@ -2,11 +2,11 @@ package p2p
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sort"
 	"strconv"
@@ -35,10 +35,7 @@ import (
 // writes would win (or lose) every conflict by the error of its clock.
 const MaxRefusedSkew = 60 * time.Second
 
-// Redial backoff bounds.
 const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 3 * time.Second // a healed partition is redialed within this
 	// dialTimeout bounds a TCP connect, so that a dial into a partition
 	// (no answer at all) gives up and retries soon after the link is back.
 	dialTimeout = 3 * time.Second
@@ -140,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		libp2p.ListenAddrs(listen),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(SecurityID, func(id protocol.ID, muxers []tptu.StreamMuxer) (*Security, error) {
-			s, err := NewSecurity(id, cfg.Identity, roots, muxers, cfg.Logger, cfg.Now)
+			s, err := NewSecurity(id, cfg.Identity, roots, muxers, cfg.Logger, cfg.Now, n.revoked)
 			n.sec = s
 			return s, err
 		}),
@@ -252,11 +249,27 @@ func (n *Node) members() []memberRecord {
 	return out
 }
 
-// dialKnownMembers keeps a dial loop on the addresses of every member.
+// revoked reports whether a peer's certificate is on the revocation list.
+func (n *Node) revoked(c *x509.Certificate) bool {
+	return n.store.Revoked(c.Subject.CommonName, pki.Fingerprint(c))
+}
+
+// closeRevoked disconnects the peers whose certificates were revoked.
+func (n *Node) closeRevoked() {
+	for _, id := range n.host.Network().Peers() {
+		if c, ok := n.sec.PeerCert(id); ok && n.revoked(c) {
+			n.log.Warn("mesh: disconnecting a peer whose certificate is revoked", "peer", c.Subject.CommonName, "fingerprint", pki.Fingerprint(c))
+			n.host.Network().ClosePeer(id)
+		}
+	}
+}
+
+// dialKnownMembers keeps a dial loop on the addresses of every member that
+// is not revoked.
 func (n *Node) dialKnownMembers() {
 	for _, r := range n.members() {
 		m, err := r.member()
-		if err != nil || m.Node == n.Name() {
+		if err != nil || m.Node == n.Name() || n.store.Revoked(m.Node, "") {
 			continue
 		}
 		for _, a := range m.Addrs {
@@ -278,11 +291,13 @@ func (n *Node) target(addr string) {
 }
 
 // dialLoop keeps this node connected to whatever node listens at addr,
-// redialing with capped, jittered exponential backoff.
+// redialing with capped, jittered exponential backoff, slower once the
+// address has not answered for slowAfter.
 func (n *Node) dialLoop(addr string) {
 	defer n.wg.Done()
-	backoff := minBackoff
+	b := newBackoff()
 	var id peer.ID
+	failingSince := time.Time{}
 	for n.ctx.Err() == nil {
 		n.mu.Lock()
 		wait := n.changed
@@ -300,16 +315,22 @@ func (n *Node) dialLoop(addr string) {
 			return
 		}
 		if err == nil {
-			id, backoff = got, minBackoff
+			id, failingSince = got, time.Time{}
+			b.Reset()
+			b.MaxInterval = maxBackoff
 			continue
 		}
-		n.log.Debug("mesh: dial failed", "addr", addr, "err", err, "retry_in", backoff)
-		sleep := backoff/2 + rand.N(backoff/2+1)
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		} else if time.Since(failingSince) > slowAfter {
+			b.MaxInterval = slowBackoff
+		}
+		sleep := b.NextBackOff()
+		n.log.Debug("mesh: dial failed", "addr", addr, "err", err, "retry_in", sleep)
 		select {
 		case <-n.ctx.Done():
 		case <-time.After(sleep):
 		}
-		backoff = min(backoff*2, maxBackoff)
 	}
 }
 

@@ -23,14 +23,46 @@ import (
 // ends must be in the table's scope: data never leaves it.
 const RepairID = "/cortex/repair/1"
 
+// repairRequest is the first frame of a repair stream. A fetch sends the key
+// hashes it wants after it, once the request is admitted, as frames of
+// 8-byte hashes ended by an empty frame.
 type repairRequest struct {
-	Version int      `json:"v"`
-	Op      string   `json:"op"` // buckets, leaves, hashes, fetch or apply
-	Table   string   `json:"table"`
-	TableID string   `json:"table_id"`
-	Buckets []int    `json:"buckets,omitempty"` // leaves: of these buckets
-	Leaves  []int    `json:"leaves,omitempty"`  // hashes: of these leaves
-	Keys    []uint64 `json:"keys,omitempty"`    // fetch: the records of these key hashes
+	Version int    `json:"v"`
+	Op      string `json:"op"` // buckets, leaves, hashes, fetch or apply
+	Table   string `json:"table"`
+	TableID string `json:"table_id"`
+	Buckets []int  `json:"buckets,omitempty"` // leaves: of these buckets
+	Leaves  []int  `json:"leaves,omitempty"`  // hashes: of these leaves
+}
+
+// Limits of what a repair peer sends before and after it is admitted.
+const (
+	// maxRepairRequest bounds the request frame, read before admission:
+	// at most every leaf of every bucket (65,536 numbers).
+	maxRepairRequest = 1 << 20
+	// maxFetchKeys bounds the key hashes of one fetch.
+	maxFetchKeys = 1 << 24
+)
+
+// check validates a request's fields.
+func (r repairRequest) check() error {
+	if r.Version != replVersion {
+		return fmt.Errorf("repair protocol version %d: this node speaks %d", r.Version, replVersion)
+	}
+	if len(r.Buckets) > tables.Buckets || len(r.Leaves) > tables.Buckets*256 {
+		return errors.New("repair request: too many buckets or leaves")
+	}
+	for _, b := range r.Buckets {
+		if b < 0 || b >= tables.Buckets {
+			return fmt.Errorf("repair request: bucket %d", b)
+		}
+	}
+	for _, l := range r.Leaves {
+		if l < 0 || l >= tables.Buckets*256 {
+			return fmt.Errorf("repair request: leaf %d", l)
+		}
+	}
+	return nil
 }
 
 // BucketDigests is a copy's digest per bucket and its log offset.
@@ -43,15 +75,16 @@ type BucketDigests struct {
 func (n *Node) handleRepair(s network.Stream) {
 	defer s.Close()
 	peerName := n.peerName(s.Conn().RemotePeer())
-	s.SetDeadline(time.Now().Add(5 * time.Minute))
-	b, err := ReadFrame(s, maxReplFrame)
+	s.SetDeadline(time.Now().Add(handshakeTimeout))
+	b, err := ReadFrame(s, maxRepairRequest)
 	if err != nil {
 		s.Reset()
 		return
 	}
+	s.SetDeadline(time.Now().Add(5 * time.Minute))
 	var req repairRequest
-	if err = json.Unmarshal(b, &req); err == nil && req.Version != replVersion {
-		err = fmt.Errorf("repair protocol version %d: this node speaks %d", req.Version, replVersion)
+	if err = json.Unmarshal(b, &req); err == nil {
+		err = req.check()
 	}
 	var t *tables.Table
 	if err == nil {
@@ -84,7 +117,11 @@ func (n *Node) serveRepair(s network.Stream, t *tables.Table, req repairRequest)
 		}
 		return sendHashes(s, hashes)
 	case "fetch":
-		recs, err := t.RecordsByKeyHash(req.Keys)
+		keys, err := readKeyHashes(s)
+		if err != nil {
+			return err
+		}
+		recs, err := t.RecordsByKeyHash(keys)
 		if err != nil {
 			return err
 		}
@@ -221,6 +258,41 @@ func sendHashes(s network.Stream, hs []tables.KeyHash) error {
 	return WriteFrame(s, nil)
 }
 
+// Key hashes of a fetch travel the same way, 8 bytes each.
+func sendKeyHashes(s network.Stream, keys []uint64) error {
+	for len(keys) > 0 {
+		n := min(len(keys), hashesPerFrame)
+		b := make([]byte, 0, 8*n)
+		for _, k := range keys[:n] {
+			b = binary.BigEndian.AppendUint64(b, k)
+		}
+		if err := WriteFrame(s, b); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return WriteFrame(s, nil)
+}
+
+func readKeyHashes(s network.Stream) ([]uint64, error) {
+	var out []uint64
+	for {
+		b, err := ReadFrame(s, 8*hashesPerFrame)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == 0 {
+			return out, nil
+		}
+		if len(b)%8 != 0 || len(out)+len(b)/8 > maxFetchKeys {
+			return nil, fmt.Errorf("malformed or too many key hashes (%d bytes)", len(b))
+		}
+		for i := 0; i < len(b); i += 8 {
+			out = append(out, binary.BigEndian.Uint64(b[i:]))
+		}
+	}
+}
+
 func decodeHashes(b []byte) ([]tables.KeyHash, error) {
 	if len(b)%16 != 0 || len(b) > 16*hashesPerFrame {
 		return nil, fmt.Errorf("malformed key hashes frame of %d bytes", len(b))
@@ -254,11 +326,14 @@ func (n *Node) repairCall(ctx context.Context, node string, req repairRequest, o
 
 // RemoteFetch returns a node's records of the given key hashes.
 func (n *Node) RemoteFetch(ctx context.Context, node string, info scope.TableInfo, keys []uint64) ([]tables.Record, error) {
-	s, err := n.repairStream(ctx, node, repairRequest{Op: "fetch", Table: info.Name, TableID: info.ID, Keys: keys})
+	s, err := n.repairStream(ctx, node, repairRequest{Op: "fetch", Table: info.Name, TableID: info.ID})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
+	if err := sendKeyHashes(s, keys); err != nil {
+		return nil, err
+	}
 	var out []tables.Record
 	for {
 		b, err := ReadFrame(s, maxReplFrame)

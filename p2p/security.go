@@ -44,6 +44,9 @@ type Security struct {
 	muxers []string
 	log    *slog.Logger
 	now    func() time.Time
+	// revoked reports whether a verified certificate is on the mesh's
+	// revocation list: such a peer gets no connection.
+	revoked func(*x509.Certificate) bool
 
 	mu    sync.Mutex
 	peers map[peer.ID]*x509.Certificate // certificates of authenticated peers
@@ -52,7 +55,7 @@ type Security struct {
 var _ sec.SecureTransport = (*Security)(nil)
 
 // NewSecurity returns the transport for a node identity and the mesh CA.
-func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxers []tptu.StreamMuxer, log *slog.Logger, now func() time.Time) (*Security, error) {
+func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxers []tptu.StreamMuxer, log *slog.Logger, now func() time.Time, revoked func(*x509.Certificate) bool) (*Security, error) {
 	_, pub, err := libp2pKeys(ident)
 	if err != nil {
 		return nil, err
@@ -61,7 +64,7 @@ func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxe
 	if err != nil {
 		return nil, err
 	}
-	s := &Security{id: id, ident: ident, roots: roots, local: local, log: log, now: now, peers: map[peer.ID]*x509.Certificate{}}
+	s := &Security{id: id, ident: ident, roots: roots, local: local, log: log, now: now, revoked: revoked, peers: map[peer.ID]*x509.Certificate{}}
 	for _, m := range muxers {
 		s.muxers = append(s.muxers, string(m.ID))
 	}
@@ -113,6 +116,9 @@ func (s *Security) config(verified **x509.Certificate) *tls.Config {
 			leaf, err := pki.Verify(raw, s.roots, pki.KindNode, s.now())
 			if err != nil {
 				return err
+			}
+			if s.revoked != nil && s.revoked(leaf) {
+				return fmt.Errorf("the certificate of %q (%s) is revoked", leaf.Subject.CommonName, pki.Fingerprint(leaf))
 			}
 			*verified = leaf
 			return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -101,6 +100,7 @@ func (n *Node) replicate() {
 			return
 		case <-peersChanged:
 		case <-catalogChanged:
+			n.closeRevoked()
 		case <-tick:
 			if err := n.store.Reconcile(); err != nil {
 				n.log.Warn("placement", "err", err)
@@ -141,22 +141,22 @@ func tableIDs(ts []scope.TableInfo) []string {
 // the stored cursor after every interruption, with capped backoff.
 func (n *Node) subscribe(ctx context.Context, k subKey) {
 	defer n.wg.Done()
-	backoff := minBackoff
+	b := newBackoff()
 	for ctx.Err() == nil {
 		progressed, err := n.subscribeOnce(ctx, k)
 		if ctx.Err() != nil {
 			return
 		}
 		if progressed {
-			backoff = minBackoff
+			b.Reset()
 		}
-		n.log.Warn("repl: subscription interrupted", "table", k.table, "peer", n.peerName(k.peer), "err", err, "retry_in", backoff)
+		sleep := b.NextBackOff()
+		n.log.Warn("repl: subscription interrupted", "table", k.table, "peer", n.peerName(k.peer), "err", err, "retry_in", sleep)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		case <-time.After(sleep):
 		}
-		backoff = min(backoff*2, maxBackoff)
 	}
 }
 

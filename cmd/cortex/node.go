@@ -13,9 +13,10 @@ import (
 )
 
 func nodeCmd(a *app) *cobra.Command {
-	c := groupCmd("node", "Show the node cortex talks to", "Show the node cortex talks to.",
-		"  cortex node status")
-	c.AddCommand(nodeStatusCmd(a))
+	c := groupCmd("node", "Show the node cortex talks to; revoke nodes' certificates",
+		"Show the node cortex talks to, and keep the mesh's revocation list.",
+		"  cortex node status\n  cortex node revoke laptop")
+	c.AddCommand(nodeStatusCmd(a), nodeRevokeCmd(a), nodeRevocationsCmd(a))
 	return c
 }
 

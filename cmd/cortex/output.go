@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/spf13/cobra"
 )
 
 // isTerminal reports whether w is a terminal (a character device).
@@ -136,4 +139,23 @@ func (a *app) spinner(what string) (stop func()) {
 		close(done)
 		<-finished
 	}
+}
+
+// confirm asks before something destructive: yes (--yes) goes on; otherwise
+// a terminal on stdin is asked the question and must answer y or yes; with
+// no terminal the command stops with a usage error saying to add --yes.
+func (a *app) confirm(cmd *cobra.Command, yes bool, question string) error {
+	if yes {
+		return nil
+	}
+	in, ok := a.stdin.(*os.File)
+	if !ok || !isTerminal(in) {
+		return cli.Usagef(cmd, "%s: this cannot be undone; add --yes to go on without a terminal", question)
+	}
+	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	if answer := strings.ToLower(strings.TrimSpace(line)); answer != "y" && answer != "yes" {
+		return errors.New("not confirmed: nothing changed")
+	}
+	return nil
 }
