@@ -19,7 +19,8 @@ trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 step cortex cert create-ca --dir "$work/certs"
-for n in home office laptop; do step cortex cert create-node "$n" --dir "$work/certs" --host 127.0.0.1; done
+step cortex cert create-node home --dir "$work/certs" --host 127.0.0.1 --role admin  # administers the mesh
+for n in office laptop; do step cortex cert create-node "$n" --dir "$work/certs" --host 127.0.0.1; done  # members
 
 seed=
 for n in home office laptop; do

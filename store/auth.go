@@ -152,6 +152,14 @@ func checkGrant(key string, e *wal.Entry, put bool) error {
 	return nil
 }
 
+// Sign gives a change to a system table the proof of node id: what a node
+// does for its own changes (tools and tests that speak the protocol use it).
+func Sign(id *pki.Identity, table string, e *wal.Entry) error {
+	p, err := pki.Sign(id, changeMessage(table, e))
+	e.Proof = p
+	return err
+}
+
 // changeMessage is what a proof of a system-table change signs: the table,
 // the operation, the key, the value and the version.
 func changeMessage(table string, e *wal.Entry) []byte {

@@ -65,7 +65,10 @@ func (s *Store) Revoke(ctx context.Context, target string) (Revocation, error) {
 	}
 	r := Revocation{Target: target, By: s.opts.Node, At: time.Now().UTC().Truncate(time.Millisecond)}
 	b, _ := json.Marshal(r)
-	return r, s.putSystem(ctx, s.meta, scope.MetaTable, revokedKey(target), b)
+	if err := s.putSystem(ctx, s.meta, scope.MetaTable, revokedKey(target), b); err != nil {
+		return Revocation{}, err
+	}
+	return r, s.Reconcile() // tells the mesh (Changed) to close the revoked peers
 }
 
 // Revocations lists the revocation list.

@@ -78,11 +78,9 @@ func signed(t *testing.T, id *pki.Identity, table string, e wal.Entry) wal.Entry
 	if e.Version.HLC == 0 {
 		e.Version.HLC = tables.HLC(time.Now().UnixMilli(), 0)
 	}
-	p, err := pki.Sign(id, changeMessage(table, &e))
-	if err != nil {
+	if err := Sign(id, table, &e); err != nil {
 		t.Fatal(err)
 	}
-	e.Proof = p
 	return e
 }
 
