@@ -237,9 +237,6 @@ func (t *Table) decide(b *batch, pending map[string]decided) error {
 			for _, e := range r.entries {
 				if !r.remote {
 					e.Version = wal.Version{HLC: t.opts.Clock.Now(), Origin: t.opts.Node}
-					if t.opts.Sign != nil {
-						e.Proof = t.opts.Sign(&e)
-					}
 					b.replies[i].version = e.Version
 				} else {
 					t.opts.Clock.Observe(e.Version.HLC)
@@ -259,6 +256,10 @@ func (t *Table) decide(b *batch, pending map[string]decided) error {
 				}
 				pending[string(e.Key)] = decided{e.Version, b.seq}
 				b.entries = append(b.entries, e)
+				if !r.remote && t.opts.Sign != nil { // signed as it is in the log (e itself must not escape)
+					last := &b.entries[len(b.entries)-1]
+					last.Proof = t.opts.Sign(last)
+				}
 			}
 		}
 		return nil
