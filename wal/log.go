@@ -99,6 +99,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		DirPerms:         0o700,
 		FilePerms:        0o600,
 	})
+	if errors.Is(err, twal.ErrCorrupt) {
+		return nil, fmt.Errorf("wal %s: open %s: %w: %v", opts.Name, dir, ErrCorrupt, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("wal %s: open %s: %w", opts.Name, dir, err)
 	}
@@ -111,12 +114,18 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("wal %s: %w", opts.Name, err)
 	}
 	l.durable = l.last
+	l.segBytes = tailSegmentSize(dir)
+	return l, nil
+}
+
+// tailSegmentSize is the size of the last segment file of dir.
+func tailSegmentSize(dir string) int {
 	if segs, _ := segmentFiles(dir); len(segs) > 0 {
 		if fi, err := os.Stat(segs[len(segs)-1].path); err == nil {
-			l.segBytes = int(fi.Size())
+			return int(fi.Size())
 		}
 	}
-	return l, nil
+	return 0
 }
 
 func loadOrCreateID(dir string) (string, error) {
@@ -262,7 +271,7 @@ func (l *Log) Read(offset uint64) (Entry, error) {
 	}
 	e, err := Decode(data)
 	if err != nil {
-		return Entry{}, fmt.Errorf("wal %s: offset %d: %w", l.name, offset, err)
+		return Entry{}, fmt.Errorf("wal %s: %w", l.name, &CorruptError{Offset: offset, Err: err})
 	}
 	return e, nil
 }
@@ -339,6 +348,33 @@ func (l *Log) TruncateFront(offset uint64) error {
 		return fmt.Errorf("wal %s: truncate front to %d: %w", l.name, offset, err)
 	}
 	return nil
+}
+
+// TruncateBack removes every entry after offset: after a failed append,
+// what the log holds past the last entry known durable is cut, so that a
+// write its caller was told failed is not in the log.
+func (l *Log) TruncateBack(offset uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if offset >= l.last {
+		return nil
+	}
+	if offset+1 < l.first {
+		return fmt.Errorf("wal %s: truncate back to %d: the log starts at %d", l.name, offset, l.first)
+	}
+	if err := l.tw.TruncateBack(offset); err != nil {
+		return fmt.Errorf("wal %s: truncate back to %d: %w", l.name, offset, err)
+	}
+	if err := l.tw.Sync(); err != nil {
+		return fmt.Errorf("wal %s: truncate back to %d: %w", l.name, offset, err)
+	}
+	l.last, l.synced = offset, min(l.synced, offset)
+	l.durable = min(l.durable, offset)
+	l.segBytes = tailSegmentSize(l.dir) // as Open counts it, for the rotation mirror
+	return SyncDir(l.dir)
 }
 
 // Close closes the log and wakes every waiting Tail.

@@ -104,7 +104,7 @@ func repairTail(dir, name string, logger *slog.Logger) error {
 	}
 	bad := seg.first + uint64(sc.entries)
 	if !sc.torn() {
-		return fmt.Errorf("corrupt entry at offset %d in %s (an intact entry follows %d bytes later): refusing to guess; restore the copy or repair it from a peer", bad, seg.path, sc.next-sc.end)
+		return fmt.Errorf("%w at offset %d in %s (an intact entry follows %d bytes later): refusing to guess", ErrCorrupt, bad, seg.path, sc.next-sc.end)
 	}
 	if err := truncateFile(seg.path, int64(sc.end)); err != nil {
 		return fmt.Errorf("cut torn tail: %w", err)
