@@ -110,28 +110,27 @@ func (n *Node) admit(peerName string, req replRequest) (*tables.Table, error) {
 // publish sends a snapshot if the cursor is not in this copy's log, then
 // the log from the cursor, then every entry as it becomes durable.
 func (n *Node) publish(ctx context.Context, s network.Stream, t *tables.Table, req replRequest) error {
-	log := t.Log()
+	logID := t.LogID()
 	from := req.From
-	first, _ := log.Bounds()
 	// A cursor past this log's end means the log lost entries the
 	// subscriber has (a data directory restored from a backup): start over.
-	if _, last := log.Bounds(); req.LogID != log.ID() || from == 0 || from < first || from > last+1 {
+	if first, last := t.Bounds(); req.LogID != logID || from == 0 || from < first || from > last+1 {
 		recs, offset, err := t.Snapshot()
 		if err != nil {
 			return err
 		}
-		if err := n.send(s, &replFrame{Type: frameSnapBegin, LogID: log.ID(), Offset: offset}); err != nil {
+		if err := n.send(s, &replFrame{Type: frameSnapBegin, LogID: logID, Offset: offset}); err != nil {
 			return err
 		}
 		if err := n.sendRecords(s, recs); err != nil {
 			return err
 		}
 		from = offset + 1
-	} else if err := n.send(s, &replFrame{Type: frameStart, LogID: log.ID(), Offset: from}); err != nil {
+	} else if err := n.send(s, &replFrame{Type: frameStart, LogID: logID, Offset: from}); err != nil {
 		return err
 	}
 	for {
-		recs, err := log.Tail(ctx, from, maxBatchCount)
+		recs, err := t.Changes(ctx, from, maxBatchCount)
 		if errors.Is(err, wal.ErrTruncated) {
 			return fmt.Errorf("offset %d left the log: subscribe again for a snapshot", from)
 		}

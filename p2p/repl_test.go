@@ -104,7 +104,7 @@ func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
 	// c learns of the table through the catalog but holds no copy.
 	waitFor(t, "c to know the table", func() bool { _, err := c.store.Info("secret"); return err == nil })
 
-	log := ta.Log().ID()
+	log := ta.LogID()
 	for _, req := range []replRequest{
 		{Version: replVersion, Table: "secret", TableID: info.ID, From: 1},             // no cursor: snapshot
 		{Version: replVersion, Table: "secret", TableID: info.ID, LogID: log, From: 1}, // a cursor in a's log

@@ -32,6 +32,8 @@ type CopyStatus struct {
 	Tombstones  int64                    `json:"tombstones"`
 	Digest      string                   `json:"digest"`
 	Draining    bool                     `json:"draining,omitempty"`
+	Failed      string                   `json:"failed,omitempty"` // writes refused for now, or the copy did not open
+	Damage      string                   `json:"damage,omitempty"` // damage found in its log and what was done
 	Subscribers []SubscriberStatus       `json:"subscribers"`
 	Cursors     map[string]tables.Cursor `json:"cursors"`
 }
@@ -61,12 +63,18 @@ func LocalStatus(st *store.Store, asker string, names []string) []CopyStatus {
 		s := t.Stats()
 		cs := CopyStatus{Table: info.Name, ID: info.ID, LogID: s.LogID, FirstOffset: s.FirstOffset, Offset: s.Applied,
 			Keys: s.Keys, Tombstones: s.Tombstones, Digest: strconv.FormatUint(s.Digest, 16), Draining: !st.Holds(info),
-			Cursors: t.Cursors(), Subscribers: []SubscriberStatus{}}
+			Cursors: t.Cursors(), Subscribers: []SubscriberStatus{}, Failed: s.Failed, Damage: s.Damage}
 		for node, a := range t.Subscribers() {
 			cs.Subscribers = append(cs.Subscribers, SubscriberStatus{Node: node, Acked: a.Offset, LastContactMS: a.At.UnixMilli()})
 		}
 		slices.SortFunc(cs.Subscribers, func(a, b SubscriberStatus) int { return cmpString(a.Node, b.Node) })
 		out = append(out, cs)
+	}
+	for _, b := range st.Broken() {
+		if (len(names) == 0 || slices.Contains(names, b.Info.Name)) && scope.Holds(b.Info, asker) {
+			out = append(out, CopyStatus{Table: b.Info.Name, ID: b.Info.ID, Failed: "the copy did not open: " + b.Err.Error(),
+				Subscribers: []SubscriberStatus{}, Cursors: map[string]tables.Cursor{}})
+		}
 	}
 	return out
 }

@@ -37,6 +37,8 @@ type Replica struct {
 	Lag       uint64  `json:"lag"`   // entries of other holders' logs not applied here yet
 	LagS      float64 `json:"lag_s"` // seconds since this node last acknowledged what it lags behind
 	Error     string  `json:"error,omitempty"`
+	Failed    string  `json:"failed,omitempty"` // writes refused for now, or the copy did not open
+	Damage    string  `json:"damage,omitempty"` // damage found in its log and what was done
 }
 
 // TableStatus is the status of one table across the mesh.
@@ -216,6 +218,9 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 				continue // neither should nor does hold it
 			}
 			if ok {
+				r.Failed, r.Damage = c.Failed, c.Damage
+			}
+			if ok && c.LogID != "" {
 				r.HasCopy, r.Draining, r.LogID, r.Offset, r.Keys, r.Digest = true, c.Draining, c.LogID, c.Offset, c.Keys, c.Digest
 				r.Lag, r.LagS = lags[m].Entries, lags[m].Seconds
 			}

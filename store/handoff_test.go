@@ -51,7 +51,7 @@ func TestHandOffKeepsAWriteThatRacesTheDrop(t *testing.T) {
 	if _, err := tbl.Put(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	_, last := tbl.Log().Bounds()
+	_, last := tbl.Bounds()
 	tbl.Ack("b", last) // b, which keeps x, has every entry so far
 
 	onlyB, _ := scope.ParseScope("b")
@@ -71,7 +71,7 @@ func TestHandOffKeepsAWriteThatRacesTheDrop(t *testing.T) {
 			t.Fatalf("the kept copy lacks the acknowledged write: %v", err)
 		}
 		// Once b acknowledged the late write too, the copy goes.
-		_, last2 := c.Log().Bounds()
+		_, last2 := c.Bounds()
 		c.Ack("b", last2)
 		if err := st.Reconcile(); err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/scope"
@@ -63,11 +64,23 @@ type Store struct {
 
 	meta, idents, acls *tables.Table
 
-	mu       sync.Mutex      // guards copies, draining and changed, and serialises Reconcile
-	copies   map[string]held // by copy directory (scope.TableInfo.Dir)
-	draining map[string]held // copies outside their scope, kept until handed off
-	changed  chan struct{}   // closed and replaced after every Reconcile
+	mu       sync.Mutex            // guards copies, draining and changed, and serialises Reconcile
+	copies   map[string]held       // by copy directory (scope.TableInfo.Dir)
+	draining map[string]held       // copies outside their scope, kept until handed off
+	broken   map[string]brokenCopy // copies that failed to open, by directory
+	changed  chan struct{}         // closed and replaced after every Reconcile
 }
+
+// brokenCopy is a copy that failed to open: the rest of the node goes on,
+// the table's calls get the error, and the open is retried now and then.
+type brokenCopy struct {
+	info scope.TableInfo
+	err  error
+	at   time.Time
+}
+
+// retryBroken is how often a copy that failed to open is tried again.
+const retryBroken = 30 * time.Second
 
 type held struct {
 	info  scope.TableInfo
@@ -86,7 +99,7 @@ func Open(opts Options) (*Store, error) {
 	if err := scope.ValidateNodeName(opts.Node); err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}, draining: map[string]held{}, changed: make(chan struct{}),
+	s := &Store{opts: opts, clock: opts.Table.Clock, log: opts.Logger, copies: map[string]held{}, draining: map[string]held{}, broken: map[string]brokenCopy{}, changed: make(chan struct{}),
 		self: pki.Signer{Name: opts.Node, Role: pki.RoleAdmin}}
 	if s.clock == nil {
 		s.clock = tables.NewClock(nil)
@@ -175,9 +188,13 @@ func (s *Store) Table(name string) (*tables.Table, error) {
 	}
 	s.mu.Lock()
 	h, ok := s.copies[info.Dir()]
+	b, isBroken := s.broken[info.Dir()]
 	s.mu.Unlock()
 	if ok {
 		return h.table, nil
+	}
+	if isBroken {
+		return nil, fmt.Errorf("%w: table %s: this node's copy failed to open: %v", tables.ErrClosed, name, b.err)
 	}
 	where := info.Scope.String()
 	if info.Scope.Local {
@@ -208,6 +225,11 @@ func (s *Store) Reconcile() error {
 		listed[info.Dir()] = info
 	}
 	var errs []error
+	for dir := range s.broken {
+		if _, ok := listed[dir]; !ok {
+			delete(s.broken, dir)
+		}
+	}
 	for dir, h := range s.copies {
 		info, ok := listed[dir]
 		switch {
@@ -253,11 +275,17 @@ func (s *Store) Reconcile() error {
 				continue
 			}
 		}
-		t, err := s.openCopy(info)
-		if err != nil {
-			errs = append(errs, err)
+		if b, ok := s.broken[info.Dir()]; ok && time.Since(b.at) < retryBroken {
 			continue
 		}
+		t, err := s.openCopy(info)
+		if err != nil {
+			// One copy that does not open does not stop the node.
+			s.log.Error("a table copy failed to open: the rest of the node goes on; retrying every 30 s", "table", info.Name, "err", err)
+			s.broken[info.Dir()] = brokenCopy{info, err, time.Now()}
+			continue
+		}
+		delete(s.broken, info.Dir())
 		if holds {
 			s.copies[info.Dir()] = held{info, t}
 		} else {
@@ -275,13 +303,13 @@ func (s *Store) Reconcile() error {
 // about, the copy is reopened and kept draining until that write too is
 // acknowledged. Called with s.mu held.
 func (s *Store) handOff(h held) error {
-	_, last := h.table.Log().Bounds()
+	_, last := h.table.Bounds()
 	by, ok := s.opts.CanDrop(h.info, s.opts.Node, last, h.table.Acks())
 	if !ok {
 		return nil
 	}
 	err := h.table.Close()
-	if _, after := h.table.Log().Bounds(); after != last {
+	if _, after := h.table.Bounds(); after != last {
 		if by, ok = s.opts.CanDrop(h.info, s.opts.Node, after, h.table.Acks()); !ok {
 			s.log.Info("a write reached a copy being handed off: keeping it until a holder has that write too", "table", h.info.Name, "last", after)
 			t, oerr := s.openCopy(h.info)
@@ -345,6 +373,24 @@ func (s *Store) Holds(info scope.TableInfo) bool {
 	defer s.mu.Unlock()
 	_, ok := s.copies[info.Dir()]
 	return ok
+}
+
+// Broken is a copy that failed to open, and why.
+type Broken struct {
+	Info scope.TableInfo
+	Err  error
+}
+
+// Broken lists the copies that failed to open.
+func (s *Store) Broken() []Broken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Broken, 0, len(s.broken))
+	for _, b := range s.broken {
+		out = append(out, Broken{b.info, b.err})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Info.Name < out[j].Info.Name })
+	return out
 }
 
 // Changed returns a channel that is closed after the next Reconcile: the

@@ -34,15 +34,22 @@ var ckptCRC = crc32.MakeTable(crc32.Castagnoli)
 // checkpoint file (fsync + rename), removes older ones, and truncates the log
 // behind it, keeping the retention window. It does nothing if the view has
 // not moved since the last checkpoint.
-func (t *Table) Checkpoint() error {
+func (t *Table) Checkpoint() error { return t.checkpoint(false) }
+
+// checkpointNow writes a checkpoint even if the view has not moved since
+// the last one (a copy rebuilt at Open).
+func (t *Table) checkpointNow() error { return t.checkpoint(true) }
+
+func (t *Table) checkpoint(force bool) error {
 	t.ckptMu.Lock()
 	defer t.ckptMu.Unlock()
+	log := t.current()
 	type kv struct{ k, v string }
 	var items []kv
 	var offset uint64
 	t.db.View(func(tx *buntdb.Tx) error {
 		offset = t.applied
-		if offset == t.ckptOffset {
+		if offset == t.ckptOffset && !force {
 			return nil
 		}
 		items = make([]kv, 0, t.keys+t.tombstones)
@@ -51,11 +58,11 @@ func (t *Table) Checkpoint() error {
 			return true
 		})
 	})
-	if offset == t.ckptOffset {
+	if offset == t.ckptOffset && !force {
 		return nil
 	}
 	// The checkpoint must never be ahead of the durable log.
-	if err := t.log.Sync(); err != nil {
+	if err := log.Sync(); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", t.opts.Name, err)
 	}
 	path := filepath.Join(t.dir, fmt.Sprintf("%s%020d", ckptPrefix, offset))
@@ -64,7 +71,7 @@ func (t *Table) Checkpoint() error {
 		bw := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
 		var hdr []byte
 		hdr = append(hdr, ckptMagic...)
-		hdr = appendString(hdr, t.log.ID())
+		hdr = appendString(hdr, log.ID())
 		hdr = binary.AppendUvarint(hdr, offset)
 		hdr = binary.AppendUvarint(hdr, t.opts.Clock.Last())
 		hdr = binary.AppendUvarint(hdr, uint64(len(items)))
@@ -89,7 +96,7 @@ func (t *Table) Checkpoint() error {
 			os.Remove(old.path)
 		}
 	}
-	if err := t.log.TruncateFront(t.truncationPoint(offset)); err != nil {
+	if err := log.TruncateFront(t.truncationPoint(offset)); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", t.opts.Name, err)
 	}
 	return nil
@@ -137,13 +144,36 @@ func NewestCheckpoint(dir string) (path string, offset uint64, ok bool) {
 // loadNewestCheckpoint fills the (empty) view from the newest checkpoint and
 // returns its offset (0 when there is none). A checkpoint that does not
 // verify is an error: the table does not start from a view it cannot trust.
-func (t *Table) loadNewestCheckpoint() (uint64, error) {
+// loadCheckpoint loads the newest checkpoint that loads, and returns its
+// offset and why the newer ones did not. Without any, the view starts empty
+// (offset 0) and recovery replays the log and decides what is missing.
+func (t *Table) loadCheckpoint(salvaged bool) (uint64, []error) {
 	t.removeCheckpointTemps()
-	files := checkpointFiles(t.dir)
-	if len(files) == 0 {
-		return 0, nil
+	dir, logID := t.dir, t.log.ID()
+	if salvaged { // the old log's checkpoints went aside with it
+		dir, logID = t.salvagedFrom, t.salvagedID
 	}
-	f := files[0]
+	var skipped []error
+	for _, f := range checkpointFiles(dir) {
+		offset, err := t.loadCheckpointFile(f, logID)
+		if err == nil {
+			return offset, skipped
+		}
+		t.opts.Logger.Error("skipping a checkpoint that does not load", "table", t.opts.Name, "err", err)
+		skipped = append(skipped, err)
+		t.resetView()
+	}
+	return 0, skipped
+}
+
+// resetView empties the view (after a checkpoint failed half-way through).
+func (t *Table) resetView() {
+	t.db.Update(func(tx *buntdb.Tx) error { return tx.DeleteAll() })
+	t.applied, t.digest, t.keys, t.tombstones = 0, Digest{}, 0, 0
+}
+
+// loadCheckpointFile loads one checkpoint, which must belong to logID.
+func (t *Table) loadCheckpointFile(f ckptFile, logID string) (uint64, error) {
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: %w", err)
@@ -152,8 +182,8 @@ func (t *Table) loadNewestCheckpoint() (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint %s: %w", f.path, err)
 	}
-	if ck.LogID != t.log.ID() {
-		return 0, fmt.Errorf("checkpoint %s belongs to log %s, not to this copy's log %s", f.path, ck.LogID, t.log.ID())
+	if ck.LogID != logID {
+		return 0, fmt.Errorf("checkpoint %s belongs to log %s, not to this copy's log %s", f.path, ck.LogID, logID)
 	}
 	if ck.Offset != f.offset {
 		return 0, fmt.Errorf("checkpoint %s says offset %d", f.path, ck.Offset)

@@ -93,8 +93,8 @@ func TestCheckpointFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DecodeCheckpoint of a fresh checkpoint: %v", err)
 	}
-	if ck.LogID != tb.Log().ID() || ck.Offset != st.Applied {
-		t.Fatalf("checkpoint says log %s offset %d, want %s %d", ck.LogID, ck.Offset, tb.Log().ID(), st.Applied)
+	if ck.LogID != tb.current().ID() || ck.Offset != st.Applied {
+		t.Fatalf("checkpoint says log %s offset %d, want %s %d", ck.LogID, ck.Offset, tb.current().ID(), st.Applied)
 	}
 	if ck.Clock != tb.opts.Clock.Last() {
 		t.Fatalf("checkpoint clock %#x, the table's clock %#x", ck.Clock, tb.opts.Clock.Last())
@@ -257,10 +257,10 @@ func TestCheckpointRetention(t *testing.T) {
 	if want := st.Applied + 1 - 5; st.FirstOffset != want {
 		t.Fatalf("after a checkpoint at %d with retention 5 the log starts at %d, want %d", st.Applied, st.FirstOffset, want)
 	}
-	if first, last := tb.Log().Bounds(); last-first+1 != 5 {
+	if first, last := tb.current().Bounds(); last-first+1 != 5 {
 		t.Fatalf("log keeps %d..%d, want 5 entries", first, last)
 	}
-	if _, err := tb.Log().Read(st.FirstOffset - 1); !errors.Is(err, wal.ErrTruncated) {
+	if _, err := tb.current().Read(st.FirstOffset - 1); !errors.Is(err, wal.ErrTruncated) {
 		t.Fatalf("read before the first offset: %v, want ErrTruncated", err)
 	}
 	segsAfter, _ := filepath.Glob(filepath.Join(dir, "wal", "0*"))
@@ -347,25 +347,20 @@ func TestCheckpointCorrupt(t *testing.T) {
 			if err := os.WriteFile(path, m(data), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			tb, err := Open(dir, utOptions("n1"))
-			if err == nil {
-				tb.Close()
-				t.Fatal("Open succeeded on a corrupt checkpoint")
+			// The copy opens: the checkpoint is skipped (and named), the
+			// view rebuilt from the log, which still holds everything.
+			tb := utOpen(t, dir, utOptions("n1"))
+			if d := tb.Stats().Damage; !strings.Contains(d, path) || !strings.Contains(d, "checkpoint") {
+				t.Errorf("damage does not name the checkpoint %s: %q", path, d)
 			}
-			if !errors.Is(err, errBadCheckpoint) {
-				t.Errorf("error does not wrap errBadCheckpoint: %v", err)
+			if tb.Stats().Keys != 8 {
+				t.Fatalf("%d keys recovered from the log, want 8", tb.Stats().Keys)
 			}
-			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "checkpoint") {
-				t.Errorf("error does not name the checkpoint %s: %v", path, err)
-			}
-			// The log is untouched: removing the bad checkpoint lets the copy
-			// recover from the log alone.
-			if err := os.Remove(path); err != nil {
-				t.Fatal(err)
-			}
+			// A good checkpoint replaced it: the next open is clean.
+			tb.Close()
 			re := utOpen(t, dir, utOptions("n1"))
-			if re.Stats().Keys == 0 {
-				t.Fatal("nothing recovered from the log")
+			if d := re.Stats().Damage; d != "" || re.Stats().Keys != 8 {
+				t.Fatalf("reopened: damage %q, %d keys", d, re.Stats().Keys)
 			}
 		})
 	}
@@ -387,23 +382,29 @@ func TestCheckpointMismatches(t *testing.T) {
 		}
 		return dir, ck, path
 	}
+	// A checkpoint that does not belong is skipped, named in Stats.Damage;
+	// the log still holds everything, so nothing is lost.
+	skipped := func(t *testing.T, dir, path, want string) {
+		t.Helper()
+		tb := utOpen(t, dir, utOptions("n1"))
+		if d := tb.Stats().Damage; !strings.Contains(d, path) || !strings.Contains(d, want) {
+			t.Fatalf("damage %q does not name %s and %q", d, path, want)
+		}
+		if tb.Stats().Keys != 5 {
+			t.Fatalf("%d keys, want 5", tb.Stats().Keys)
+		}
+	}
 	t.Run("another log", func(t *testing.T) {
 		dir, ck, path := newCopy(t)
 		ck.LogID = strings.Repeat("ab", 16)
 		os.WriteFile(path, utEncodeCheckpoint(ck), 0o600)
-		_, err := Open(dir, utOptions("n1"))
-		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "belongs to log") {
-			t.Fatalf("Open with a checkpoint of another log: %v", err)
-		}
+		skipped(t, dir, path, "belongs to log")
 	})
 	t.Run("offset differs from the name", func(t *testing.T) {
 		dir, ck, path := newCopy(t)
 		ck.Offset--
 		os.WriteFile(path, utEncodeCheckpoint(ck), 0o600)
-		_, err := Open(dir, utOptions("n1"))
-		if err == nil || !strings.Contains(err.Error(), path) {
-			t.Fatalf("Open with a checkpoint whose offset differs from its name: %v", err)
-		}
+		skipped(t, dir, path, "says offset")
 	})
 	t.Run("ahead of the log", func(t *testing.T) {
 		dir, ck, path := newCopy(t)
@@ -419,10 +420,7 @@ func TestCheckpointMismatches(t *testing.T) {
 		dir, ck, path := newCopy(t)
 		ck.Items[0][1] = "\x07garbage"
 		os.WriteFile(path, utEncodeCheckpoint(ck), 0o600)
-		_, err := Open(dir, utOptions("n1"))
-		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "malformed record") {
-			t.Fatalf("Open with a malformed record in the checkpoint: %v", err)
-		}
+		skipped(t, dir, path, "malformed record")
 	})
 	t.Run("log truncated past the checkpoint", func(t *testing.T) {
 		dir := t.TempDir()
@@ -438,16 +436,23 @@ func TestCheckpointMismatches(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Put back an old checkpoint whose log entries are gone.
-		ck := CheckpointData{LogID: tb.Log().ID(), Offset: 3}
+		ck := CheckpointData{LogID: tb.current().ID(), Offset: 3}
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("checkpoint-%020d", 3)), utEncodeCheckpoint(ck), 0o600)
 		for _, f := range checkpointFiles(dir) {
 			if f.offset != 3 {
 				os.Remove(f.path)
 			}
 		}
-		_, err := Open(dir, opts)
-		if err == nil || !strings.Contains(err.Error(), "missing") {
-			t.Fatalf("Open with a gap between checkpoint and log: %v", err)
+		// The entries 4 to first-1 are nowhere: the copy opens with what it
+		// has, says so, and forgets its cursors so that it follows every
+		// peer again from a snapshot.
+		tb.SetCursor("peer", Cursor{LogID: "x", Offset: 5})
+		re := utOpen(t, dir, opts)
+		if d := re.Stats().Damage; !strings.Contains(d, "no longer in the log") || !strings.Contains(d, "following every peer again") {
+			t.Fatalf("damage: %q", d)
+		}
+		if re.HasCursor() {
+			t.Fatal("the cursors were kept")
 		}
 	})
 	t.Run("stray files are ignored", func(t *testing.T) {

@@ -263,7 +263,7 @@ func largeVerify(t *testing.T, c largeConfig, expect map[string]largeWrite, infl
 		}
 	}()
 	stats := tbl.Stats()
-	if _, last := tbl.Log().Bounds(); stats.Applied != last {
+	if _, last := tbl.Bounds(); stats.Applied != last {
 		t.Errorf("round %d: the view reflects the log up to offset %d, but the log goes on to %d", c.Round, stats.Applied, last)
 	}
 	replayed = largeLogBytes(t, tbl, ckpt+1)
@@ -328,10 +328,10 @@ func largeVerify(t *testing.T, c largeConfig, expect map[string]largeWrite, infl
 // largeLogBytes sums the value sizes of the log's entries from offset from on.
 func largeLogBytes(t *testing.T, tbl *tables.Table, from uint64) int64 {
 	t.Helper()
-	_, last := tbl.Log().Bounds()
+	_, last := tbl.Bounds()
 	var n int64
 	for from <= last {
-		recs, err := tbl.Log().ReadRange(from, 4096)
+		recs, err := tbl.Changes(context.Background(), from, 4096)
 		if err != nil || len(recs) == 0 {
 			t.Fatalf("read the log from %d: %d records, %v", from, len(recs), err)
 		}

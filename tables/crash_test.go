@@ -534,7 +534,7 @@ func crashVerify(t *testing.T, dir string, round int, expect map[string]crashExp
 		t.Errorf("round %d: recovered up to offset %d, want %d to %d (%d + %d acknowledged to %d attempted)",
 			round, stats.Applied, lo, hi, prev.Applied, acks, tries)
 	}
-	if _, last := tbl.Log().Bounds(); stats.Applied != last {
+	if _, last := tbl.Bounds(); stats.Applied != last {
 		t.Errorf("round %d: the view reflects the log up to offset %d, but the log goes on to %d", round, stats.Applied, last)
 	}
 	if prev.LogID != "" && stats.LogID != prev.LogID {

@@ -265,11 +265,11 @@ func TestClockMonotonicAcrossRestart(t *testing.T) {
 				if err := tb.Checkpoint(); err != nil {
 					t.Fatal(err)
 				}
-				first, last := tb.Log().Bounds()
+				first, last := tb.current().Bounds()
 				if first != last {
 					t.Fatalf("log holds %d..%d, want only the last entry", first, last)
 				}
-				e, err := tb.Log().Read(last)
+				e, err := tb.current().Read(last)
 				if err != nil || e.Version.HLC >= maxHLC {
 					t.Fatalf("the last log entry %+v (%v) should be older than the future writes", e.Version, err)
 				}

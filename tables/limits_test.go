@@ -155,7 +155,7 @@ func TestLimitsRejectWrites(t *testing.T) {
 		}
 	}
 	utSameState(t, "after rejected writes", utSnapshot(t, tb), beforeRecs)
-	if _, last := tb.Log().Bounds(); last != before.Applied {
+	if _, last := tb.current().Bounds(); last != before.Applied {
 		t.Errorf("rejected writes reached the log: last offset %d, want %d", last, before.Applied)
 	}
 

@@ -484,7 +484,7 @@ func TestApplyOrderIndependenceWithLocalWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recs, err := src.Log().ReadRange(1, 1000)
+	recs, err := src.current().ReadRange(1, 1000)
 	if err != nil || len(recs) != 200 {
 		t.Fatalf("ReadRange: %d records, %v", len(recs), err)
 	}

@@ -127,7 +127,7 @@ func TestSignLocalWrites(t *testing.T) {
 		}
 	}
 	check("live", tb)
-	e, err := tb.Log().Read(1)
+	e, err := tb.current().Read(1)
 	if err != nil || string(e.Proof) != "signed k at n1" {
 		t.Errorf("log entry 1: %q, %v", e.Proof, err)
 	}

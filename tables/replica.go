@@ -64,6 +64,15 @@ type cursors struct {
 
 const cursorSaveEvery = 100 * time.Millisecond
 
+// reset forgets every cursor (on disk too): the copy follows every peer
+// again from the start, with a snapshot.
+func (c *cursors) reset() {
+	c.mu.Lock()
+	c.m, c.onDisk, c.dirty = map[string]Cursor{}, map[string]Cursor{}, true
+	c.mu.Unlock()
+	c.save()
+}
+
 func loadCursors(dir string) (*cursors, error) {
 	c := &cursors{path: filepath.Join(dir, "cursors"), m: map[string]Cursor{}, onDisk: map[string]Cursor{}}
 	b, err := os.ReadFile(c.path)
@@ -162,8 +171,11 @@ type Ack struct {
 	At     time.Time
 }
 
-// Ack records that subscriber has applied this copy's log up to offset.
+// Ack records that subscriber has applied this copy's log up to offset (at
+// most the last offset written: a subscriber cannot have more).
 func (t *Table) Ack(subscriber string, offset uint64) {
+	_, last := t.Bounds()
+	offset = min(offset, last)
 	t.acks.mu.Lock()
 	defer t.acks.mu.Unlock()
 	if t.acks.m == nil {

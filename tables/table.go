@@ -83,8 +83,12 @@ func (o Options) withDefaults() Options {
 type Table struct {
 	opts Options
 	dir  string
-	log  *wal.Log
 	db   *buntdb.DB
+
+	logMu   sync.RWMutex  // guards log, which is replaced when a failed log is reopened (fault.go)
+	log     *wal.Log      // use current() outside the writer pipeline
+	logSwap chan struct{} // closed and replaced when log is replaced or the table closes
+	gen     atomic.Uint64 // incremented when log is replaced
 
 	// Written only by the writer (or by Open before it starts), inside a
 	// BuntDB update; read inside a BuntDB view so they match the records.
@@ -101,8 +105,15 @@ type Table struct {
 	applyCh    chan *batch   // syncer -> applier
 	done       chan struct{} // closed when the applier has answered everything
 	appliedSeq atomic.Uint64 // the last batch the applier finished
-	failMu     sync.Mutex
-	failed     error
+	inflight   atomic.Int64  // batches sent down the pipeline and not yet answered
+
+	failMu      sync.Mutex
+	failed      error  // why writes are refused until the log is reopened (fault.go)
+	damage      string // the last damage found in the log and what was done about it
+	recoverKick chan struct{}
+	recoverDone chan struct{}
+
+	salvagedFrom, salvagedID string // Open only: where a salvaged log was set aside, and its id
 
 	refusals refusals // remote entries not admitted
 
@@ -116,7 +127,9 @@ type Table struct {
 }
 
 // Open opens the table copy in dir, creating it if dir does not exist, and
-// recovers it: load the newest checkpoint, replay the log after it.
+// recovers it: load the newest checkpoint, replay the log after it. Damage
+// in the log (entries that do not read back) does not stop it: see
+// damage.go.
 func Open(dir string, opts Options) (*Table, error) {
 	opts = opts.withDefaults()
 	if opts.Node == "" {
@@ -128,91 +141,98 @@ func Open(dir string, opts Options) (*Table, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
 	}
-	log, err := wal.Open(filepath.Join(dir, "wal"), wal.Options{
-		Name: opts.Name, NoSync: opts.NoSync, SegmentSize: opts.SegmentSize, Logger: opts.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
-	}
 	db, err := buntdb.Open(":memory:")
 	if err != nil {
-		log.Close()
 		return nil, fmt.Errorf("open table %s: view: %w", opts.Name, err)
 	}
 	t := &Table{
-		opts: opts, dir: dir, log: log, db: db,
+		opts: opts, dir: dir, db: db, logSwap: make(chan struct{}),
 		reqs: make(chan *request, 1024), quit: make(chan struct{}), done: make(chan struct{}),
 		syncCh: make(chan *batch, 16), applyCh: make(chan *batch, 16),
 		ckptKick: make(chan struct{}, 1), ckptDone: make(chan struct{}),
+		recoverKick: make(chan struct{}, 1), recoverDone: make(chan struct{}),
 	}
 	if t.cursors, err = loadCursors(dir); err != nil {
 		opts.Logger.Warn("table cursors", "table", opts.Name, "err", err)
 	}
-	if err := t.recover(); err != nil {
+	if err := t.openAndRecover(); err != nil {
 		db.Close()
-		log.Close()
+		if t.log != nil {
+			t.log.Close()
+		}
 		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
 	}
 	go t.writer()
 	go t.syncer()
 	go t.applier()
 	go t.checkpointer()
+	go t.recoverer()
 	return t, nil
 }
 
-// recover loads the newest checkpoint and replays the log after it.
-func (t *Table) recover() error {
-	ckpt, err := t.loadNewestCheckpoint()
-	if err != nil {
-		return err
-	}
-	first, last := t.log.Bounds()
-	if t.applied+1 < first {
-		return fmt.Errorf("the log starts at offset %d but the checkpoint covers only up to %d: entries %d-%d are missing",
-			first, t.applied, t.applied+1, first-1)
-	}
-	if t.applied > last {
-		return fmt.Errorf("the checkpoint covers offset %d but the log ends at %d", t.applied, last)
-	}
-	t.ckptOffset = ckpt
+func (t *Table) walDir() string { return filepath.Join(t.dir, "wal") }
+
+func (t *Table) openLog() (*wal.Log, error) {
+	return wal.Open(t.walDir(), wal.Options{
+		Name: t.opts.Name, NoSync: t.opts.NoSync, SegmentSize: t.opts.SegmentSize, Logger: t.opts.Logger,
+	})
+}
+
+// replay applies the log's entries from offset from on to the view (by
+// LWW) and returns the offsets of the entries that did not read back,
+// which it skips.
+func (t *Table) replay(from uint64) (skipped []uint64, err error) {
+	_, last := t.log.Bounds()
 	// ReadRange returns at most chunk records and stops early after about
 	// 4 MiB of keys and values: continue after the last record it returned,
 	// never after the chunk size, or large values would skip entries.
 	const chunk = 4096
-	for from := t.applied + 1; from <= last; {
+	for from <= last {
 		recs, err := t.log.ReadRange(from, chunk)
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+		var ce *wal.CorruptError
+		if errors.As(err, &ce) {
+			skipped = append(skipped, ce.Offset)
+		} else if err != nil {
+			return skipped, fmt.Errorf("replay: %w", err)
 		}
-		if len(recs) == 0 {
-			break // the log ends before last: reported below
+		if err := t.applyToView(recs); err != nil {
+			return skipped, fmt.Errorf("replay: %w", err)
 		}
-		err = t.db.Update(func(tx *buntdb.Tx) error {
-			for i := range recs {
-				e := &recs[i].Entry
-				t.opts.Clock.Observe(e.Version.HLC)
-				cur, err := tx.Get(viewKey(e.Key))
-				if err == nil {
-					if v, ok := recordVersion(cur); ok && !Adopt(e.Version, v, true) {
-						continue
-					}
-				}
-				if err := t.set(tx, e); err != nil {
-					return err
+		switch {
+		case ce != nil:
+			from = ce.Offset + 1
+			t.applied = ce.Offset // the skipped entry's offset is behind the view too
+		case len(recs) == 0:
+			return skipped, fmt.Errorf("replay stopped at offset %d of %d", t.applied, last)
+		default:
+			from = recs[len(recs)-1].Offset + 1
+		}
+	}
+	return skipped, nil
+}
+
+// applyToView adopts records into the view by LWW (Open only).
+func (t *Table) applyToView(recs []wal.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	return t.db.Update(func(tx *buntdb.Tx) error {
+		for i := range recs {
+			e := &recs[i].Entry
+			t.opts.Clock.Observe(e.Version.HLC)
+			cur, err := tx.Get(viewKey(e.Key))
+			if err == nil {
+				if v, ok := recordVersion(cur); ok && !Adopt(e.Version, v, true) {
+					continue
 				}
 			}
-			t.applied = recs[len(recs)-1].Offset
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+			if err := t.set(tx, e); err != nil {
+				return err
+			}
 		}
-		from = recs[len(recs)-1].Offset + 1
-	}
-	if last > t.applied {
-		return fmt.Errorf("replay stopped at offset %d of %d", t.applied, last)
-	}
-	return nil
+		t.applied = max(t.applied, recs[len(recs)-1].Offset)
+		return nil
+	})
 }
 
 // set writes an adopted entry into the view and keeps the digest and counts.
@@ -245,8 +265,18 @@ func (t *Table) Name() string { return t.opts.Name }
 // Dir is the directory holding the copy.
 func (t *Table) Dir() string { return t.dir }
 
-// Log is the copy's write-ahead log, for the change feed.
-func (t *Table) Log() *wal.Log { return t.log }
+// current returns the copy's log (it is replaced after a write failure).
+func (t *Table) current() *wal.Log {
+	t.logMu.RLock()
+	defer t.logMu.RUnlock()
+	return t.log
+}
+
+// LogID is the id of the copy's log.
+func (t *Table) LogID() string { return t.current().ID() }
+
+// Bounds are the first offset the copy's log holds and the last it wrote.
+func (t *Table) Bounds() (first, last uint64) { return t.current().Bounds() }
 
 // Get returns the live record of key, or ErrNotFound.
 func (t *Table) Get(key []byte) (Record, error) {
@@ -326,19 +356,28 @@ type Stats struct {
 	Tombstones  int64
 	Digest      uint64
 	Buckets     Digest
-	Refused     int64 // remote entries not admitted since the copy was opened
+	Refused     int64  // remote entries not admitted since the copy was opened
+	Failed      string // why writes are refused for now (a failed write; they resume by themselves)
+	Damage      string // damage found in the log since the copy was opened, and what was done
 }
 
 // Stats returns the copy's position, counts and digest, all from one instant.
 func (t *Table) Stats() Stats {
-	s := Stats{LogID: t.log.ID()}
+	l := t.current()
+	s := Stats{LogID: l.ID()}
 	t.db.View(func(*buntdb.Tx) error {
 		s.Applied, s.Keys, s.Tombstones, s.Buckets = t.applied, t.keys, t.tombstones, t.digest
 		return nil
 	})
-	s.FirstOffset, _ = t.log.Bounds()
+	s.FirstOffset, _ = l.Bounds()
 	s.Digest = s.Buckets.Sum()
 	s.Refused = t.refusals.count.Load()
+	t.failMu.Lock()
+	if t.failed != nil {
+		s.Failed = t.failed.Error()
+	}
+	s.Damage = t.damage
+	t.failMu.Unlock()
 	return s
 }
 
@@ -355,13 +394,17 @@ func (t *Table) Close() error {
 	close(t.quit)
 	<-t.done
 	<-t.ckptDone
+	<-t.recoverDone
 	err := t.Checkpoint()
 	if cerr := t.cursors.save(); err == nil {
 		err = cerr
 	}
+	t.logMu.Lock()
 	if cerr := t.log.Close(); err == nil {
 		err = cerr
 	}
+	close(t.logSwap) // wakes Changes waiting for a reopened log
+	t.logMu.Unlock()
 	t.db.Close()
 	return err
 }

@@ -67,7 +67,7 @@ func utApply(t testing.TB, tb *Table, entries ...wal.Entry) int {
 }
 
 func utLast(tb *Table) uint64 {
-	_, last := tb.Log().Bounds()
+	_, last := tb.current().Bounds()
 	return last
 }
 
@@ -249,7 +249,7 @@ func TestPutGetDelete(t *testing.T) {
 	if st.Keys != 1 || st.Tombstones != 2 {
 		t.Fatalf("keys %d tombstones %d, want 1 and 2", st.Keys, st.Tombstones)
 	}
-	if s := tb.Stats(); s.Applied != 5 || utLast(tb) != 5 || s.LogID != tb.Log().ID() || s.FirstOffset != 1 {
+	if s := tb.Stats(); s.Applied != 5 || utLast(tb) != 5 || s.LogID != tb.current().ID() || s.FirstOffset != 1 {
 		t.Fatalf("Stats %+v, log last %d: want 5 entries applied from offset 1", s, utLast(tb))
 	}
 }

@@ -151,14 +151,23 @@ const maxPending = 1 << 16
 func (t *Table) writer() {
 	defer close(t.syncCh)
 	pending := map[string]decided{}
-	var seq uint64
+	var seq, gen uint64
 	sinceCk := 0
 	for {
 		reqs, more := t.gather()
 		if len(reqs) > 0 {
 			seq++
 			b := &batch{seq: seq, reqs: reqs, replies: make([]reply, len(reqs))}
+			// Under logMu: the log is not replaced (fault.go) between the
+			// decision and the write, nor while the batch is in flight.
+			t.logMu.RLock()
 			if b.err = t.failure(); b.err == nil {
+				if g := t.gen.Load(); g != gen {
+					// A reopened log: decisions of failed batches were never
+					// applied.
+					clear(pending)
+					gen = g
+				}
 				if b.err = t.decide(b, pending); b.err == nil && len(b.entries) > 0 {
 					b.first, b.err = t.log.Write(b.entries)
 				}
@@ -166,6 +175,8 @@ func (t *Table) writer() {
 					b.err = t.fail(b.err)
 				}
 			}
+			t.inflight.Add(1)
+			t.logMu.RUnlock()
 			t.syncCh <- b
 			if sinceCk += len(b.entries); t.opts.CheckpointEvery > 0 && sinceCk >= t.opts.CheckpointEvery {
 				sinceCk = 0
@@ -323,7 +334,7 @@ func (t *Table) syncer() {
 		}
 		lastCallers = callers
 		if !t.opts.NoSync && t.failure() == nil {
-			if err := t.log.Sync(); err != nil {
+			if err := t.current().Sync(); err != nil {
 				t.fail(err)
 			}
 		}
@@ -364,23 +375,6 @@ func (t *Table) applier() {
 			}
 			r.reply <- b.replies[i]
 		}
+		t.inflight.Add(-1)
 	}
-}
-
-// fail records the first write error; the table refuses writes from then on.
-// It returns the error every later write gets.
-func (t *Table) fail(err error) error {
-	t.failMu.Lock()
-	defer t.failMu.Unlock()
-	if t.failed == nil {
-		t.failed = fmt.Errorf("table %s stopped after a write error (restart the node to recover from the log): %w", t.opts.Name, err)
-		t.opts.Logger.Error("table writer failed", "table", t.opts.Name, "err", err)
-	}
-	return t.failed
-}
-
-func (t *Table) failure() error {
-	t.failMu.Lock()
-	defer t.failMu.Unlock()
-	return t.failed
 }

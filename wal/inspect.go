@@ -93,6 +93,15 @@ func OpenReader(dir string) (*Reader, error) {
 	return &Reader{dir: dir, segs: segs, pending: pending}, nil
 }
 
+// SegmentOf returns the path of the segment that holds offset ("" if none).
+func (r *Reader) SegmentOf(offset uint64) string {
+	i := sort.Search(len(r.segs), func(i int) bool { return r.segs[i].first > offset }) - 1
+	if i < 0 {
+		return ""
+	}
+	return r.segs[i].path
+}
+
 // First is the first offset the log holds, from its first segment's name
 // (1 for a log without segments).
 func (r *Reader) First() uint64 {

@@ -94,6 +94,14 @@ Local tables are listed as not replicated. With --json prints
 				if err := cols.Flush(); err != nil {
 					return err
 				}
+				for _, r := range ts.Replicas {
+					if r.Failed != "" {
+						fmt.Fprintf(a.stdout, "  %s: %s\n", r.Node, r.Failed)
+					}
+					if r.Damage != "" {
+						fmt.Fprintf(a.stdout, "  %s: log damage: %s\n", r.Node, r.Damage)
+					}
+				}
 			}
 			return nil
 		},
