@@ -47,10 +47,14 @@ type rawPeer struct {
 	host  host.Host
 	sec   *p2p.Security
 
-	mu       sync.Mutex
-	asked    map[string]int // replication requests received, by table
-	publish  map[string][]wal.Entry
-	requests []map[string]any
+	mu    sync.Mutex
+	fresh int            // with freshLogs: the log ids handed out so far
+	asked map[string]int // replication requests received, by table
+	// freshLogs: every subscription gets a snapshot in a new log of its own
+	// (a modified node may start a new log whenever it likes).
+	freshLogs bool
+	publish   map[string][]wal.Entry
+	requests  []map[string]any
 }
 
 // newRawPeer starts a libp2p host with the mesh's security transport and
@@ -264,8 +268,12 @@ func (p *rawPeer) serveRepl(s network.Stream) {
 	p.mu.Lock()
 	p.asked[req.Table]++
 	entries := p.publish[req.Table]
+	logID := "raw0000000000000"
+	if p.freshLogs {
+		p.fresh++
+		logID = fmt.Sprintf("raw%013d", p.fresh)
+	}
 	p.mu.Unlock()
-	const logID = "raw0000000000000"
 	start := binary.AppendUvarint([]byte{'L'}, uint64(len(logID)))
 	start = binary.AppendUvarint(append(start, logID...), 1)
 	if req.LogID != logID || req.From != 1 { // no cursor yet: a "snapshot" of the entries

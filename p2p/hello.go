@@ -50,6 +50,7 @@ func decodeHello(b []byte) (hello, error) {
 		return h, fmt.Errorf("hello version %d: this node speaks %d", h.Version, helloVersion)
 	}
 	if h.Error != "" {
+		h.Error = clip(h.Error)
 		return h, nil
 	}
 	if err := scope.ValidateNodeName(h.Node); err != nil {
@@ -82,6 +83,15 @@ func (r memberRecord) member() (store.Member, error) {
 func (r memberRecord) entry(node string) wal.Entry {
 	return wal.Entry{Op: wal.OpPut, Key: store.MemberKey(node), Value: r.Value,
 		Version: wal.Version{HLC: r.HLC, Origin: r.Origin}, Proof: r.Proof}
+}
+
+// clip bounds a peer's message before it is logged or shown.
+func clip(msg string) string {
+	const max = 512
+	if len(msg) > max {
+		return msg[:max] + "... (clipped)"
+	}
+	return msg
 }
 
 // mustJSON encodes the protocol's own types, which always encode.

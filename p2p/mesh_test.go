@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mss "github.com/multiformats/go-multistream"
@@ -314,4 +317,37 @@ func rogueInbound(cert tls.Certificate, conn net.Conn) {
 	tc.Write([]byte{confirmAccepted})
 	tc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, tc)
+}
+
+// A member that rotates the addresses in its membership record costs the
+// others at most the dial loops of its current record: the loops of
+// addresses no record lists any more stop.
+func TestDialLoopsFollowTheRecords(t *testing.T) {
+	m := newTestMesh(t)
+	a := m.start("a", nil)
+	b := m.identity("b")
+	loops := func() int {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.targets)
+	}
+	for round := range 5 {
+		mem := store.Member{Node: "b", PeerID: "x"}
+		for j := range 16 {
+			mem.Addrs = append(mem.Addrs, fmt.Sprintf("127.0.0.1:%d", 30000+16*round+j))
+		}
+		value, _ := json.Marshal(mem)
+		e := wal.Entry{Op: wal.OpPut, Key: store.MemberKey("b"), Value: value,
+			Version: wal.Version{HLC: tables.HLC(time.Now().UnixMilli(), uint16(round)), Origin: "b"}}
+		if err := store.Sign(b, scope.MetaTable, &e); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.meta.Apply(context.Background(), []wal.Entry{e}); err != nil {
+			t.Fatal(err)
+		}
+		a.dialKnownMembers()
+		if n := loops(); n != 16 {
+			t.Fatalf("round %d: %d dial loops, want the 16 of b's current record", round, n)
+		}
+	}
 }

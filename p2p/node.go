@@ -76,8 +76,8 @@ type Node struct {
 
 	mu      sync.Mutex
 	peers   map[peer.ID]*peerState
-	targets map[string]bool // addresses with a dial loop
-	changed chan struct{}   // closed and replaced when a connection comes or goes
+	targets map[string]context.CancelFunc // addresses with a dial loop
+	changed chan struct{}                 // closed and replaced when a connection comes or goes
 }
 
 type peerState struct {
@@ -131,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, store: cfg.Store, meta: meta, peers: map[peer.ID]*peerState{}, targets: map[string]bool{}, changed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, store: cfg.Store, meta: meta, peers: map[peer.ID]*peerState{}, targets: map[string]context.CancelFunc{}, changed: make(chan struct{})}
 	h, err := libp2p.New(
 		libp2p.Identity(priv),
 		libp2p.ListenAddrs(listen),
@@ -162,10 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.log.Info("mesh listening", "node", cfg.Identity.Name, "peer_id", h.ID().String(), "addrs", n.ListenAddrs())
-	for _, addr := range cfg.Peers {
-		n.target(addr)
-	}
-	n.dialKnownMembers()
+	n.dialKnownMembers() // the seeds, and the members recorded
 	n.wg.Add(1)
 	go n.replicate()
 	return n, nil
@@ -264,53 +261,64 @@ func (n *Node) closeRevoked() {
 	}
 }
 
-// dialKnownMembers keeps a dial loop on the addresses of every member that
-// is not revoked.
+// dialKnownMembers keeps a dial loop on the seeds (--peer) and on the
+// addresses of every member record that is not revoked, and stops the loops
+// of addresses no record lists any more: a member rotating its addresses
+// costs at most the 16 of its current record.
 func (n *Node) dialKnownMembers() {
+	want := map[string]bool{}
+	for _, a := range n.cfg.Peers {
+		want[a] = true
+	}
 	for _, r := range n.members() {
 		m, err := r.member()
 		if err != nil || m.Node == n.Name() || n.store.Revoked(m.Node, "") {
 			continue
 		}
 		for _, a := range m.Addrs {
-			n.target(a)
+			want[a] = true
 		}
 	}
-}
-
-// target starts a dial loop for addr unless one runs.
-func (n *Node) target(addr string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.targets[addr] || n.ctx.Err() != nil {
-		return
+	for addr, stop := range n.targets {
+		if !want[addr] {
+			stop()
+			delete(n.targets, addr)
+		}
 	}
-	n.targets[addr] = true
-	n.wg.Add(1)
-	go n.dialLoop(addr)
+	for addr := range want {
+		if _, ok := n.targets[addr]; ok || n.ctx.Err() != nil {
+			continue
+		}
+		ctx, stop := context.WithCancel(n.ctx)
+		n.targets[addr] = stop
+		n.wg.Add(1)
+		go n.dialLoop(ctx, addr)
+	}
 }
 
 // dialLoop keeps this node connected to whatever node listens at addr,
 // redialing with capped, jittered exponential backoff, slower once the
 // address has not answered for slowAfter.
-func (n *Node) dialLoop(addr string) {
+func (n *Node) dialLoop(ctx context.Context, addr string) {
 	defer n.wg.Done()
 	b := newBackoff()
 	var id peer.ID
 	failingSince := time.Time{}
-	for n.ctx.Err() == nil {
+	for ctx.Err() == nil {
 		n.mu.Lock()
 		wait := n.changed
 		n.mu.Unlock()
 		if id != "" && n.host.Network().Connectedness(id) == network.Connected {
 			select {
-			case <-n.ctx.Done():
+			case <-ctx.Done():
 			case <-wait:
 			case <-time.After(10 * time.Second):
 			}
 			continue
 		}
-		got, err := n.dial(n.ctx, addr)
+		got, err := n.dial(ctx, addr)
 		if errors.Is(err, errSelf) {
 			return
 		}
@@ -328,7 +336,7 @@ func (n *Node) dialLoop(addr string) {
 		sleep := b.NextBackOff()
 		n.log.Debug("mesh: dial failed", "addr", addr, "err", err, "retry_in", sleep)
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 		case <-time.After(sleep):
 		}
 	}

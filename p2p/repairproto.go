@@ -131,6 +131,11 @@ func (n *Node) serveRepair(s network.Stream, t *tables.Table, req repairRequest)
 		if err != nil {
 			return err
 		}
+		if adopted > 0 && t.Name() == scope.MetaTable {
+			if err := n.store.Reconcile(); err != nil { // the catalog or the revocation list changed
+				n.log.Error("repair: applying the catalog", "err", err)
+			}
+		}
 		return n.send(s, &replFrame{Type: frameAck, Offset: uint64(adopted)})
 	}
 	return fmt.Errorf("unknown repair op %q", req.Op)
@@ -226,7 +231,7 @@ func (n *Node) RemoteHashes(ctx context.Context, node string, info scope.TableIn
 			return nil, err
 		}
 		if len(b) > 0 && b[0] == frameError {
-			return nil, fmt.Errorf("%s: %s", node, b[1:])
+			return nil, fmt.Errorf("%s: %s", node, clip(string(b[1:])))
 		}
 		if len(b) == 0 {
 			return out, nil
@@ -316,7 +321,7 @@ func (n *Node) repairCall(ctx context.Context, node string, req repairRequest, o
 		return err
 	}
 	if len(b) > 0 && b[0] == frameError {
-		return fmt.Errorf("%s: %s", node, b[1:])
+		return fmt.Errorf("%s: %s", node, clip(string(b[1:])))
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("malformed %s answer from %s: %w", req.Op, node, err)
@@ -351,7 +356,7 @@ func (n *Node) RemoteFetch(ctx context.Context, node string, info scope.TableInf
 			return nil, fmt.Errorf("%s: %s", node, f.Message)
 		case frameSnapRecs:
 			for _, e := range f.Entries {
-				out = append(out, tables.Record{Key: e.Key, Value: e.Value, Version: e.Version, Deleted: e.Op == wal.OpDelete})
+				out = append(out, tables.Record{Key: e.Key, Value: e.Value, Version: e.Version, Deleted: e.Op == wal.OpDelete, Proof: e.Proof})
 			}
 		default:
 			return nil, fmt.Errorf("%s: unexpected frame %q", node, f.Type)

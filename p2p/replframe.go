@@ -133,7 +133,7 @@ func decodeFrame(b []byte) (replFrame, error) {
 		f.Offset, b, err = uvarintField(b)
 	case frameSnapEnd:
 	case frameError:
-		f.Message, b = string(b), nil
+		f.Message, b = clip(string(b)), nil
 	default:
 		return f, fmt.Errorf("unknown frame type %#x", f.Type)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -172,6 +173,10 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 		return false, fmt.Errorf("%w: %s", store.ErrNotHeld, k.table)
 	}
 	peerName := n.peerName(k.peer)
+	var drainOnly *scope.TableInfo
+	if !scope.Holds(info, peerName) {
+		drainOnly = &info
+	}
 	s, err := n.host.NewStream(ctx, k.peer, ReplID)
 	if err != nil {
 		return false, err
@@ -222,7 +227,7 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 			if logID == "" || next != 0 {
 				return progressed, errors.New("snapshot records outside a snapshot")
 			}
-			if err := n.apply(ctx, t, f); err != nil {
+			if err := n.apply(ctx, t, f, drainOnly); err != nil {
 				return progressed, err
 			}
 			progressed = true
@@ -238,7 +243,7 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 			if next == 0 || f.Offset != next {
 				return progressed, fmt.Errorf("batch at offset %d, expected %d", f.Offset, next)
 			}
-			if err := n.apply(ctx, t, f); err != nil {
+			if err := n.apply(ctx, t, f, drainOnly); err != nil {
 				return progressed, err
 			}
 			progressed = true
@@ -253,8 +258,15 @@ func (n *Node) subscribeOnce(ctx context.Context, k subKey) (progressed bool, er
 }
 
 // apply adopts a frame's entries (LWW); a catalog change is acted on at once.
-func (n *Node) apply(ctx context.Context, t *tables.Table, f replFrame) error {
-	adopted, err := t.Apply(ctx, f.Entries)
+func (n *Node) apply(ctx context.Context, t *tables.Table, f replFrame, drainOnly *scope.TableInfo) error {
+	entries := f.Entries
+	if drainOnly != nil { // a peer followed while it hands its copy off
+		entries = slices.DeleteFunc(slices.Clone(entries), func(e wal.Entry) bool { return !scope.FromDraining(*drainOnly, e.Version.HLC) })
+		if k := len(f.Entries) - len(entries); k > 0 {
+			n.log.Warn("repl: refused entries a draining peer made after it was taken out of the scope", "table", t.Name(), "refused", k)
+		}
+	}
+	adopted, err := t.Apply(ctx, entries)
 	if !tables.OnlyRefused(err) { // refused entries are skipped (and logged)
 		return err
 	}

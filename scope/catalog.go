@@ -142,9 +142,13 @@ type TableInfo struct {
 	// Prev is the scope before the last change, if any: the nodes it
 	// selects that the new one does not may still be handing their copies
 	// off, and holders follow them until they have (see Follows).
-	Prev    *Scope    `json:"prev_scope,omitempty"`
-	Home    string    `json:"home"`
-	Created time.Time `json:"created,omitzero"`
+	Prev *Scope `json:"prev_scope,omitempty"`
+	// PrevUntil is the timestamp (HLC) of the change that ended Prev: a node
+	// handing its copy off since then may still pass on what it had, not
+	// what it writes after it was taken out.
+	PrevUntil uint64    `json:"prev_until,omitempty"`
+	Home      string    `json:"home"`
+	Created   time.Time `json:"created,omitzero"`
 }
 
 // A table's id is made when the table is created: 16 random hex digits, a
@@ -199,7 +203,7 @@ func (ti TableInfo) Validate() error {
 	if home != "" && home != ti.Home {
 		return fmt.Errorf("%w: table %s: id %s belongs to home %s, not %s", tables.ErrInvalid, ti.Name, ti.ID, home, ti.Home)
 	}
-	if !ti.Scope.valid() || ti.Prev != nil && !ti.Prev.valid() {
+	if !ti.Scope.valid() || ti.Prev != nil && (!ti.Prev.valid() || ti.PrevUntil == 0) {
 		return fmt.Errorf("%w: table %s: malformed scope", tables.ErrInvalid, ti.Name)
 	}
 	return nil

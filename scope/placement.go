@@ -38,6 +38,12 @@ func Follows(t TableInfo, peer string, peerDraining []string) bool {
 	return slices.Contains(peerDraining, t.ID) && t.Prev != nil && t.Prev.Includes(peer, t.Home)
 }
 
+// FromDraining reports whether a change stamped hlc may be taken from a peer
+// followed only because it hands off its copy (see Follows): only if it was
+// made before the scope change that took the peer out. What the peer writes
+// into its copy afterwards it may not pass on.
+func FromDraining(t TableInfo, hlc uint64) bool { return t.Prev != nil && hlc <= t.PrevUntil }
+
 // CanDrop decides whether a copy this node no longer holds by scope may be
 // removed: only once a node that keeps the table has acknowledged every
 // entry of this copy's log (lastOffset), so nothing written here is lost.

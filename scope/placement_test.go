@@ -115,6 +115,23 @@ func TestFollows(t *testing.T) {
 	}
 }
 
+func TestFromDraining(t *testing.T) {
+	moved := info("t", "home", "home,office")
+	prev, _ := ParseScope("home,laptop")
+	moved.Prev, moved.PrevUntil = &prev, 100
+	for _, tc := range []struct {
+		hlc  uint64
+		want bool
+	}{{99, true}, {100, true}, {101, false}} {
+		if got := FromDraining(moved, tc.hlc); got != tc.want {
+			t.Errorf("FromDraining(%d) = %v", tc.hlc, got)
+		}
+	}
+	if FromDraining(info("t", "home", "all"), 1) {
+		t.Error("FromDraining without a previous scope")
+	}
+}
+
 func TestTableIDs(t *testing.T) {
 	id := NewTableID("home")
 	if home, ok := HomeOf(id); !ok || home != "home" || len(id) != 16+1+4 {
@@ -156,7 +173,8 @@ func TestValidateTableInfo(t *testing.T) {
 	}{
 		{"good", func(*TableInfo) {}, true},
 		{"an earlier version's id", func(ti *TableInfo) { ti.ID = "0123456789abcdef" }, true},
-		{"with a previous scope", func(ti *TableInfo) { ti.Prev = &Scope{Local: true} }, true},
+		{"with a previous scope", func(ti *TableInfo) { ti.Prev, ti.PrevUntil = &Scope{Local: true}, 7 }, true},
+		{"a previous scope without its end", func(ti *TableInfo) { ti.Prev = &Scope{Local: true} }, false},
 		{"system name", func(ti *TableInfo) { ti.Name = "cortex_acls" }, false},
 		{"bad name", func(ti *TableInfo) { ti.Name = "../x" }, false},
 		{"path in the id", func(ti *TableInfo) { ti.ID = "/../../.." }, false},
@@ -165,7 +183,7 @@ func TestValidateTableInfo(t *testing.T) {
 		{"bad home", func(ti *TableInfo) { ti.Home = "a/b"; ti.ID = "0123456789abcdef" }, false},
 		{"zero scope", func(ti *TableInfo) { ti.Scope = Scope{} }, false},
 		{"all and local", func(ti *TableInfo) { ti.Scope = Scope{All: true, Local: true} }, false},
-		{"zero previous scope", func(ti *TableInfo) { ti.Prev = &Scope{} }, false},
+		{"zero previous scope", func(ti *TableInfo) { ti.Prev, ti.PrevUntil = &Scope{}, 7 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ti := good

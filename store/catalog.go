@@ -187,7 +187,7 @@ func (s *Store) SetScope(ctx context.Context, name string, sc scope.Scope) (scop
 	}
 	if !slices.Equal(info.Scope.Nodes, sc.Nodes) || info.Scope.All != sc.All || info.Scope.Local != sc.Local {
 		prev := info.Scope
-		info.Prev = &prev
+		info.Prev, info.PrevUntil = &prev, s.clock.Now()
 	}
 	info.Scope = sc
 	if err := s.putInfo(ctx, info); err != nil {
@@ -218,8 +218,14 @@ func (s *Store) DropTable(ctx context.Context, name, id string) error {
 	case len(claims) > 1:
 		return conflictError(name, claims)
 	}
-	if err := s.deleteSystem(ctx, s.meta, scope.MetaTable, s.keyOf(claims[0])); err != nil {
-		return err
+	// A table of an earlier version's key is dropped under both keys, so
+	// that a node that still has the old record and moves it to the new key
+	// later (resign) does not bring the table back.
+	keys := []string{string(s.keyOf(claims[0])), string(tableKey(name, claims[0].ID))}
+	for _, key := range slices.Compact(keys) {
+		if err := s.deleteSystem(ctx, s.meta, scope.MetaTable, []byte(key)); err != nil {
+			return err
+		}
 	}
 	return s.Reconcile()
 }

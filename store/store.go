@@ -19,6 +19,7 @@ import (
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
 )
 
 // ErrNoTable is wrapped by errors about a table the catalog does not have.
@@ -154,6 +155,9 @@ func (s *Store) openCopy(info scope.TableInfo) (*tables.Table, error) {
 	o.Name, o.Node, o.Clock, o.Logger = info.Name, s.opts.Node, s.clock, s.log
 	if info.System() {
 		o.Admit, o.Sign = s.admitter(info.Name), s.signer(info.Name)
+		// Every node must take the same system changes, whatever its own
+		// --max-key-size and --max-value-size: the log's limits apply.
+		o.Limits = tables.Limits{MaxKeySize: wal.MaxKeySize, MaxValueSize: wal.MaxValueSize}
 	}
 	dir, err := s.copyDir(info)
 	if err != nil {

@@ -437,3 +437,37 @@ func TestMalformedCatalogRecordNeverAPath(t *testing.T) {
 		t.Fatalf("the victim directory was touched: %v", err)
 	}
 }
+
+// A record re-signed at the first start in mesh mode keeps its place in
+// time: a delete the mesh made since still wins over it, wherever they meet.
+func TestResignDoesNotResurrect(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	stale, err := Open(Options{Dir: dir, Node: "old", Table: tables.Options{NoSync: true}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.AddIdentity(ctx, Identity{Name: "bob", Kind: "client"}); err != nil {
+		t.Fatal(err)
+	}
+	stale.Close()
+	ca := newTestCA(t)
+	boss := ca.open("boss", pki.RoleAdmin)
+	if err := boss.AddIdentity(ctx, Identity{Name: "bob", Kind: "client"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := boss.RemoveIdentity(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	old := ca.openIn(dir, "old", pki.RoleAdmin) // re-signs its bob
+	if _, err := old.Identity("bob"); err != nil {
+		t.Fatalf("before meeting the mesh: %v", err)
+	}
+	ship(t, old, boss, scope.IdentitiesTable)
+	ship(t, boss, old, scope.IdentitiesTable)
+	for _, s := range []*Store{boss, old} {
+		if _, err := s.Identity("bob"); !errors.Is(err, ErrNoIdentity) {
+			t.Errorf("%s: bob is back: %v", s.Node(), err)
+		}
+	}
+}

@@ -75,8 +75,11 @@ func (s *Store) admitter(table string) func(*wal.Entry) error {
 // resign signs, as this node's own changes, the system records written
 // without a proof (by this node while it ran standalone, or by an earlier
 // version) that this node may make, so that peers take them; the others
-// are left as they are and listed in the log. An admin node also moves
-// catalog records from an earlier version's key to table/NAME/ID.
+// are left as they are and listed in the log. A re-signed record keeps its
+// place in time: its version is its old timestamp plus one, so any change
+// the mesh made to it since (a delete, say) still wins over it. An admin
+// node also moves catalog records from an earlier version's key to
+// table/NAME/ID (the same way).
 func (s *Store) resign(ctx context.Context) error {
 	for _, st := range []struct {
 		name string
@@ -87,31 +90,38 @@ func (s *Store) resign(ctx context.Context) error {
 			return err
 		}
 		var left []string
+		var signed []wal.Entry
 		for _, r := range recs {
 			if len(r.Proof) > 0 {
 				continue
 			}
+			e := r.Entry()
+			e.Version = wal.Version{HLC: r.Version.HLC + 1, Origin: s.self.Name}
 			if st.t == s.meta && !r.Deleted && isLegacyTableKey(string(r.Key)) && s.self.Role == pki.RoleAdmin {
-				if info, err := decodeTableInfo(r); err == nil {
-					if err := s.putInfo(ctx, info); err != nil { // to table/NAME/ID, signed
-						return err
-					}
+				info, err := decodeTableInfo(r)
+				if err != nil {
+					left = append(left, string(r.Key))
 					continue
 				}
+				gone := wal.Entry{Op: wal.OpDelete, Key: r.Key, Version: e.Version}
+				e.Key = tableKey(info.Name, info.ID)
+				if err := Sign(s.opts.Identity, st.name, &gone); err != nil {
+					return err
+				}
+				signed = append(signed, gone)
 			}
-			e := r.Entry()
-			e.Version.Origin = s.self.Name
 			if Authorize(st.name, &e, s.self) != nil {
 				left = append(left, string(r.Key))
 				continue
 			}
-			if r.Deleted {
-				_, err = st.t.Delete(ctx, r.Key)
-			} else {
-				_, err = st.t.Put(ctx, r.Key, r.Value)
-			}
-			if err != nil {
+			if err := Sign(s.opts.Identity, st.name, &e); err != nil {
 				return err
+			}
+			signed = append(signed, e)
+		}
+		if len(signed) > 0 {
+			if _, err := st.t.Apply(ctx, signed); err != nil {
+				return fmt.Errorf("re-signing %s: %w", st.name, err)
 			}
 		}
 		if len(left) > 0 {

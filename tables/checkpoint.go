@@ -198,7 +198,7 @@ func (t *Table) loadCheckpointFile(f ckptFile, logID string) (uint64, error) {
 				if err != nil {
 					return err
 				}
-				t.opts.Clock.Observe(r.Version.HLC)
+				t.observe(r.Version)
 				e := r.Entry()
 				if err := t.set(tx, &e); err != nil {
 					return err

@@ -46,15 +46,31 @@ func (c *Clock) Now() uint64 {
 	return c.last
 }
 
-// MaxFuture is how far ahead of this node's wall clock a remote change's
-// timestamp may be: beyond it the change is refused (a runaway or forged
-// clock would otherwise win every conflict, and could run the clock out).
-// Peers further off than this are refused at connect, too.
+// MaxFuture is how far a peer's wall clock may be ahead of this node's:
+// peers further off are refused at connect (a runaway clock would otherwise
+// win every conflict).
 const MaxFuture = 60 * time.Second
 
-// Horizon is the greatest timestamp a remote change may carry now.
+// MaxDrift is how far ahead of its own wall clock a remote change may move a
+// node's clock (ObserveRemote). Without a bound, a peer stamping changes
+// just inside the admission horizon would push every node's clock there,
+// and their own next writes past the horizon of a peer whose clock is a
+// little behind: those would be refused.
+const MaxDrift = 2 * time.Second
+
+// Horizon is the greatest timestamp a remote change may carry now: an honest
+// peer's clock is at most MaxFuture ahead of this node's wall clock and its
+// own wall clock at most MaxDrift behind its clock.
 func (c *Clock) Horizon() uint64 {
-	return HLC(c.wall().Add(MaxFuture).UnixMilli(), 0xffff)
+	return HLC(c.wall().Add(MaxFuture+MaxDrift).UnixMilli(), 0xffff)
+}
+
+// ObserveRemote moves the clock past a timestamp of a change from a peer,
+// but never more than MaxDrift ahead of the wall clock: this node's next
+// write may then be older than a change stamped further ahead, which wins
+// the conflict until this node's clock passes it (at most MaxFuture).
+func (c *Clock) ObserveRemote(hlc uint64) {
+	c.Observe(min(hlc, HLC(c.wall().Add(MaxDrift).UnixMilli(), 0)))
 }
 
 // Observe moves the clock past a timestamp seen in a log or from a peer.

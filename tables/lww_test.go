@@ -327,7 +327,7 @@ func TestApplyObservesClock(t *testing.T) {
 	// A remote version moves the local clock, so the next local write of the
 	// same key wins over it.
 	tb := utNew(t, "local")
-	future := HLC(time.Now().Add(MaxFuture/2).UnixMilli(), 3) // ahead of the wall clock, within what is admitted
+	future := HLC(time.Now().Add(MaxDrift/2).UnixMilli(), 3) // ahead of the wall clock, within the drift
 	utApply(t, tb, utPut("k", "remote", future, "zzz"))
 	v, err := tb.Put(context.Background(), []byte("k"), []byte("local"))
 	if err != nil {
@@ -338,6 +338,33 @@ func TestApplyObservesClock(t *testing.T) {
 	}
 	if r, _ := tb.Get([]byte("k")); string(r.Value) != "local" {
 		t.Fatalf("k = %q, want the local write", r.Value)
+	}
+}
+
+// A change stamped far ahead (admitted: within MaxFuture) moves the clock
+// at most MaxDrift ahead of the wall clock, so that a peer cannot push this
+// node's next writes past the horizon of the others.
+func TestRemoteClockPushIsCapped(t *testing.T) {
+	tb := utNew(t, "local")
+	pushed := HLC(time.Now().Add(MaxFuture-time.Second).UnixMilli(), 0xfff0)
+	utApply(t, tb, utPut("pushed", "x", pushed, "evil"))
+	v, err := tb.Put(context.Background(), []byte("mine"), []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, _ := HLCTime(v.HLC); at.After(time.Now().Add(MaxDrift + time.Second)) {
+		t.Fatalf("the next local write is stamped %s, pushed by the remote change", at)
+	}
+	// Such a write is admitted by a peer whose clock is MaxFuture behind.
+	behind := NewClock(func() time.Time { return time.Now().Add(-MaxFuture) })
+	if v.HLC > behind.Horizon() {
+		t.Fatal("a peer MaxFuture behind would refuse this node's write")
+	}
+	// A change beyond the horizon is refused for now, to be retried.
+	_, err = tb.Apply(context.Background(), []wal.Entry{utPut("late", "x", HLC(time.Now().Add(time.Hour).UnixMilli(), 0), "evil")})
+	var re *RefusedError
+	if !errors.As(err, &re) || !re.Retry || OnlyRefused(err) || !errors.Is(err, ErrFuture) {
+		t.Fatalf("Apply from an hour ahead: %v", err)
 	}
 }
 
@@ -498,5 +525,39 @@ func TestApplyOrderIndependenceWithLocalWrites(t *testing.T) {
 	utSameState(t, "shipped", sd, ss)
 	if !reflect.DeepEqual(sd.Records, ss.Records) {
 		t.Fatal("records differ")
+	}
+}
+
+// Two changes of a key with the same version and different contents (a
+// faulty or forging node): every copy keeps the same one, whatever the
+// order, in one batch or two, and after a restart; equal contents are a
+// duplicate.
+func TestEqualVersionsConverge(t *testing.T) {
+	x, y := utPut("k", "x", 50, "n"), utPut("k", "y", 50, "n")
+	var want string
+	for i, order := range [][][]wal.Entry{{{x}, {y}}, {{y}, {x}}, {{x, y}}, {{y, x}}} {
+		dir := t.TempDir()
+		tb := utOpen(t, dir, utOptions("local"))
+		for _, batch := range order {
+			utApply(t, tb, batch...)
+		}
+		r, err := tb.Get([]byte("k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			want = string(r.Value)
+		} else if string(r.Value) != want {
+			t.Fatalf("order %d keeps %q, order 0 kept %q", i, r.Value, want)
+		}
+		if n := utApply(t, tb, utPut("k", want, 50, "n")); n != 0 {
+			t.Fatalf("order %d: the same change again was adopted", i)
+		}
+		digest := tb.Stats().Digest
+		tb.Close()
+		re := utOpen(t, utCopyDir(t, dir), utOptions("local"))
+		if got, _ := re.Get([]byte("k")); string(got.Value) != want || re.Stats().Digest != digest {
+			t.Fatalf("order %d reopened: %q", i, got.Value)
+		}
 	}
 }

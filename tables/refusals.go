@@ -14,12 +14,19 @@ import (
 // ErrRefused is wrapped by the reasons a remote entry is not admitted.
 var ErrRefused = errors.New("refused")
 
+// ErrFuture is a remote entry stamped beyond the clock's Horizon: it may be
+// admitted later (a clock stepped back), so a stream should not go past it.
+var ErrFuture = fmt.Errorf("%w: from the future", ErrRefused)
+
 // RefusedError reports the entries of an Apply that were not admitted; the
 // others were applied. It wraps the first reason.
 type RefusedError struct {
 	Table string
 	N     int   // entries refused
 	First error // the first one's reason
+	// Retry: some entry was refused only for now (ErrFuture): a stream
+	// must not go past it, but resume before it later.
+	Retry bool
 }
 
 func (e *RefusedError) Error() string {
@@ -29,10 +36,11 @@ func (e *RefusedError) Error() string {
 func (e *RefusedError) Unwrap() error { return e.First }
 
 // OnlyRefused reports whether err is nil or says only that some entries of
-// an Apply were refused (the others were applied): a stream goes on.
+// an Apply were refused for good (the others were applied): a stream goes
+// on past them. Refused for now (RefusedError.Retry) is not.
 func OnlyRefused(err error) bool {
 	var re *RefusedError
-	return err == nil || errors.As(err, &re)
+	return err == nil || errors.As(err, &re) && !re.Retry
 }
 
 // orNil returns e as an error, nil when there is none (a nil *RefusedError

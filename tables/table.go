@@ -211,6 +211,17 @@ func (t *Table) replay(from uint64) (skipped []uint64, err error) {
 	return skipped, nil
 }
 
+// observe moves the clock past a version found at recovery: this node's own
+// as is (the clock never goes back across a restart), a peer's as
+// ObserveRemote does.
+func (t *Table) observe(v wal.Version) {
+	if v.Origin == t.opts.Node {
+		t.opts.Clock.Observe(v.HLC)
+	} else {
+		t.opts.Clock.ObserveRemote(v.HLC)
+	}
+}
+
 // applyToView adopts records into the view by LWW (Open only).
 func (t *Table) applyToView(recs []wal.Record) error {
 	if len(recs) == 0 {
@@ -219,10 +230,10 @@ func (t *Table) applyToView(recs []wal.Record) error {
 	return t.db.Update(func(tx *buntdb.Tx) error {
 		for i := range recs {
 			e := &recs[i].Entry
-			t.opts.Clock.Observe(e.Version.HLC)
+			t.observe(e.Version)
 			cur, err := tx.Get(viewKey(e.Key))
 			if err == nil {
-				if v, ok := recordVersion(cur); ok && !Adopt(e.Version, v, true) {
+				if v, ok := recordVersion(cur); ok && !AdoptRecord(e.Version, v, true, func() uint64 { return contentSum(encodeRecord(e)) }, contentSum(cur)) {
 					continue
 				}
 			}
@@ -237,7 +248,12 @@ func (t *Table) applyToView(recs []wal.Record) error {
 
 // set writes an adopted entry into the view and keeps the digest and counts.
 func (t *Table) set(tx *buntdb.Tx, e *wal.Entry) error {
-	key, rec := viewKey(e.Key), encodeRecord(e)
+	return t.setRec(tx, e.Key, encodeRecord(e), e.Op)
+}
+
+// setRec is set with the entry's view encoding made already.
+func (t *Table) setRec(tx *buntdb.Tx, userKey []byte, rec string, op wal.Op) error {
+	key := viewKey(userKey)
 	prev, replaced, err := tx.Set(key, rec, nil)
 	if err != nil {
 		return err
@@ -251,7 +267,7 @@ func (t *Table) set(tx *buntdb.Tx, e *wal.Entry) error {
 		}
 	}
 	t.digest.toggle(key, rec)
-	if e.Op == wal.OpDelete {
+	if op == wal.OpDelete {
 		t.tombstones++
 	} else {
 		t.keys++

@@ -63,6 +63,7 @@ func (t *Table) Apply(ctx context.Context, entries []wal.Entry) (int, error) {
 				kept, refused = append([]wal.Entry(nil), entries[:i]...), &RefusedError{Table: t.opts.Name, First: err}
 			}
 			refused.N++
+			refused.Retry = refused.Retry || errors.Is(err, ErrFuture)
 			t.refusals.add(t.opts.Logger, t.opts.Name, &entries[i], err)
 		} else if refused != nil {
 			kept = append(kept, entries[i])
@@ -90,7 +91,7 @@ func (t *Table) admit(e *wal.Entry) error {
 	}
 	if h := t.opts.Clock.Horizon(); e.Version.HLC > h {
 		at, _ := HLCTime(e.Version.HLC)
-		return fmt.Errorf("%w: timestamp %s is more than %s ahead of this node's clock", ErrRefused, at.Format(time.RFC3339), MaxFuture)
+		return fmt.Errorf("%w: timestamp %s is more than %s ahead of this node's clock", ErrFuture, at.Format(time.RFC3339), MaxFuture+MaxDrift)
 	}
 	if t.opts.Admit != nil {
 		return t.opts.Admit(e)
@@ -134,6 +135,7 @@ type batch struct {
 	reqs    []*request
 	replies []reply
 	entries []wal.Entry // adopted, in log order
+	recs    []string    // their view encodings
 	first   uint64      // log offset of entries[0]
 	err     error
 }
@@ -143,6 +145,7 @@ type batch struct {
 type decided struct {
 	version wal.Version
 	seq     uint64
+	sum     uint64 // contentSum of its view encoding, for the rare tie of equal versions
 }
 
 // The writer forgets applied decisions once it remembers this many.
@@ -250,27 +253,30 @@ func (t *Table) decide(b *batch, pending map[string]decided) error {
 					e.Version = wal.Version{HLC: t.opts.Clock.Now(), Origin: t.opts.Node}
 					b.replies[i].version = e.Version
 				} else {
-					t.opts.Clock.Observe(e.Version.HLC)
+					t.opts.Clock.ObserveRemote(e.Version.HLC)
 					d, ok := pending[string(e.Key)]
-					cur := d.version
+					cur, curSum := d.version, d.sum
 					if !ok {
 						if s, err := tx.Get(viewKey(e.Key)); err == nil {
 							cur, ok = recordVersion(s)
+							curSum = contentSum(s)
 						} else if !errors.Is(err, buntdb.ErrNotFound) {
 							return err
 						}
 					}
-					if !Adopt(e.Version, cur, ok) {
+					if !AdoptRecord(e.Version, cur, ok, func() uint64 { return contentSum(encodeRecord(&e)) }, curSum) {
 						continue
 					}
 					b.replies[i].adopted++
 				}
-				pending[string(e.Key)] = decided{e.Version, b.seq}
 				b.entries = append(b.entries, e)
-				if !r.remote && t.opts.Sign != nil { // signed as it is in the log (e itself must not escape)
-					last := &b.entries[len(b.entries)-1]
-					last.Proof = t.opts.Sign(last)
+				last := &b.entries[len(b.entries)-1] // e itself must not escape
+				if !r.remote && t.opts.Sign != nil {
+					last.Proof = t.opts.Sign(last) // signed as it is in the log
 				}
+				rec := encodeRecord(last)
+				b.recs = append(b.recs, rec)
+				pending[string(e.Key)] = decided{version: e.Version, seq: b.seq, sum: contentSum(rec)}
 			}
 		}
 		return nil
@@ -357,7 +363,7 @@ func (t *Table) applier() {
 		if b.err == nil && len(b.entries) > 0 {
 			err := t.db.Update(func(tx *buntdb.Tx) error {
 				for i := range b.entries {
-					if err := t.set(tx, &b.entries[i]); err != nil {
+					if err := t.setRec(tx, b.entries[i].Key, b.recs[i], b.entries[i].Op); err != nil {
 						return err
 					}
 				}
