@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
@@ -100,8 +100,8 @@ func (c *Client) NodeStatus(ctx context.Context) (NodeStatus, error) {
 }
 
 // MeshPeers lists the peers the node has met.
-func (c *Client) MeshPeers(ctx context.Context) ([]p2p.PeerStatus, error) {
-	var r []p2p.PeerStatus
+func (c *Client) MeshPeers(ctx context.Context) ([]mesh.PeerStatus, error) {
+	var r []mesh.PeerStatus
 	return r, c.call(ctx, "mesh/peers", Empty{}, &r)
 }
 

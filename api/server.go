@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/scope"
@@ -27,12 +27,14 @@ type Server struct {
 	started time.Time
 	limits  tables.Limits
 	mux     *http.ServeMux
-	mesh    *p2p.Node // nil when standalone
+	node    *mesh.Node    // nil when standalone
+	peers   *repair.Peers // nil when standalone
 }
 
-// SetMesh tells the server about the node's mesh, for mesh peers and status.
+// SetMesh tells the server about the node's mesh (for mesh peers) and its
+// status and repair peers.
 // Call it before serving.
-func (s *Server) SetMesh(m *p2p.Node) { s.mesh = m }
+func (s *Server) SetMesh(m *mesh.Node, p *repair.Peers) { s.node, s.peers = m, p }
 
 // NewServer returns the API handler for a store. limits are the store's key
 // and value limits, used to bound request bodies.
@@ -143,9 +145,9 @@ func (s *Server) check(c caller, table string, perm store.Perm) error {
 
 func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, error) {
 	st := NodeStatus{Node: s.store.Node(), Version: Version, UptimeS: int64(time.Since(s.started).Seconds()),
-		Mesh: s.mesh != nil, Tables: s.store.Held()}
-	if s.mesh != nil {
-		st.MeshAddrs = s.mesh.ListenAddrs()
+		Mesh: s.node != nil, Tables: s.store.Held()}
+	if s.node != nil {
+		st.MeshAddrs = s.node.ListenAddrs()
 	}
 	return st, nil
 }
@@ -170,8 +172,8 @@ func (s *Server) syncStatus(ctx context.Context, c caller, req *SyncStatusReques
 		names = []string{req.Table}
 	}
 	var q repair.Querier
-	if s.mesh != nil {
-		q = s.mesh
+	if s.peers != nil {
+		q = s.peers
 	}
 	return repair.Gather(ctx, q, s.store, names, statusTimeout)
 }
@@ -187,8 +189,8 @@ func (s *Server) syncRepair(ctx context.Context, c caller, req *SyncRepairReques
 		return repair.Report{}, err
 	}
 	var m repair.Mesh
-	if s.mesh != nil {
-		m = s.mesh
+	if s.peers != nil {
+		m = s.peers
 	}
 	rep, err := repair.Run(ctx, m, s.store, req.Table, req.DryRun, func(msg string) { s.log.Info("repair: "+msg, "table", req.Table) })
 	if err != nil {
@@ -198,14 +200,14 @@ func (s *Server) syncRepair(ctx context.Context, c caller, req *SyncRepairReques
 	return rep, nil
 }
 
-func (s *Server) meshPeers(_ context.Context, c caller, _ *Empty) ([]p2p.PeerStatus, error) {
+func (s *Server) meshPeers(_ context.Context, c caller, _ *Empty) ([]mesh.PeerStatus, error) {
 	if err := s.check(c, scope.MetaTable, store.PermAdmin); err != nil {
 		return nil, err
 	}
-	if s.mesh == nil {
-		return []p2p.PeerStatus{}, nil
+	if s.node == nil {
+		return []mesh.PeerStatus{}, nil
 	}
-	return s.mesh.Peers(), nil
+	return s.node.Peers(), nil
 }
 
 func (s *Server) createTable(ctx context.Context, c caller, req *CreateTableRequest) (TableInfo, error) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/pki"
 )
 
@@ -60,7 +60,7 @@ func newMeshNode(t testing.TB, certs, name string, peers ...string) *node {
 // as connected.
 func (n *node) connectedPeers() map[string]bool {
 	n.t.Helper()
-	var peers []p2p.PeerStatus
+	var peers []mesh.PeerStatus
 	if err := json.Unmarshal([]byte(n.must("mesh", "peers", "--json")), &peers); err != nil {
 		n.t.Fatal(err)
 	}

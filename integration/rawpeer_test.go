@@ -32,8 +32,10 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	mss "github.com/multiformats/go-multistream"
 
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/repair"
+	"github.com/cortex-mesh/cortex/repl"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
@@ -45,7 +47,7 @@ type rawPeer struct {
 	name  string
 	ident *pki.Identity
 	host  host.Host
-	sec   *p2p.Security
+	sec   *mesh.Security
 
 	mu    sync.Mutex
 	fresh int            // with freshLogs: the log ids handed out so far
@@ -79,8 +81,8 @@ func newRawPeer(t *testing.T, certs, name string) *rawPeer {
 		libp2p.Identity(priv),
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
 		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Security(p2p.SecurityID, func(id protocol.ID, muxers []tptu.StreamMuxer) (*p2p.Security, error) {
-			s, err := p2p.NewSecurity(id, ident, roots, muxers, slog.New(slog.DiscardHandler), time.Now, nil)
+		libp2p.Security(mesh.SecurityID, func(id protocol.ID, muxers []tptu.StreamMuxer) (*mesh.Security, error) {
+			s, err := mesh.NewSecurity(id, ident, roots, muxers, slog.New(slog.DiscardHandler), time.Now, nil)
 			p.sec = s
 			return s, err
 		}),
@@ -92,13 +94,13 @@ func newRawPeer(t *testing.T, certs, name string) *rawPeer {
 	}
 	p.host = h
 	t.Cleanup(func() { h.Close() })
-	h.SetStreamHandler(p2p.HelloID, func(s network.Stream) { // answer a dialer's hello
+	h.SetStreamHandler(mesh.HelloID, func(s network.Stream) { // answer a dialer's hello
 		defer s.Close()
-		if _, err := p2p.ReadFrame(s, 4<<20); err == nil {
-			p2p.WriteFrame(s, p.hello(nil))
+		if _, err := mesh.ReadFrame(s, 4<<20); err == nil {
+			mesh.WriteFrame(s, p.hello(nil))
 		}
 	})
-	h.SetStreamHandler(p2p.ReplID, p.serveRepl)
+	h.SetStreamHandler(repl.ID, p.serveRepl)
 	return p
 }
 
@@ -114,7 +116,7 @@ func (p *rawPeer) connect(addr string, members []map[string]any) peer.ID {
 		p.t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := mss.SelectProtoOrFail(protocol.ID(p2p.SecurityID), conn); err != nil {
+	if err := mss.SelectProtoOrFail(protocol.ID(mesh.SecurityID), conn); err != nil {
 		p.t.Fatal(err)
 	}
 	sc, err := p.sec.SecureOutbound(ctx, conn, "")
@@ -126,15 +128,15 @@ func (p *rawPeer) connect(addr string, members []map[string]any) peer.ID {
 	if err := p.host.Connect(ctx, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{maddr}}); err != nil {
 		p.t.Fatal(err)
 	}
-	s, err := p.host.NewStream(ctx, id, p2p.HelloID)
+	s, err := p.host.NewStream(ctx, id, mesh.HelloID)
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	defer s.Close()
-	if err := p2p.WriteFrame(s, p.hello(members)); err != nil {
+	if err := mesh.WriteFrame(s, p.hello(members)); err != nil {
 		p.t.Fatal(err)
 	}
-	if _, err := p2p.ReadFrame(s, 4<<20); err != nil {
+	if _, err := mesh.ReadFrame(s, 4<<20); err != nil {
 		p.t.Fatalf("hello: %v", err)
 	}
 	return id
@@ -201,14 +203,14 @@ func recordsFrame(typ byte, offset uint64, entries []wal.Entry) []byte {
 // protocol's apply operation and returns the node's answer frame.
 func (p *rawPeer) repairApply(id peer.ID, table, tableID string, entries []wal.Entry) []byte {
 	p.t.Helper()
-	s := p.open(id, p2p.RepairID, map[string]any{"v": 1, "op": "apply", "table": table, "table_id": tableID})
+	s := p.open(id, repair.RepairID, map[string]any{"v": 1, "op": "apply", "table": table, "table_id": tableID})
 	defer s.Close()
 	for _, f := range [][]byte{recordsFrame('R', 0, entries), {'Z'}} {
-		if err := p2p.WriteFrame(s, f); err != nil {
+		if err := mesh.WriteFrame(s, f); err != nil {
 			p.t.Fatal(err)
 		}
 	}
-	b, err := p2p.ReadFrame(s, 1<<20)
+	b, err := mesh.ReadFrame(s, 1<<20)
 	if err != nil {
 		p.t.Fatalf("repair apply: %v", err)
 	}
@@ -216,18 +218,18 @@ func (p *rawPeer) repairApply(id peer.ID, table, tableID string, entries []wal.E
 }
 
 // status asks a node for the status of its copies of tables (all if none).
-func (p *rawPeer) status(id peer.ID, names ...string) []p2p.CopyStatus {
+func (p *rawPeer) status(id peer.ID, names ...string) []repair.CopyStatus {
 	p.t.Helper()
 	if names == nil {
 		names = []string{}
 	}
-	s := p.open(id, p2p.StatusID, map[string]any{"tables": names})
+	s := p.open(id, repair.StatusID, map[string]any{"tables": names})
 	defer s.Close()
-	b, err := p2p.ReadFrame(s, 4<<20)
+	b, err := mesh.ReadFrame(s, 4<<20)
 	if err != nil {
 		p.t.Fatalf("status: %v", err)
 	}
-	var out []p2p.CopyStatus
+	var out []repair.CopyStatus
 	if err := json.Unmarshal(b, &out); err != nil {
 		p.t.Fatal(err)
 	}
@@ -244,7 +246,7 @@ func (p *rawPeer) open(id peer.ID, proto string, req any) network.Stream {
 	}
 	s.SetDeadline(time.Now().Add(20 * time.Second))
 	b, _ := json.Marshal(req)
-	if err := p2p.WriteFrame(s, b); err != nil {
+	if err := mesh.WriteFrame(s, b); err != nil {
 		p.t.Fatal(err)
 	}
 	return s
@@ -255,7 +257,7 @@ func (p *rawPeer) open(id peer.ID, proto string, req any) network.Stream {
 // batch, then it keeps the stream open.
 func (p *rawPeer) serveRepl(s network.Stream) {
 	defer s.Close()
-	b, err := p2p.ReadFrame(s, 64<<10)
+	b, err := mesh.ReadFrame(s, 64<<10)
 	if err != nil {
 		return
 	}
@@ -279,18 +281,18 @@ func (p *rawPeer) serveRepl(s network.Stream) {
 	if req.LogID != logID || req.From != 1 { // no cursor yet: a "snapshot" of the entries
 		begin := binary.AppendUvarint([]byte{'S'}, uint64(len(logID)))
 		begin = binary.AppendUvarint(append(begin, logID...), uint64(len(entries)))
-		p2p.WriteFrame(s, begin)
+		mesh.WriteFrame(s, begin)
 		if len(entries) > 0 {
-			p2p.WriteFrame(s, recordsFrame('R', 0, entries))
+			mesh.WriteFrame(s, recordsFrame('R', 0, entries))
 		}
-		p2p.WriteFrame(s, []byte{'Z'})
+		mesh.WriteFrame(s, []byte{'Z'})
 	} else {
-		p2p.WriteFrame(s, start)
+		mesh.WriteFrame(s, start)
 	}
 	// Keep the stream until the subscriber goes; read its acks.
 	r := bufio.NewReader(s)
 	for {
-		if _, err := p2p.ReadFrame(r, 64); err != nil {
+		if _, err := mesh.ReadFrame(r, 64); err != nil {
 			return
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
@@ -17,7 +16,7 @@ import (
 // records of other holders' copies, and LWW merges into them.
 type Mesh interface {
 	Members() []string
-	RemoteBuckets(ctx context.Context, node string, info scope.TableInfo) (p2p.BucketDigests, error)
+	RemoteBuckets(ctx context.Context, node string, info scope.TableInfo) (BucketDigests, error)
 	RemoteLeaves(ctx context.Context, node string, info scope.TableInfo, buckets []int) (map[int]*[256]uint64, error)
 	RemoteHashes(ctx context.Context, node string, info scope.TableInfo, leaves []int) ([]tables.KeyHash, error)
 	RemoteFetch(ctx context.Context, node string, info scope.TableInfo, keys []uint64) ([]tables.Record, error)
@@ -81,7 +80,7 @@ func Run(ctx context.Context, mesh Mesh, st *store.Store, table string, dryRun b
 	rep := Report{Table: table, DryRun: dryRun, Moved: []Moved{}, Unreachable: []string{}}
 	moved := map[string]*Moved{}
 	for rep.Rounds = 1; ; rep.Rounds++ {
-		digests := map[string]p2p.BucketDigests{}
+		digests := map[string]BucketDigests{}
 		rep.Holders, rep.Unreachable = nil, []string{}
 		for _, node := range nodes(mesh, self) {
 			if !scope.Holds(info, node) {
@@ -132,7 +131,7 @@ func Run(ctx context.Context, mesh Mesh, st *store.Store, table string, dryRun b
 }
 
 // source is the holder with the highest offset (ties: the first by name).
-func source(d map[string]p2p.BucketDigests) string {
+func source(d map[string]BucketDigests) string {
 	best := ""
 	for _, n := range sortedKeys(d) {
 		if best == "" || d[n].Offset > d[best].Offset {
@@ -167,13 +166,13 @@ type endpoints struct {
 	info  scope.TableInfo
 }
 
-func (e endpoints) buckets(ctx context.Context, node string) (p2p.BucketDigests, error) {
+func (e endpoints) buckets(ctx context.Context, node string) (BucketDigests, error) {
 	if node == e.self {
 		st := e.local.Stats()
-		return p2p.BucketDigests{Offset: st.Applied, Keys: st.Keys, Buckets: st.Buckets}, nil
+		return BucketDigests{Offset: st.Applied, Keys: st.Keys, Buckets: st.Buckets}, nil
 	}
 	if e.mesh == nil {
-		return p2p.BucketDigests{}, fmt.Errorf("%s: not in a mesh", node)
+		return BucketDigests{}, fmt.Errorf("%s: not in a mesh", node)
 	}
 	return e.mesh.RemoteBuckets(ctx, node, e.info)
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 )
@@ -96,7 +95,7 @@ func Verdict(replicas []Replica) string {
 // Lags computes, for each copy, how many entries of the other copies' logs
 // it has not applied (the largest over those copies, from its cursors), and
 // for how long (since it last acknowledged to that copy).
-func Lags(copies map[string]p2p.CopyStatus, now time.Time) map[string]Lag {
+func Lags(copies map[string]CopyStatus, now time.Time) map[string]Lag {
 	out := map[string]Lag{}
 	for r, rc := range copies {
 		var lag uint64
@@ -134,7 +133,7 @@ var errNeverJoined = errors.New("has not joined the mesh")
 
 // Querier asks a node for the status of its copies.
 type Querier interface {
-	QueryStatus(ctx context.Context, node string, tables []string) ([]p2p.CopyStatus, error)
+	QueryStatus(ctx context.Context, node string, tables []string) ([]CopyStatus, error)
 	Members() []string
 }
 
@@ -150,7 +149,7 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 		members = q.Members()
 	}
 	type answer struct {
-		copies map[string]p2p.CopyStatus
+		copies map[string]CopyStatus
 		err    error
 	}
 	answers := make(map[string]answer, len(members))
@@ -162,14 +161,14 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 			defer wg.Done()
 			qctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			var list []p2p.CopyStatus
+			var list []CopyStatus
 			var err error
 			if q == nil {
-				list = p2p.LocalStatus(stor, stor.Node(), names)
+				list = LocalStatus(stor, stor.Node(), names)
 			} else {
 				list, err = q.QueryStatus(qctx, m, names)
 			}
-			a := answer{copies: map[string]p2p.CopyStatus{}, err: err}
+			a := answer{copies: map[string]CopyStatus{}, err: err}
 			for _, c := range list {
 				a.copies[c.Table] = c
 			}
@@ -193,7 +192,7 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 			st.Tables = append(st.Tables, ts)
 			continue
 		}
-		copies := map[string]p2p.CopyStatus{}
+		copies := map[string]CopyStatus{}
 		for _, m := range members {
 			if c, ok := answers[m].copies[info.Name]; ok && c.ID == info.ID {
 				copies[m] = c

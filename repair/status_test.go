@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cortex-mesh/cortex/p2p"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -39,8 +38,8 @@ func TestVerdict(t *testing.T) {
 
 func TestLags(t *testing.T) {
 	now := time.UnixMilli(10_000)
-	copies := map[string]p2p.CopyStatus{
-		"a": {LogID: "la", Offset: 100, Subscribers: []p2p.SubscriberStatus{{Node: "b", Acked: 90, LastContactMS: 7_000}}},
+	copies := map[string]CopyStatus{
+		"a": {LogID: "la", Offset: 100, Subscribers: []SubscriberStatus{{Node: "b", Acked: 90, LastContactMS: 7_000}}},
 		"b": {LogID: "lb", Offset: 50, Cursors: map[string]tables.Cursor{"a": {LogID: "la", Offset: 90}, "c": {LogID: "lc", Offset: 10}}},
 		"c": {LogID: "lc", Offset: 10, Cursors: map[string]tables.Cursor{"a": {LogID: "old", Offset: 100}, "b": {LogID: "lb", Offset: 50}}},
 	}

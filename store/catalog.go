@@ -146,6 +146,25 @@ func (s *Store) Lookup(name, id string) (scope.TableInfo, error) {
 	return scope.TableInfo{}, fmt.Errorf("%w: %s with id %s (dropped and re-created?)", ErrNoTable, name, id)
 }
 
+// CopyFor returns this node's copy of a table (by name and id) for a peer
+// to be served from or to send into (replication, repair): only if this node
+// holds a copy of that very table, held or being handed off, and the
+// table's scope by this node's catalog selects the peer.
+func (s *Store) CopyFor(peer, name, id string) (*tables.Table, error) {
+	info, err := s.Lookup(name, id)
+	if err != nil {
+		return nil, err
+	}
+	if !scope.Holds(info, peer) {
+		return nil, fmt.Errorf("%s is not in the scope of table %s (%s)", peer, name, info.Scope)
+	}
+	t, ok := s.Copy(info)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotHeld, name)
+	}
+	return t, nil
+}
+
 func conflictError(name string, claims []scope.TableInfo) error {
 	var ids []string
 	for _, c := range claims {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,4 +80,41 @@ func checkAddr(a string) error {
 		return fmt.Errorf("bad host %q", host)
 	}
 	return nil
+}
+
+// Member returns a node's membership record, if this node has one that
+// carries a proof (every one a peer sent was checked when it was applied;
+// one without, left from standalone runs or an earlier version, is not a
+// member's word).
+func (s *Store) Member(node string) (Member, bool) {
+	r, err := s.meta.Get(MemberKey(node))
+	if err != nil || len(r.Proof) == 0 {
+		return Member{}, false
+	}
+	m, err := DecodeMember(r.Value)
+	return m, err == nil && m.Node == node
+}
+
+// MemberRecords returns the membership records that carry a proof, as the
+// changes that wrote them (for the hello).
+func (s *Store) MemberRecords() ([]tables.Record, error) {
+	recs, err := s.meta.Scan(MemberKey(""), nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(recs, func(r tables.Record) bool { return len(r.Proof) == 0 }), nil
+}
+
+// Members lists the names of the nodes with a membership record and this
+// one, sorted.
+func (s *Store) Members() []string {
+	out := []string{s.opts.Node}
+	recs, _ := s.MemberRecords()
+	for _, r := range recs {
+		if m, err := DecodeMember(r.Value); err == nil {
+			out = append(out, m.Node)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/repair"
+	"github.com/cortex-mesh/cortex/repl"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 )
@@ -177,7 +179,7 @@ func startNamed(t *testing.T, name string) *daemon {
 // meshDaemon is a daemon in mesh mode: a store, its p2p node and the API.
 type meshDaemon struct {
 	*daemon
-	node *p2p.Node
+	node *mesh.Node
 }
 
 // startMeshPair starts nodes a and b in one mesh, in-process, and waits
@@ -207,23 +209,24 @@ func startMeshPair(t *testing.T) (a, b *meshDaemon) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		node, err := p2p.Start(context.Background(), p2p.Config{Identity: ident, CAFile: filepath.Join(certs, "ca.crt"),
+		node, err := mesh.Start(context.Background(), mesh.Config{Identity: ident, CAFile: filepath.Join(certs, "ca.crt"),
 			Listen: "127.0.0.1:0", Peers: peers, Store: st, Logger: quiet})
 		if err != nil {
 			st.Close()
 			t.Fatal(err)
 		}
+		r := repl.Start(node, st, quiet)
 		srv := api.NewServer(st, tables.Limits{}, quiet)
-		srv.SetMesh(node)
+		srv.SetMesh(node, repair.NewPeers(node, st, quiet))
 		d := serve(t, srv, st)
-		t.Cleanup(func() { node.Close() }) // before the store closes (cleanups run last first)
+		t.Cleanup(func() { r.Close(); node.Close() }) // before the store closes (cleanups run last first)
 		return &meshDaemon{d, node}
 	}
 	a = start("a")
 	b = start("b", a.node.ListenAddrs()[0])
 	deadline := time.Now().Add(20 * time.Second)
 	for _, n := range []*meshDaemon{a, b} {
-		for !slices.ContainsFunc(n.node.Peers(), func(p p2p.PeerStatus) bool { return p.Connected && p.Node != "" }) {
+		for !slices.ContainsFunc(n.node.Peers(), func(p mesh.PeerStatus) bool { return p.Connected && p.Node != "" }) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s did not connect", n.node.Name())
 			}

@@ -7,7 +7,7 @@ import (
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/p2p"
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/spf13/cobra"
 )
 
@@ -32,7 +32,7 @@ With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N}
   cortex mesh peers --json | jq -r '.[] | select(.connected) | .node'`,
 		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			peers, err := call(a, func(ctx context.Context, c *api.Client) ([]p2p.PeerStatus, error) {
+			peers, err := call(a, func(ctx context.Context, c *api.Client) ([]mesh.PeerStatus, error) {
 				return c.MeshPeers(ctx)
 			})
 			if err != nil {

@@ -1,4 +1,4 @@
-package p2p
+package repair
 
 import (
 	"context"
@@ -8,18 +8,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
-	"github.com/libp2p/go-libp2p/core/network"
 )
-
-// StatusID is the protocol a node answers with the state of its copies:
-// log position, counts, digest, its subscribers' acknowledgements and its
-// own cursors. `cortex sync status` asks every node for it.
-const StatusID = "/cortex/status/1"
-
-const maxStatusFrame = 4 << 20
 
 // CopyStatus is one node's copy of a table, at one instant.
 type CopyStatus struct {
@@ -93,34 +86,33 @@ type statusRequest struct {
 	Tables []string `json:"tables"`
 }
 
-func (n *Node) handleStatus(s network.Stream) {
+// serveStatus answers a peer with the status of this node's copies it may
+// know of.
+func (p *Peers) serveStatus(peer string, s mesh.Stream) {
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(handshakeTimeout))
-	b, err := ReadFrame(s, 64<<10)
+	s.SetDeadline(time.Now().Add(requestTimeout))
+	b, err := mesh.ReadFrame(s, 64<<10)
 	if err != nil {
 		s.Reset()
 		return
 	}
 	var req statusRequest
 	if err := json.Unmarshal(b, &req); err != nil || len(req.Tables) > 10_000 {
-		n.log.Warn("status: malformed request", "peer", n.peerName(s.Conn().RemotePeer()), "err", err)
+		p.log.Warn("status: malformed request", "peer", peer, "err", err)
 		s.Reset()
 		return
 	}
-	WriteFrame(s, mustJSON(LocalStatus(n.store, n.peerName(s.Conn().RemotePeer()), req.Tables)))
+	b, _ = json.Marshal(LocalStatus(p.store, peer, req.Tables))
+	mesh.WriteFrame(s, b)
 }
 
-// QueryStatus asks a connected node for the status of its copies. It fails
-// at once for a node that is not connected.
-func (n *Node) QueryStatus(ctx context.Context, node string, names []string) ([]CopyStatus, error) {
-	if node == n.Name() {
-		return LocalStatus(n.store, node, names), nil
+// QueryStatus asks a node for the status of its copies. It fails at once
+// for a node that is not connected.
+func (p *Peers) QueryStatus(ctx context.Context, node string, names []string) ([]CopyStatus, error) {
+	if node == p.store.Node() {
+		return LocalStatus(p.store, node, names), nil
 	}
-	id, ok := n.peerByName(node)
-	if !ok {
-		return nil, fmt.Errorf("%s is not connected", node)
-	}
-	s, err := n.host.NewStream(ctx, id, StatusID)
+	s, err := p.mesh.Open(ctx, node, StatusID)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +120,11 @@ func (n *Node) QueryStatus(ctx context.Context, node string, names []string) ([]
 	if dl, ok := ctx.Deadline(); ok {
 		s.SetDeadline(dl)
 	}
-	if err := WriteFrame(s, mustJSON(statusRequest{Tables: names})); err != nil {
+	b, _ := json.Marshal(statusRequest{Tables: names})
+	if err := mesh.WriteFrame(s, b); err != nil {
 		return nil, err
 	}
-	b, err := ReadFrame(s, maxStatusFrame)
+	b, err = mesh.ReadFrame(s, maxStatusFrame)
 	if err != nil {
 		return nil, err
 	}
@@ -142,18 +135,10 @@ func (n *Node) QueryStatus(ctx context.Context, node string, names []string) ([]
 	return out, nil
 }
 
-// Members lists the names of the nodes with a membership record, this one
-// included.
-func (n *Node) Members() []string {
-	var out []string
-	for _, r := range n.members() {
-		if m, err := r.member(); err == nil {
-			out = append(out, m.Node)
-		}
-	}
-	if !slices.Contains(out, n.Name()) {
-		out = append(out, n.Name())
-	}
+// Members lists the nodes with a membership record or connected now, this
+// one included, sorted.
+func (p *Peers) Members() []string {
+	out := append(p.store.Members(), p.mesh.Ready()...)
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }

@@ -1,4 +1,4 @@
-package p2p
+package repl
 
 import (
 	"encoding/binary"
@@ -6,17 +6,18 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
 )
 
-// ReplID is the replication stream protocol: a subscriber asks a publisher
+// ID is the replication stream protocol: a subscriber asks a publisher
 // for a table's log from a cursor; the publisher answers with a snapshot if
 // the cursor is not in its log, then with the log, then with every new
 // entry as it is appended. The subscriber acknowledges what it applied.
-const ReplID = "/cortex/repl/1"
+const ID = "/cortex/repl/1"
 
-const replVersion = 1
+const version = 1
 
 // maxReplFrame bounds one frame: a batch is cut at maxBatchBytes, and one
 // entry may be a 16 MiB value (the largest --max-value-size).
@@ -26,8 +27,8 @@ const (
 	maxBatchCount = 1024
 )
 
-// replRequest is the subscriber's first frame.
-type replRequest struct {
+// request is the subscriber's first frame.
+type request struct {
 	Version int    `json:"v"`
 	Table   string `json:"table"`
 	TableID string `json:"table_id"`
@@ -35,13 +36,13 @@ type replRequest struct {
 	From    uint64 `json:"from"`             // first offset wanted
 }
 
-func decodeReplRequest(b []byte) (replRequest, error) {
-	var r replRequest
+func decodeRequest(b []byte) (request, error) {
+	var r request
 	if err := json.Unmarshal(b, &r); err != nil {
 		return r, fmt.Errorf("malformed replication request: %w", err)
 	}
-	if r.Version != replVersion {
-		return r, fmt.Errorf("replication protocol version %d: this node speaks %d", r.Version, replVersion)
+	if r.Version != version {
+		return r, fmt.Errorf("replication protocol version %d: this node speaks %d", r.Version, version)
 	}
 	if err := tables.ValidateName(r.Table, true); err != nil {
 		return r, err
@@ -64,8 +65,8 @@ const (
 	frameAck       = 'A' // offset: applied up to here
 )
 
-// replFrame is one decoded frame.
-type replFrame struct {
+// frame is one decoded frame.
+type frame struct {
 	Type    byte
 	LogID   string
 	Offset  uint64 // start: from; snapshot begin: as-of offset; batch: first offset; ack
@@ -73,7 +74,7 @@ type replFrame struct {
 	Message string
 }
 
-func encodeFrame(f *replFrame) []byte {
+func encodeFrame(f *frame) []byte {
 	b := []byte{f.Type}
 	switch f.Type {
 	case frameStart, frameSnapBegin:
@@ -82,9 +83,9 @@ func encodeFrame(f *replFrame) []byte {
 		b = binary.AppendUvarint(b, f.Offset)
 	case frameBatch:
 		b = binary.AppendUvarint(b, f.Offset)
-		b = appendEntries(b, f.Entries)
+		b = wal.AppendBatch(b, f.Entries)
 	case frameSnapRecs:
-		b = appendEntries(b, f.Entries)
+		b = wal.AppendBatch(b, f.Entries)
 	case frameAck:
 		b = binary.AppendUvarint(b, f.Offset)
 	case frameError:
@@ -93,21 +94,10 @@ func encodeFrame(f *replFrame) []byte {
 	return b
 }
 
-func appendEntries(b []byte, entries []wal.Entry) []byte {
-	b = binary.AppendUvarint(b, uint64(len(entries)))
-	var enc []byte
-	for i := range entries {
-		enc = wal.AppendEncode(enc[:0], &entries[i])
-		b = binary.AppendUvarint(b, uint64(len(enc)))
-		b = append(b, enc...)
-	}
-	return b
-}
-
 // decodeFrame parses a frame; every entry must decode with its checksum.
 // It never panics, and a frame that is not exactly well formed is an error.
-func decodeFrame(b []byte) (replFrame, error) {
-	var f replFrame
+func decodeFrame(b []byte) (frame, error) {
+	var f frame
 	if len(b) == 0 {
 		return f, errors.New("empty frame")
 	}
@@ -116,24 +106,24 @@ func decodeFrame(b []byte) (replFrame, error) {
 	switch f.Type {
 	case frameStart, frameSnapBegin:
 		var id []byte
-		if id, b, err = bytesField(b, 64); err == nil {
+		if id, b, err = wal.Bytes(b, 64); err == nil {
 			f.LogID = string(id)
-			f.Offset, b, err = uvarintField(b)
+			f.Offset, b, err = wal.Uvarint(b)
 		}
 	case frameBatch:
-		if f.Offset, b, err = uvarintField(b); err == nil {
-			f.Entries, b, err = entriesField(b)
+		if f.Offset, b, err = wal.Uvarint(b); err == nil {
+			f.Entries, b, err = wal.DecodeBatch(b)
 		}
 		if err == nil && (f.Offset == 0 || len(f.Entries) == 0) {
 			err = errors.New("empty batch or offset 0")
 		}
 	case frameSnapRecs:
-		f.Entries, b, err = entriesField(b)
+		f.Entries, b, err = wal.DecodeBatch(b)
 	case frameAck:
-		f.Offset, b, err = uvarintField(b)
+		f.Offset, b, err = wal.Uvarint(b)
 	case frameSnapEnd:
 	case frameError:
-		f.Message, b = clip(string(b)), nil
+		f.Message, b = mesh.Clip(string(b)), nil
 	default:
 		return f, fmt.Errorf("unknown frame type %#x", f.Type)
 	}
@@ -141,49 +131,7 @@ func decodeFrame(b []byte) (replFrame, error) {
 		err = fmt.Errorf("%d trailing bytes", len(b))
 	}
 	if err != nil {
-		return replFrame{}, fmt.Errorf("frame %q: %w", f.Type, err)
+		return frame{}, fmt.Errorf("frame %q: %w", f.Type, err)
 	}
 	return f, nil
-}
-
-func uvarintField(b []byte) (uint64, []byte, error) {
-	v, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, nil, errors.New("bad number")
-	}
-	return v, b[n:], nil
-}
-
-func bytesField(b []byte, max int) ([]byte, []byte, error) {
-	n, b, err := uvarintField(b)
-	if err != nil {
-		return nil, nil, err
-	}
-	if n > uint64(max) || n > uint64(len(b)) {
-		return nil, nil, fmt.Errorf("field of %d bytes", n)
-	}
-	return b[:n], b[n:], nil
-}
-
-func entriesField(b []byte) ([]wal.Entry, []byte, error) {
-	count, b, err := uvarintField(b)
-	if err != nil {
-		return nil, nil, err
-	}
-	if count > uint64(len(b)) { // every entry takes more than one byte
-		return nil, nil, fmt.Errorf("%d entries cannot fit", count)
-	}
-	entries := make([]wal.Entry, 0, count)
-	for i := uint64(0); i < count; i++ {
-		var raw []byte
-		if raw, b, err = bytesField(b, maxReplFrame); err != nil {
-			return nil, nil, fmt.Errorf("entry %d: %w", i, err)
-		}
-		e, err := wal.Decode(raw)
-		if err != nil {
-			return nil, nil, fmt.Errorf("entry %d: %w", i, err)
-		}
-		entries = append(entries, e)
-	}
-	return entries, b, nil
 }

@@ -1,4 +1,4 @@
-package p2p
+package mesh
 
 import (
 	"encoding/json"
@@ -50,7 +50,7 @@ func decodeHello(b []byte) (hello, error) {
 		return h, fmt.Errorf("hello version %d: this node speaks %d", h.Version, helloVersion)
 	}
 	if h.Error != "" {
-		h.Error = clip(h.Error)
+		h.Error = Clip(h.Error)
 		return h, nil
 	}
 	if err := scope.ValidateNodeName(h.Node); err != nil {
@@ -85,8 +85,8 @@ func (r memberRecord) entry(node string) wal.Entry {
 		Version: wal.Version{HLC: r.HLC, Origin: r.Origin}, Proof: r.Proof}
 }
 
-// clip bounds a peer's message before it is logged or shown.
-func clip(msg string) string {
+// Clip bounds a peer's message before it is logged or shown.
+func Clip(msg string) string {
 	const max = 512
 	if len(msg) > max {
 		return msg[:max] + "... (clipped)"

@@ -1,4 +1,10 @@
-package p2p
+// Package mesh owns the nodes' connections: the libp2p host whose identity
+// is the node certificate's key, the security transport that admits only
+// peers with a node certificate of the mesh CA, the hello (names, clock
+// skew, membership records), dialing with backoff, revocation, and the
+// small Transport interface the layers above use (Node here; memnet an
+// in-memory one).
+package mesh
 
 import (
 	"context"
@@ -8,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -153,9 +160,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.host = h
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(HelloID, n.handleHello)
-	h.SetStreamHandler(ReplID, n.handleRepl)
-	h.SetStreamHandler(StatusID, n.handleStatus)
-	h.SetStreamHandler(RepairID, n.handleRepair)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: n.connected, DisconnectedF: n.disconnected})
 	if err := n.writeOwnRecord(ctx); err != nil {
 		n.Close()
@@ -164,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.log.Info("mesh listening", "node", cfg.Identity.Name, "peer_id", h.ID().String(), "addrs", n.ListenAddrs())
 	n.dialKnownMembers() // the seeds, and the members recorded
 	n.wg.Add(1)
-	go n.replicate()
+	go n.watchStore()
 	return n, nil
 }
 
@@ -214,34 +218,17 @@ func (n *Node) writeOwnRecord(ctx context.Context) error {
 	return nil
 }
 
-// member returns a node's membership record from cortex_meta.
-func (n *Node) member(name string) (store.Member, bool) {
-	r, err := n.meta.Get(store.MemberKey(name))
-	if err != nil {
-		return store.Member{}, false
-	}
-	m, err := recordOf(r).member()
-	return m, err == nil
-}
-
-func recordOf(r tables.Record) memberRecord {
-	return memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin, Proof: r.Proof}
-}
-
-// members returns the membership records of cortex_meta that carry a proof:
-// every one a peer sent was checked when it was applied; one without (left
-// from standalone runs or an earlier version) is not a member's word.
+// members returns the membership records this node has, as the changes
+// that wrote them.
 func (n *Node) members() []memberRecord {
-	recs, err := n.meta.Scan(store.MemberKey(""), nil, 0)
+	recs, err := n.store.MemberRecords()
 	if err != nil {
 		n.log.Error("mesh: read membership records", "err", err)
 		return nil
 	}
 	out := make([]memberRecord, 0, len(recs))
 	for _, r := range recs {
-		if len(r.Proof) > 0 {
-			out = append(out, recordOf(r))
-		}
+		out = append(out, memberRecord{Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin, Proof: r.Proof})
 	}
 	return out
 }
@@ -303,7 +290,7 @@ func (n *Node) dialKnownMembers() {
 // address has not answered for slowAfter.
 func (n *Node) dialLoop(ctx context.Context, addr string) {
 	defer n.wg.Done()
-	b := newBackoff()
+	b := NewBackoff()
 	var id peer.ID
 	failingSince := time.Time{}
 	for ctx.Err() == nil {
@@ -566,7 +553,7 @@ func (n *Node) Peers() []PeerStatus {
 	}
 	n.mu.Unlock()
 	for i, p := range out {
-		if m, ok := n.member(p.Node); ok && len(m.Addrs) > 0 {
+		if m, ok := n.store.Member(p.Node); ok && len(m.Addrs) > 0 {
 			out[i].Addr = m.Addrs[0]
 		}
 	}
@@ -600,4 +587,89 @@ func netAddr(a ma.Multiaddr) string {
 		return na.String()
 	}
 	return a.String()
+}
+
+var _ Transport = (*Node)(nil)
+
+// Handle serves protocol with h; the peer's name comes from its certificate.
+func (n *Node) Handle(proto string, h Handler) {
+	n.host.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { h(n.peerName(s.Conn().RemotePeer()), s) })
+}
+
+// Open opens a stream of protocol to a connected peer.
+func (n *Node) Open(ctx context.Context, peerName, proto string) (Stream, error) {
+	id, ok := n.peerByName(peerName)
+	if !ok {
+		return nil, fmt.Errorf("%s is not connected", peerName)
+	}
+	return n.host.NewStream(ctx, id, protocol.ID(proto))
+}
+
+// Ready lists the peers connected and past the hello.
+func (n *Node) Ready() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, p := range n.peers {
+		if p.connected && p.measured {
+			out = append(out, p.name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Changed returns a channel that is closed when a connection comes or goes
+// or a peer finishes its hello.
+func (n *Node) Changed() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.changed
+}
+
+// peerByName finds a connected peer by node name.
+func (n *Node) peerByName(node string) (peer.ID, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, p := range n.peers {
+		if p.name == node && p.connected {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// watchStore follows the store: on every change of the catalog (which holds
+// the membership records and the revocation list) it closes the peers whose
+// certificates were revoked, keeps the dial loops on the recorded members,
+// and announces this node's hand-offs in its own membership record, so that
+// holders come and fetch.
+func (n *Node) watchStore() {
+	defer n.wg.Done()
+	var published []string // the draining tables in our membership record
+	for {
+		changed := n.store.Changed()
+		n.closeRevoked()
+		n.dialKnownMembers()
+		if draining := tableIDs(n.store.Draining()); !slices.Equal(draining, published) {
+			if err := n.writeOwnRecord(n.ctx); err != nil {
+				n.log.Warn("mesh: membership record", "err", err)
+			} else {
+				published = draining
+			}
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+func tableIDs(ts []scope.TableInfo) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.ID
+	}
+	return out
 }

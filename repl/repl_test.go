@@ -1,4 +1,4 @@
-package p2p
+package repl
 
 import (
 	"context"
@@ -10,52 +10,44 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
-	"github.com/libp2p/go-libp2p/core/network"
 )
-
-// waitConnected waits until each node is connected to all the others.
-func waitConnected(t *testing.T, nodes ...testNode) {
-	t.Helper()
-	for _, n := range nodes {
-		waitFor(t, n.Name()+" connected to the others", func() bool { return len(n.connectedTo()) == len(nodes)-1 })
-	}
-}
 
 // askRepl speaks /cortex/repl/1 directly from one node to another: it sends
 // req and returns the frames received until the publisher ends the stream
 // (end is the error that ended it) or until stopAt is received.
-func askRepl(t *testing.T, from, to testNode, req replRequest, stopAt byte) (frames []replFrame, end error) {
+func askRepl(t *testing.T, from, to *tnode, req request, stopAt byte) (frames []frame, end error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := from.Host().NewStream(ctx, to.Host().ID(), ReplID)
+	s, err := from.mesh.Open(ctx, to.name, ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Reset()
 	s.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := WriteFrame(s, mustJSON(req)); err != nil {
+	if err := mesh.WriteFrame(s, mustJSON(req)); err != nil {
 		t.Fatal(err)
 	}
 	for range 100 {
-		b, err := ReadFrame(s, maxReplFrame)
+		b, err := mesh.ReadFrame(s, maxReplFrame)
 		if err != nil {
 			return frames, err
 		}
 		f, err := decodeFrame(b)
 		if err != nil {
-			t.Fatalf("a malformed frame from %s: %v", to.Name(), err)
+			t.Fatalf("a malformed frame from %s: %v", to.name, err)
 		}
 		frames = append(frames, f)
 		if f.Type == stopAt {
 			return frames, nil
 		}
 	}
-	t.Fatalf("more than 100 frames from %s", to.Name())
+	t.Fatalf("more than 100 frames from %s", to.name)
 	return nil, nil
 }
 
@@ -64,11 +56,15 @@ func askRepl(t *testing.T, from, to testNode, req replRequest, stopAt byte) (fra
 // outside the scope never holds the table, while a node in it gets the
 // data, tombstones included.
 func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
-	m := newTestMesh(t)
-	a := m.start("a", nil)
-	b := m.start("b", nil, a.addr())
-	c := m.start("c", nil, a.addr())
-	waitConnected(t, a, b, c)
+	for _, transport := range transports {
+		t.Run(transport, func(t *testing.T) { testRefusesSubscriberOutsideScope(t, transport) })
+	}
+}
+
+func testRefusesSubscriberOutsideScope(t *testing.T, transport string) {
+	cl := newCluster(t, transport)
+	a, b, c := cl.add("a", true), cl.add("b", true), cl.add("c", true)
+	cl.waitReady()
 	ctx := context.Background()
 
 	scope, err := scope.ScopeOf([]string{"a", "b"})
@@ -105,9 +101,9 @@ func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
 	waitFor(t, "c to know the table", func() bool { _, err := c.store.Info("secret"); return err == nil })
 
 	log := ta.LogID()
-	for _, req := range []replRequest{
-		{Version: replVersion, Table: "secret", TableID: info.ID, From: 1},             // no cursor: snapshot
-		{Version: replVersion, Table: "secret", TableID: info.ID, LogID: log, From: 1}, // a cursor in a's log
+	for _, req := range []request{
+		{Version: version, Table: "secret", TableID: info.ID, From: 1},             // no cursor: snapshot
+		{Version: version, Table: "secret", TableID: info.ID, LogID: log, From: 1}, // a cursor in a's log
 	} {
 		frames, end := askRepl(t, c, a, req, 0)
 		if len(frames) != 1 || frames[0].Type != frameError {
@@ -137,7 +133,7 @@ func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
 
 	// The same request from b, in the scope, gets the snapshot: the
 	// refusal above was for c, not for the request.
-	frames, err := askRepl(t, b, a, replRequest{Version: replVersion, Table: "secret", TableID: info.ID, From: 1}, frameSnapEnd)
+	frames, err := askRepl(t, b, a, request{Version: version, Table: "secret", TableID: info.ID, From: 1}, frameSnapEnd)
 	if err != nil {
 		t.Fatalf("b's direct request: %v (frames %+v)", err, frames)
 	}
@@ -161,7 +157,7 @@ func TestReplRefusesSubscriberOutsideScope(t *testing.T) {
 // fakePublisher answers /cortex/repl/1 requests with canned answers per
 // table and records what the subscriber does.
 type fakePublisher struct {
-	answers map[string]func(network.Stream) error
+	answers map[string]func(mesh.Stream) error
 
 	mu       sync.Mutex
 	requests map[string][]time.Time // when each request arrived, by table
@@ -169,15 +165,15 @@ type fakePublisher struct {
 	acks     map[string][]uint64    // acknowledgements received
 }
 
-func (f *fakePublisher) handle(s network.Stream) {
+func (f *fakePublisher) handle(_ string, s mesh.Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(30 * time.Second))
-	b, err := ReadFrame(s, 64<<10)
+	b, err := mesh.ReadFrame(s, 64<<10)
 	if err != nil {
 		s.Reset()
 		return
 	}
-	req, err := decodeReplRequest(b)
+	req, err := decodeRequest(b)
 	if err != nil {
 		s.Reset()
 		return
@@ -195,11 +191,14 @@ func (f *fakePublisher) handle(s network.Stream) {
 	f.mu.Lock()
 	f.requests[req.Table] = append(f.requests[req.Table], time.Now())
 	f.mu.Unlock()
-	if err := answer(s); err != nil {
+	if err := answer(s); err != nil { // the subscriber closed the stream on us
+		f.mu.Lock()
+		f.ended[req.Table]++
+		f.mu.Unlock()
 		return
 	}
 	for range 1000 {
-		b, err := ReadFrame(s, 64)
+		b, err := mesh.ReadFrame(s, 64)
 		if err != nil {
 			f.mu.Lock()
 			f.ended[req.Table]++
@@ -214,11 +213,11 @@ func (f *fakePublisher) handle(s network.Stream) {
 	}
 }
 
-func emptySnapshot(s network.Stream) error {
-	if err := WriteFrame(s, encodeFrame(&replFrame{Type: frameSnapBegin, LogID: "fakesys", Offset: 0})); err != nil {
+func emptySnapshot(s mesh.Stream) error {
+	if err := mesh.WriteFrame(s, encodeFrame(&frame{Type: frameSnapBegin, LogID: "fakesys", Offset: 0})); err != nil {
 		return err
 	}
-	return WriteFrame(s, encodeFrame(&replFrame{Type: frameSnapEnd}))
+	return mesh.WriteFrame(s, encodeFrame(&frame{Type: frameSnapEnd}))
 }
 
 func (f *fakePublisher) stats(table string) (requests []time.Time, ended int, acks []uint64) {
@@ -233,34 +232,40 @@ func (f *fakePublisher) stats(table string) (requests []time.Time, ended int, ac
 // retries with growing backoff. A well-formed answer from the same fake is
 // applied, so the fake is heard.
 func TestReplMalformedFrames(t *testing.T) {
-	m := newTestMesh(t)
+	for _, transport := range transports {
+		t.Run(transport, func(t *testing.T) { testMalformedFrames(t, transport) })
+	}
+}
+
+func testMalformedFrames(t *testing.T, transport string) {
+	cl := newCluster(t, transport)
 	version := wal.Version{HLC: tables.HLC(time.Now().UnixMilli(), 0), Origin: "a"}
 	put := func(k, v string) wal.Entry {
 		return wal.Entry{Op: wal.OpPut, Key: []byte(k), Value: []byte(v), Version: version}
 	}
-	send := func(s network.Stream, f *replFrame) error { return WriteFrame(s, encodeFrame(f)) }
+	send := func(s mesh.Stream, f *frame) error { return mesh.WriteFrame(s, encodeFrame(f)) }
 	fake := &fakePublisher{
 		requests: map[string][]time.Time{}, ended: map[string]int{}, acks: map[string][]uint64{},
-		answers: map[string]func(network.Stream) error{
-			"garbage": func(s network.Stream) error {
-				return WriteFrame(s, []byte{0xff, 0x13, 0x37})
+		answers: map[string]func(mesh.Stream) error{
+			"garbage": func(s mesh.Stream) error {
+				return mesh.WriteFrame(s, []byte{0xff, 0x13, 0x37})
 			},
-			"corrupt": func(s network.Stream) error {
-				if err := send(s, &replFrame{Type: frameSnapBegin, LogID: "fakelog", Offset: 7}); err != nil {
+			"corrupt": func(s mesh.Stream) error {
+				if err := send(s, &frame{Type: frameSnapBegin, LogID: "fakelog", Offset: 7}); err != nil {
 					return err
 				}
-				b := encodeFrame(&replFrame{Type: frameSnapRecs, Entries: []wal.Entry{put("must-not-apply", "1"), put("nor-this", "2")}})
+				b := encodeFrame(&frame{Type: frameSnapRecs, Entries: []wal.Entry{put("must-not-apply", "1"), put("nor-this", "2")}})
 				b[len(b)-1] ^= 0xff // the last entry's checksum
-				return WriteFrame(s, b)
+				return mesh.WriteFrame(s, b)
 			},
-			"oversized": func(s network.Stream) error {
+			"oversized": func(s mesh.Stream) error {
 				var hdr [4]byte
 				binary.BigEndian.PutUint32(hdr[:], maxReplFrame+1)
 				_, err := s.Write(append(hdr[:], "and then some"...))
 				return err
 			},
-			"valid": func(s network.Stream) error {
-				for _, f := range []*replFrame{
+			"valid": func(s mesh.Stream) error {
+				for _, f := range []*frame{
 					{Type: frameSnapBegin, LogID: "fakelog", Offset: 7},
 					{Type: frameSnapRecs, Entries: []wal.Entry{put("applied", "yes")}},
 					{Type: frameSnapEnd},
@@ -273,10 +278,10 @@ func TestReplMalformedFrames(t *testing.T) {
 			},
 		},
 	}
-	a := m.start("a", nil)
-	a.Host().SetStreamHandler(ReplID, fake.handle)
-	b := m.start("b", nil, a.addr())
-	waitConnected(t, a, b)
+	a := cl.add("a", false)
+	a.mesh.Handle(ID, fake.handle)
+	b := cl.add("b", true)
+	cl.waitReady()
 	malformed := []string{"garbage", "corrupt", "oversized"}
 	for _, name := range append(malformed, "valid") {
 		if _, err := b.store.CreateTable(context.Background(), name, scope.Scope{All: true}); err != nil {
@@ -312,9 +317,9 @@ func TestReplMalformedFrames(t *testing.T) {
 			})
 			requests, _, acks := fake.stats(name)
 			// Retries back off: attempt k+1 waits at least half of
-			// minBackoff<<k after attempt k (jitter takes up to half).
+			// 100 ms << k after attempt k (jitter takes up to half).
 			for k := 0; k+1 < tries; k++ {
-				gap, least := requests[k+1].Sub(requests[k]), (minBackoff<<k)/2
+				gap, least := requests[k+1].Sub(requests[k]), (100*time.Millisecond<<k)/2
 				if gap < least {
 					t.Fatalf("retry %d came %s after the previous one, want at least %s", k+1, gap, least)
 				}

@@ -1,4 +1,4 @@
-package p2p
+package repair
 
 import (
 	"context"
@@ -8,11 +8,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/cortex-mesh/cortex/wal"
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // RepairID is the protocol `cortex sync repair` uses between a coordinating
@@ -46,8 +45,8 @@ const (
 
 // check validates a request's fields.
 func (r repairRequest) check() error {
-	if r.Version != replVersion {
-		return fmt.Errorf("repair protocol version %d: this node speaks %d", r.Version, replVersion)
+	if r.Version != protoVersion {
+		return fmt.Errorf("repair protocol version %d: this node speaks %d", r.Version, protoVersion)
 	}
 	if len(r.Buckets) > tables.Buckets || len(r.Leaves) > tables.Buckets*256 {
 		return errors.New("repair request: too many buckets or leaves")
@@ -72,11 +71,10 @@ type BucketDigests struct {
 	Buckets [tables.Buckets]uint64 `json:"buckets"`
 }
 
-func (n *Node) handleRepair(s network.Stream) {
+func (p *Peers) serveRepair(peerName string, s mesh.Stream) {
 	defer s.Close()
-	peerName := n.peerName(s.Conn().RemotePeer())
-	s.SetDeadline(time.Now().Add(handshakeTimeout))
-	b, err := ReadFrame(s, maxRepairRequest)
+	s.SetDeadline(time.Now().Add(requestTimeout))
+	b, err := mesh.ReadFrame(s, maxRepairRequest)
 	if err != nil {
 		s.Reset()
 		return
@@ -88,28 +86,28 @@ func (n *Node) handleRepair(s network.Stream) {
 	}
 	var t *tables.Table
 	if err == nil {
-		t, err = n.admit(peerName, replRequest{Version: replVersion, Table: req.Table, TableID: req.TableID})
+		t, err = p.store.CopyFor(peerName, req.Table, req.TableID)
 	}
 	if err == nil {
-		err = n.serveRepair(s, t, req)
+		err = p.serveOp(s, t, req)
 	}
 	if err != nil {
-		n.log.Warn("repair: refused or failed", "peer", peerName, "table", req.Table, "op", req.Op, "err", err)
-		n.send(s, &replFrame{Type: frameError, Message: err.Error()})
+		p.log.Warn("repair: refused or failed", "peer", peerName, "table", req.Table, "op", req.Op, "err", err)
+		send(s, &frame{Type: frameError, Message: err.Error()})
 	}
 }
 
-func (n *Node) serveRepair(s network.Stream, t *tables.Table, req repairRequest) error {
+func (p *Peers) serveOp(s mesh.Stream, t *tables.Table, req repairRequest) error {
 	switch req.Op {
 	case "buckets":
 		st := t.Stats()
-		return WriteFrame(s, mustJSON(BucketDigests{Offset: st.Applied, Keys: st.Keys, Buckets: st.Buckets}))
+		return writeJSON(s, BucketDigests{Offset: st.Applied, Keys: st.Keys, Buckets: st.Buckets})
 	case "leaves":
 		leaves, err := t.LeafDigests(req.Buckets)
 		if err != nil {
 			return err
 		}
-		return WriteFrame(s, mustJSON(leaves))
+		return writeJSON(s, leaves)
 	case "hashes":
 		hashes, err := t.LeafHashes(req.Leaves)
 		if err != nil {
@@ -125,45 +123,28 @@ func (n *Node) serveRepair(s network.Stream, t *tables.Table, req repairRequest)
 		if err != nil {
 			return err
 		}
-		return n.sendRecords(s, recs)
+		return sendRecords(s, recs)
 	case "apply":
-		adopted, err := n.receiveRecords(s, t)
+		adopted, err := p.receiveRecords(s, t)
 		if err != nil {
 			return err
 		}
 		if adopted > 0 && t.Name() == scope.MetaTable {
-			if err := n.store.Reconcile(); err != nil { // the catalog or the revocation list changed
-				n.log.Error("repair: applying the catalog", "err", err)
+			if err := p.store.Reconcile(); err != nil { // the catalog or the revocation list changed
+				p.log.Error("repair: applying the catalog", "err", err)
 			}
 		}
-		return n.send(s, &replFrame{Type: frameAck, Offset: uint64(adopted)})
+		return send(s, &frame{Type: frameCount, N: uint64(adopted)})
 	}
 	return fmt.Errorf("unknown repair op %q", req.Op)
 }
 
-// sendRecords sends records as snapshot frames, then the end frame.
-func (n *Node) sendRecords(s network.Stream, recs []tables.Record) error {
-	for len(recs) > 0 {
-		var entries []wal.Entry
-		size := 0
-		for len(recs) > 0 && len(entries) < maxBatchCount && size < maxBatchBytes {
-			entries = append(entries, recs[0].Entry())
-			size += len(recs[0].Key) + len(recs[0].Value)
-			recs = recs[1:]
-		}
-		if err := n.send(s, &replFrame{Type: frameSnapRecs, Entries: entries}); err != nil {
-			return err
-		}
-	}
-	return n.send(s, &replFrame{Type: frameSnapEnd})
-}
-
 // receiveRecords applies record frames until the end frame and returns how
 // many entries were adopted.
-func (n *Node) receiveRecords(s network.Stream, t *tables.Table) (int, error) {
+func (p *Peers) receiveRecords(s mesh.Stream, t *tables.Table) (int, error) {
 	adopted := 0
 	for {
-		b, err := ReadFrame(s, maxReplFrame)
+		b, err := mesh.ReadFrame(s, maxFrame)
 		if err != nil {
 			return adopted, err
 		}
@@ -172,12 +153,12 @@ func (n *Node) receiveRecords(s network.Stream, t *tables.Table) (int, error) {
 			return adopted, err
 		}
 		switch f.Type {
-		case frameSnapEnd:
+		case frameEnd:
 			return adopted, nil
 		case frameError:
 			return adopted, errors.New(f.Message)
-		case frameSnapRecs:
-			k, err := t.Apply(n.ctx, f.Entries)
+		case frameRecs:
+			k, err := t.Apply(context.Background(), f.Entries)
 			adopted += k
 			if !tables.OnlyRefused(err) {
 				return adopted, err
@@ -188,17 +169,16 @@ func (n *Node) receiveRecords(s network.Stream, t *tables.Table) (int, error) {
 	}
 }
 
-func (n *Node) repairStream(ctx context.Context, node string, req repairRequest) (network.Stream, error) {
-	id, ok := n.peerByName(node)
-	if !ok {
-		return nil, fmt.Errorf("%s is not connected", node)
-	}
-	s, err := n.host.NewStream(ctx, id, RepairID)
+func (p *Peers) repairStream(ctx context.Context, node string, req repairRequest) (mesh.Stream, error) {
+	s, err := p.mesh.Open(ctx, node, RepairID)
 	if err != nil {
 		return nil, err
 	}
-	req.Version = replVersion
-	if err := WriteFrame(s, mustJSON(req)); err != nil {
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetDeadline(dl)
+	}
+	req.Version = protoVersion
+	if err := writeJSON(s, req); err != nil {
 		s.Reset()
 		return nil, err
 	}
@@ -206,34 +186,34 @@ func (n *Node) repairStream(ctx context.Context, node string, req repairRequest)
 }
 
 // RemoteBuckets asks a node for its bucket digests of a table.
-func (n *Node) RemoteBuckets(ctx context.Context, node string, info scope.TableInfo) (BucketDigests, error) {
+func (p *Peers) RemoteBuckets(ctx context.Context, node string, info scope.TableInfo) (BucketDigests, error) {
 	var bd BucketDigests
-	return bd, n.repairCall(ctx, node, repairRequest{Op: "buckets", Table: info.Name, TableID: info.ID}, &bd)
+	return bd, p.repairCall(ctx, node, repairRequest{Op: "buckets", Table: info.Name, TableID: info.ID}, &bd)
 }
 
 // RemoteLeaves asks a node for the leaf digests of some buckets.
-func (n *Node) RemoteLeaves(ctx context.Context, node string, info scope.TableInfo, buckets []int) (map[int]*[256]uint64, error) {
+func (p *Peers) RemoteLeaves(ctx context.Context, node string, info scope.TableInfo, buckets []int) (map[int]*[256]uint64, error) {
 	var out map[int]*[256]uint64
-	return out, n.repairCall(ctx, node, repairRequest{Op: "leaves", Table: info.Name, TableID: info.ID, Buckets: buckets}, &out)
+	return out, p.repairCall(ctx, node, repairRequest{Op: "leaves", Table: info.Name, TableID: info.ID, Buckets: buckets}, &out)
 }
 
 // RemoteHashes asks a node for the key and record hashes of some leaves.
-func (n *Node) RemoteHashes(ctx context.Context, node string, info scope.TableInfo, leaves []int) ([]tables.KeyHash, error) {
-	s, err := n.repairStream(ctx, node, repairRequest{Op: "hashes", Table: info.Name, TableID: info.ID, Leaves: leaves})
+func (p *Peers) RemoteHashes(ctx context.Context, node string, info scope.TableInfo, leaves []int) ([]tables.KeyHash, error) {
+	s, err := p.repairStream(ctx, node, repairRequest{Op: "hashes", Table: info.Name, TableID: info.ID, Leaves: leaves})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	var out []tables.KeyHash
 	for {
-		b, err := ReadFrame(s, maxReplFrame)
+		b, err := mesh.ReadFrame(s, maxFrame)
 		if err != nil {
 			return nil, err
 		}
-		if len(b) > 0 && b[0] == frameError {
-			return nil, fmt.Errorf("%s: %s", node, clip(string(b[1:])))
-		}
-		if len(b) == 0 {
+		switch {
+		case len(b) > 0 && b[0] == frameError:
+			return nil, fmt.Errorf("%s: %s", node, mesh.Clip(string(b[1:])))
+		case len(b) == 1 && b[0] == frameEnd:
 			return out, nil
 		}
 		hs, err := decodeHashes(b)
@@ -244,45 +224,48 @@ func (n *Node) RemoteHashes(ctx context.Context, node string, info scope.TableIn
 	}
 }
 
-// Key hashes travel as frames of 16-byte pairs (key hash, record hash, big
-// endian) of at most hashesPerFrame pairs, ended by an empty frame.
-const hashesPerFrame = 1 << 16
+// Key hashes travel as frames of 'H' and 16-byte pairs (key hash, record
+// hash, big endian), at most hashesPerFrame pairs each, ended by 'Z'.
+const (
+	frameHashes    = 'H'
+	hashesPerFrame = 1 << 16
+)
 
-func sendHashes(s network.Stream, hs []tables.KeyHash) error {
+func sendHashes(s mesh.Stream, hs []tables.KeyHash) error {
 	for len(hs) > 0 {
 		n := min(len(hs), hashesPerFrame)
-		b := make([]byte, 0, 16*n)
+		b := append(make([]byte, 0, 1+16*n), frameHashes)
 		for _, h := range hs[:n] {
 			b = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(b, h.Key), h.Hash)
 		}
-		if err := WriteFrame(s, b); err != nil {
+		if err := mesh.WriteFrame(s, b); err != nil {
 			return err
 		}
 		hs = hs[n:]
 	}
-	return WriteFrame(s, nil)
+	return mesh.WriteFrame(s, []byte{frameEnd})
 }
 
 // Key hashes of a fetch travel the same way, 8 bytes each.
-func sendKeyHashes(s network.Stream, keys []uint64) error {
+func sendKeyHashes(s mesh.Stream, keys []uint64) error {
 	for len(keys) > 0 {
 		n := min(len(keys), hashesPerFrame)
 		b := make([]byte, 0, 8*n)
 		for _, k := range keys[:n] {
 			b = binary.BigEndian.AppendUint64(b, k)
 		}
-		if err := WriteFrame(s, b); err != nil {
+		if err := mesh.WriteFrame(s, b); err != nil {
 			return err
 		}
 		keys = keys[n:]
 	}
-	return WriteFrame(s, nil)
+	return mesh.WriteFrame(s, nil)
 }
 
-func readKeyHashes(s network.Stream) ([]uint64, error) {
+func readKeyHashes(s mesh.Stream) ([]uint64, error) {
 	var out []uint64
 	for {
-		b, err := ReadFrame(s, 8*hashesPerFrame)
+		b, err := mesh.ReadFrame(s, 8*hashesPerFrame)
 		if err != nil {
 			return nil, err
 		}
@@ -299,9 +282,10 @@ func readKeyHashes(s network.Stream) ([]uint64, error) {
 }
 
 func decodeHashes(b []byte) ([]tables.KeyHash, error) {
-	if len(b)%16 != 0 || len(b) > 16*hashesPerFrame {
+	if len(b) == 0 || b[0] != frameHashes || (len(b)-1)%16 != 0 || len(b)-1 > 16*hashesPerFrame {
 		return nil, fmt.Errorf("malformed key hashes frame of %d bytes", len(b))
 	}
+	b = b[1:]
 	out := make([]tables.KeyHash, len(b)/16)
 	for i := range out {
 		out[i] = tables.KeyHash{Key: binary.BigEndian.Uint64(b[16*i:]), Hash: binary.BigEndian.Uint64(b[16*i+8:])}
@@ -310,18 +294,18 @@ func decodeHashes(b []byte) ([]tables.KeyHash, error) {
 }
 
 // repairCall runs a repair op answered by one JSON frame.
-func (n *Node) repairCall(ctx context.Context, node string, req repairRequest, out any) error {
-	s, err := n.repairStream(ctx, node, req)
+func (p *Peers) repairCall(ctx context.Context, node string, req repairRequest, out any) error {
+	s, err := p.repairStream(ctx, node, req)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	b, err := ReadFrame(s, maxReplFrame)
+	b, err := mesh.ReadFrame(s, maxFrame)
 	if err != nil {
 		return err
 	}
 	if len(b) > 0 && b[0] == frameError {
-		return fmt.Errorf("%s: %s", node, clip(string(b[1:])))
+		return fmt.Errorf("%s: %s", node, mesh.Clip(string(b[1:])))
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("malformed %s answer from %s: %w", req.Op, node, err)
@@ -330,8 +314,8 @@ func (n *Node) repairCall(ctx context.Context, node string, req repairRequest, o
 }
 
 // RemoteFetch returns a node's records of the given key hashes.
-func (n *Node) RemoteFetch(ctx context.Context, node string, info scope.TableInfo, keys []uint64) ([]tables.Record, error) {
-	s, err := n.repairStream(ctx, node, repairRequest{Op: "fetch", Table: info.Name, TableID: info.ID})
+func (p *Peers) RemoteFetch(ctx context.Context, node string, info scope.TableInfo, keys []uint64) ([]tables.Record, error) {
+	s, err := p.repairStream(ctx, node, repairRequest{Op: "fetch", Table: info.Name, TableID: info.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +325,7 @@ func (n *Node) RemoteFetch(ctx context.Context, node string, info scope.TableInf
 	}
 	var out []tables.Record
 	for {
-		b, err := ReadFrame(s, maxReplFrame)
+		b, err := mesh.ReadFrame(s, maxFrame)
 		if err != nil {
 			return nil, err
 		}
@@ -350,11 +334,11 @@ func (n *Node) RemoteFetch(ctx context.Context, node string, info scope.TableInf
 			return nil, err
 		}
 		switch f.Type {
-		case frameSnapEnd:
+		case frameEnd:
 			return out, nil
 		case frameError:
 			return nil, fmt.Errorf("%s: %s", node, f.Message)
-		case frameSnapRecs:
+		case frameRecs:
 			for _, e := range f.Entries {
 				out = append(out, tables.Record{Key: e.Key, Value: e.Value, Version: e.Version, Deleted: e.Op == wal.OpDelete, Proof: e.Proof})
 			}
@@ -366,16 +350,16 @@ func (n *Node) RemoteFetch(ctx context.Context, node string, info scope.TableInf
 
 // RemoteApply sends records to a node, which merges them by LWW, and
 // returns how many it adopted.
-func (n *Node) RemoteApply(ctx context.Context, node string, info scope.TableInfo, recs []tables.Record) (int, error) {
-	s, err := n.repairStream(ctx, node, repairRequest{Op: "apply", Table: info.Name, TableID: info.ID})
+func (p *Peers) RemoteApply(ctx context.Context, node string, info scope.TableInfo, recs []tables.Record) (int, error) {
+	s, err := p.repairStream(ctx, node, repairRequest{Op: "apply", Table: info.Name, TableID: info.ID})
 	if err != nil {
 		return 0, err
 	}
 	defer s.Close()
-	if err := n.sendRecords(s, recs); err != nil {
+	if err := sendRecords(s, recs); err != nil {
 		return 0, err
 	}
-	b, err := ReadFrame(s, 64<<10)
+	b, err := mesh.ReadFrame(s, 64<<10)
 	if err != nil {
 		return 0, err
 	}
@@ -385,20 +369,8 @@ func (n *Node) RemoteApply(ctx context.Context, node string, info scope.TableInf
 		return 0, err
 	case f.Type == frameError:
 		return 0, fmt.Errorf("%s: %s", node, f.Message)
-	case f.Type != frameAck:
+	case f.Type != frameCount:
 		return 0, fmt.Errorf("%s: unexpected frame %q", node, f.Type)
 	}
-	return int(f.Offset), nil
-}
-
-// peerByName finds a connected peer by node name.
-func (n *Node) peerByName(node string) (peer.ID, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for id, p := range n.peers {
-		if p.name == node && p.connected {
-			return id, true
-		}
-	}
-	return "", false
+	return int(f.N), nil
 }

@@ -1,4 +1,4 @@
-package p2p
+package mesh
 
 import (
 	"encoding/binary"
@@ -13,14 +13,11 @@ import (
 // ErrFrameTooLarge is returned for a frame longer than the limit.
 var ErrFrameTooLarge = errors.New("frame too large")
 
-// WriteFrame writes one frame.
+// WriteFrame writes one frame, in one Write.
 func WriteFrame(w io.Writer, payload []byte) error {
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err := w.Write(payload)
+	b := make([]byte, 4, 4+len(payload))
+	binary.BigEndian.PutUint32(b, uint32(len(payload)))
+	_, err := w.Write(append(b, payload...))
 	return err
 }
 

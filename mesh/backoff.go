@@ -1,4 +1,4 @@
-package p2p
+package mesh
 
 import (
 	"time"
@@ -20,7 +20,7 @@ const (
 	slowBackoff = 40 * time.Second
 )
 
-// newBackoff returns the backoff of one redial or resubscribe loop.
-func newBackoff() *backoff.ExponentialBackOff {
+// NewBackoff returns the backoff of one redial or resubscribe loop.
+func NewBackoff() *backoff.ExponentialBackOff {
 	return &backoff.ExponentialBackOff{InitialInterval: minBackoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: maxBackoff}
 }

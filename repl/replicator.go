@@ -1,0 +1,318 @@
+// Package repl owns replication: the stream protocol (/cortex/repl/1, frame.go)
+// by which a node follows a peer's log of a table from a cursor, the
+// publisher that serves this node's copies, and the subscriber that follows
+// its peers' (a state machine stepped with frames, subscription.go). Which
+// subscriptions should exist and how a cursor is answered are pure
+// functions (plan.go); the Replicator does the I/O over a mesh.Transport.
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cortex-mesh/cortex/mesh"
+	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
+)
+
+// Replicator keeps every copy this node holds following the peers that
+// hold it too, and serves this node's copies to them.
+type Replicator struct {
+	mesh  mesh.Transport
+	store *store.Store
+	log   *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	running map[string]running // by Sub.key
+}
+
+type running struct {
+	sub    Sub
+	cancel context.CancelFunc
+}
+
+// Start serves the replication protocol on t and starts following peers.
+func Start(t mesh.Transport, st *store.Store, log *slog.Logger) *Replicator {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Replicator{mesh: t, store: st, log: log, running: map[string]running{}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	t.Handle(ID, r.serve)
+	r.wg.Add(1)
+	go r.loop()
+	return r
+}
+
+// Close stops every subscription and waits for them.
+func (r *Replicator) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// Subscriptions lists the subscriptions running now.
+func (r *Replicator) Subscriptions() []Sub {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Sub, 0, len(r.running))
+	for _, s := range r.running {
+		out = append(out, s.sub)
+	}
+	return out
+}
+
+// loop keeps the running subscriptions equal to Want, deciding again
+// whenever the ready peers or the catalog change.
+func (r *Replicator) loop() {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		for _, s := range r.running {
+			s.cancel()
+		}
+		r.mu.Unlock()
+	}()
+	for {
+		peersChanged, catalogChanged := r.mesh.Changed(), r.store.Changed()
+		ready := r.mesh.Ready()
+		peers := make([]Peer, len(ready))
+		for i, name := range ready {
+			m, _ := r.store.Member(name)
+			peers[i] = Peer{Name: name, Draining: m.Draining}
+		}
+		systemReady := r.systemSynced()
+		want := map[string]Sub{}
+		for _, s := range Want(r.store.HeldInfo(), peers, systemReady) {
+			want[s.key()] = s
+		}
+		r.mu.Lock()
+		for k, s := range r.running {
+			if _, ok := want[k]; !ok {
+				s.cancel()
+				delete(r.running, k)
+			}
+		}
+		for k, s := range want {
+			if _, ok := r.running[k]; !ok {
+				ctx, cancel := context.WithCancel(r.ctx)
+				r.running[k] = running{s, cancel}
+				r.wg.Add(1)
+				go r.subscribe(ctx, s)
+			}
+		}
+		r.mu.Unlock()
+		var tick, recheck <-chan time.Time
+		if len(r.store.Draining()) > 0 {
+			// A copy being handed off is deleted once a holder acknowledged
+			// all of it: look again every second.
+			tick = time.After(time.Second)
+		}
+		if !systemReady && len(peers) > 0 {
+			recheck = time.After(100 * time.Millisecond)
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-peersChanged:
+		case <-catalogChanged:
+		case <-tick:
+			if err := r.store.Reconcile(); err != nil {
+				r.log.Warn("placement", "err", err)
+			}
+		case <-recheck:
+		}
+	}
+}
+
+// systemSynced reports whether every system table has followed some peer's
+// log at least once (has a cursor).
+func (r *Replicator) systemSynced() bool {
+	for _, name := range scope.SystemTables {
+		t, err := r.store.Table(name)
+		if err != nil || !t.HasCursor() {
+			return false
+		}
+	}
+	return true
+}
+
+// subscribe follows one table of one peer until ctx ends, resuming from
+// the stored cursor after every interruption, with capped backoff.
+func (r *Replicator) subscribe(ctx context.Context, s Sub) {
+	defer r.wg.Done()
+	b := mesh.NewBackoff()
+	for ctx.Err() == nil {
+		progressed, err := r.subscribeOnce(ctx, s)
+		if ctx.Err() != nil {
+			return
+		}
+		if progressed {
+			b.Reset()
+		}
+		sleep := b.NextBackOff()
+		r.log.Warn("repl: subscription interrupted", "table", s.Table.Name, "peer", s.Peer, "err", err, "retry_in", sleep)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(sleep):
+		}
+	}
+}
+
+// subscribeOnce runs one replication stream: it steps the subscription with
+// each frame and does what each step says. It reports whether anything was
+// applied, so that a working stream that breaks is retried at once.
+func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool, err error) {
+	info, err := r.store.Lookup(s.Table.Name, s.Table.ID)
+	if err != nil {
+		return false, err
+	}
+	t, ok := r.store.Copy(info)
+	if !ok || !r.store.Holds(info) {
+		return false, fmt.Errorf("%w: %s", store.ErrNotHeld, info.Name)
+	}
+	var drainOnly *scope.TableInfo
+	if !scope.Holds(info, s.Peer) {
+		drainOnly = &info
+	}
+	st, err := r.mesh.Open(ctx, s.Peer, ID)
+	if err != nil {
+		return false, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	cur, _ := t.Cursor(s.Peer)
+	sub, req := newSubscription(info.Name, info.ID, cur)
+	if err := mesh.WriteFrame(st, mustJSON(req)); err != nil {
+		return false, err
+	}
+	r.log.Info("repl: subscribed", "table", info.Name, "peer", s.Peer, "log_id", cur.LogID, "from", req.From)
+	ack := &acker{r: r, s: st, t: t, peer: s.Peer}
+	defer ack.stop()
+	for {
+		b, err := mesh.ReadFrame(st, maxReplFrame)
+		if err != nil && !errors.Is(err, mesh.ErrFrameTooLarge) {
+			return progressed, err
+		}
+		var f frame
+		if err == nil { // a length over the limit is a malformed frame too
+			f, err = decodeFrame(b)
+		}
+		if err != nil {
+			r.log.Error("repl: malformed frame: closing the stream, nothing of it applied", "table", info.Name, "peer", s.Peer, "err", err)
+			st.Reset()
+			return progressed, err
+		}
+		if f.Type == frameSnapBegin {
+			r.log.Info("repl: receiving a snapshot", "table", info.Name, "peer", s.Peer, "as_of", f.Offset)
+		}
+		ready, err := sub.Step(f)
+		if err != nil {
+			return progressed, err
+		}
+		if len(ready.Apply) > 0 {
+			if err := r.apply(ctx, t, ready.Apply, drainOnly); err != nil {
+				return progressed, err
+			}
+			progressed = true
+		}
+		if ready.Cursor != nil {
+			if err := ack.advance(*ready.Cursor); err != nil {
+				return progressed, err
+			}
+		}
+	}
+}
+
+// apply adopts entries (LWW); a catalog change is acted on at once.
+func (r *Replicator) apply(ctx context.Context, t *tables.Table, entries []wal.Entry, drainOnly *scope.TableInfo) error {
+	if drainOnly != nil { // a peer followed while it hands its copy off
+		n := len(entries)
+		entries = slices.DeleteFunc(slices.Clone(entries), func(e wal.Entry) bool { return !scope.FromDraining(*drainOnly, e.Version.HLC) })
+		if k := n - len(entries); k > 0 {
+			r.log.Warn("repl: refused entries a draining peer made after it was taken out of the scope", "table", t.Name(), "refused", k)
+		}
+	}
+	adopted, err := t.Apply(ctx, entries)
+	if !tables.OnlyRefused(err) { // entries refused for good are skipped (and logged)
+		return err
+	}
+	if adopted > 0 && t.Name() == scope.MetaTable {
+		if err := r.store.Reconcile(); err != nil {
+			r.log.Error("repl: applying the catalog", "err", err)
+		}
+	}
+	return nil
+}
+
+// acker stores a subscription's cursor and acknowledges to the publisher
+// what the saved cursor covers. A cursor not yet saved (saves are at most
+// every 100 ms) is saved and acknowledged shortly after, even if no other
+// batch comes: a publisher handing its copy off waits for that.
+type acker struct {
+	r    *Replicator
+	s    mesh.Stream
+	t    *tables.Table
+	peer string
+
+	mu      sync.Mutex // serialises ack frames and guards the fields below
+	logID   string
+	acked   uint64
+	pending *time.Timer
+}
+
+func (a *acker) advance(c tables.Cursor) error {
+	saved, err := a.t.SetCursor(a.peer, c)
+	if err != nil {
+		a.r.log.Warn("repl: saving cursor", "table", a.t.Name(), "err", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.logID = c.LogID
+	if saved.Offset < c.Offset && a.pending == nil {
+		a.pending = time.AfterFunc(2*cursorFlushDelay, a.flush)
+	}
+	return a.sendLocked(saved)
+}
+
+func (a *acker) flush() {
+	saved, err := a.t.SaveCursors(a.peer)
+	if err != nil {
+		a.r.log.Warn("repl: saving cursor", "table", a.t.Name(), "err", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = nil
+	a.sendLocked(saved)
+}
+
+func (a *acker) sendLocked(saved tables.Cursor) error {
+	if saved.LogID != a.logID || saved.Offset <= a.acked {
+		return nil
+	}
+	a.acked = saved.Offset
+	return send(a.s, &frame{Type: frameAck, Offset: saved.Offset})
+}
+
+func (a *acker) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pending != nil {
+		a.pending.Stop()
+	}
+}
+
+// cursorFlushDelay is how long a saved cursor may stay behind.
+const cursorFlushDelay = 100 * time.Millisecond
