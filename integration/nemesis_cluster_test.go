@@ -84,6 +84,19 @@ type nemCluster struct {
 	logMu    sync.Mutex
 	schedule []string // the fault log, also printed as it goes
 	final    nemFinal // the last round's final scans
+	baseline [3]int   // logCounts once the cluster is set up
+}
+
+// logCounts counts, in every node's logs, the mesh connections made, the
+// replication streams interrupted and the snapshots received.
+func (cl *nemCluster) logCounts() (connects, interrupted, snapshots int) {
+	for _, nn := range cl.nodes {
+		all := nn.allLogs()
+		connects += strings.Count(all, `msg="mesh: peer connected"`)
+		interrupted += strings.Count(all, `msg="repl: subscription interrupted"`)
+		snapshots += strings.Count(all, `msg="repl: receiving a snapshot"`)
+	}
+	return connects, interrupted, snapshots
 }
 
 // newNemCluster starts n nodes (n1 is an admin, the others members; every
@@ -136,6 +149,8 @@ func newNemCluster(t *testing.T, mode string, n int) *nemCluster {
 	for _, nn := range cl.nodes {
 		nn.replWaitHeld(nemTable)
 	}
+	c, i, sn := cl.logCounts()
+	cl.baseline = [3]int{c, i, sn}
 	cl.base = time.Now()
 	return cl
 }

@@ -94,6 +94,12 @@ type nemResult struct {
 	RestartMax float64        `json:"restart_max_s"`
 	Errors     map[string]int `json:"errors"` // unacknowledged outcomes by kind, cumulative
 	Violations int            `json:"violations"`
+	// From the nodes' logs, cumulative since the mesh formed and the table
+	// was created: mesh connections made, replication streams interrupted,
+	// snapshots received.
+	Connects    int `json:"connects"`
+	Interrupted int `json:"interrupted"`
+	Snapshots   int `json:"snapshots"`
 }
 
 func TestNemesisLoopback(t *testing.T) { nemRun(t, nemLoopback) }
@@ -216,6 +222,10 @@ func nemRound(t *testing.T, cl *nemCluster, wl *nemWorkload, rng *rand.Rand, pla
 	for _, nn := range cl.nodes {
 		cl.checkLog(nn, nn.logs.String())
 	}
+	res.Connects, res.Interrupted, res.Snapshots = cl.logCounts()
+	res.Connects -= cl.baseline[0]
+	res.Interrupted -= cl.baseline[1]
+	res.Snapshots -= cl.baseline[2]
 	if !v.ok() {
 		t.Errorf("round %d: the checker found %d violations:\n%s", wl.round, res.Violations, &v)
 	}
@@ -224,9 +234,9 @@ func nemRound(t *testing.T, cl *nemCluster, wl *nemWorkload, rng *rand.Rand, pla
 			t.Errorf("round %d: %d calls answered %s: a node that should hold %s did not, or failed", wl.round, n, kind, nemTable)
 		}
 	}
-	t.Logf("round %d: %d acknowledged writes (%d puts, %d deletes), %d unknown, %d never sent (node down), %d deletes of absent keys, %d reads, %d keys live; faults %v; lost %d; converged in %s; acknowledged writes p50 %.2f ms max %.0f ms; not acknowledged %v",
+	t.Logf("round %d: %d acknowledged writes (%d puts, %d deletes), %d unknown, %d never sent (node down), %d deletes of absent keys, %d reads, %d keys live; faults %v; lost %d; converged in %s; acknowledged writes p50 %.2f ms max %.0f ms; not acknowledged %v; so far %d mesh connections, %d replication streams interrupted, %d snapshots",
 		wl.round, res.Acked, res.AckedPuts, res.AckedDels, res.Unknown, res.Failed, res.Noop, res.Reads, v.Keys, res.Faults, res.Lost,
-		took.Round(time.Millisecond), res.LatP50Ms, res.LatMaxMs, res.Errors)
+		took.Round(time.Millisecond), res.LatP50Ms, res.LatMaxMs, res.Errors, res.Connects, res.Interrupted, res.Snapshots)
 	if res.Acked == 0 || res.Reads == 0 {
 		t.Errorf("round %d: the workload did nothing: %d acknowledged writes, %d reads", wl.round, res.Acked, res.Reads)
 	}
