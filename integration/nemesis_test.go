@@ -167,7 +167,7 @@ func nemRound(t *testing.T, cl *nemCluster, wl *nemWorkload, rng *rand.Rand, pla
 	stopped := false
 	start := time.Now()
 	var lastHeal time.Time
-	for i := 0; !stopped; i++ {
+	for !stopped {
 		kind := kinds[rng.IntN(len(kinds))]
 		hold := between(plan.Hold)
 		if plan.LongEvery > 0 && rng.IntN(plan.LongEvery) == 0 && kind != "flap" {
