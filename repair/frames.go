@@ -30,7 +30,7 @@ type frame struct {
 
 // Record frames are cut at these sizes; one entry may be the largest value.
 const (
-	maxFrame      = 24 << 20
+	maxFrame      = tables.MaxValueLimit + 8<<20
 	maxBatchBytes = 1 << 20
 	maxBatchCount = 1024
 )

@@ -22,7 +22,7 @@ const version = 1
 // maxReplFrame bounds one frame: a batch is cut at maxBatchBytes, and one
 // entry may be a 16 MiB value (the largest --max-value-size).
 const (
-	maxReplFrame  = 24 << 20
+	maxReplFrame  = tables.MaxValueLimit + 8<<20
 	maxBatchBytes = 1 << 20
 	maxBatchCount = 1024
 )

@@ -65,7 +65,9 @@ type Store struct {
 
 	meta, idents, acls *tables.Table
 
-	mu       sync.Mutex            // guards copies, draining and changed, and serialises Reconcile
+	reconcileMu sync.Mutex // one Reconcile at a time
+
+	mu       sync.Mutex            // guards copies, draining, broken and changed
 	copies   map[string]held       // by copy directory (scope.TableInfo.Dir)
 	draining map[string]held       // copies outside their scope, kept until handed off
 	broken   map[string]brokenCopy // copies that failed to open, by directory
@@ -207,106 +209,124 @@ func (s *Store) Table(name string) (*tables.Table, error) {
 	return nil, fmt.Errorf("%w: %s is held on %s (scope %s)", ErrNotHeld, name, where, info.Scope)
 }
 
-// Reconcile makes the open copies match the catalog. It opens a copy of
-// every table whose scope selects this node. A copy whose scope no longer
-// selects this node is not deleted at once: it keeps serving its peers
-// (Draining) until CanDrop says a node that keeps the table has every entry
-// of it; then it is deleted. The copy of a dropped (or re-created) table is
-// deleted at once.
+// Reconcile makes the open copies match the catalog: it asks Plan what to do
+// and does it. Opening, closing and deleting copies happen outside the lock
+// that guards the set of copies, so that reads and writes of other tables go
+// on meanwhile; Reconciles run one at a time. A copy whose scope no longer
+// selects this node keeps serving its peers (Draining) until CanDrop says a
+// node that keeps the table has every entry of it; then it is deleted. The
+// copy of a dropped (or re-created) table is deleted at once.
 func (s *Store) Reconcile() error {
+	s.reconcileMu.Lock()
+	defer s.reconcileMu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+	}()
 	catalog, err := s.Catalog()
 	if err != nil {
 		return err
 	}
+	have := Copies{Held: map[string]scope.TableInfo{}, Draining: map[string]scope.TableInfo{}, OnDisk: map[string]bool{}}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	defer func() {
-		close(s.changed)
-		s.changed = make(chan struct{})
-	}()
-	listed := map[string]scope.TableInfo{} // by copy directory: name and id
-	for _, info := range catalog {
-		listed[info.Dir()] = info
+	for dir, h := range s.copies {
+		have.Held[dir] = h.info
 	}
-	var errs []error
+	for dir, h := range s.draining {
+		have.Draining[dir] = h.info
+	}
+	listed := map[string]bool{}
+	for _, info := range catalog {
+		listed[info.Dir()] = true
+	}
 	for dir := range s.broken {
-		if _, ok := listed[dir]; !ok {
+		if !listed[dir] {
 			delete(s.broken, dir)
 		}
 	}
-	for dir, h := range s.copies {
-		info, ok := listed[dir]
-		switch {
-		case ok && scope.Holds(info, s.opts.Node):
-			s.copies[dir] = held{info, h.table}
-		case ok:
-			delete(s.copies, dir)
-			s.draining[dir] = held{info, h.table}
-			s.log.Info("table scope no longer selects this node: handing the copy off before deleting it", "table", info.Name, "scope", info.Scope.String())
-		default:
-			delete(s.copies, dir)
-			errs = append(errs, s.remove(h, "dropped"))
-		}
-	}
-	for dir, h := range s.draining {
-		info, ok := listed[dir]
-		switch {
-		case !ok:
-			delete(s.draining, dir)
-			errs = append(errs, s.remove(h, "dropped"))
-		case scope.Holds(info, s.opts.Node):
-			delete(s.draining, dir)
-			s.copies[dir] = held{info, h.table}
-		default:
-			s.draining[dir] = held{info, h.table}
-			errs = append(errs, s.handOff(held{info, h.table}))
-		}
-	}
+	s.mu.Unlock()
 	for _, info := range catalog {
-		if _, ok := s.copies[info.Dir()]; ok {
-			continue
+		_, h := have.Held[info.Dir()]
+		_, d := have.Draining[info.Dir()]
+		if dir, err := s.copyDir(info); err == nil && !h && !d {
+			_, serr := os.Stat(dir)
+			have.OnDisk[info.Dir()] = serr == nil
 		}
-		if _, ok := s.draining[info.Dir()]; ok {
-			continue
-		}
-		holds := scope.Holds(info, s.opts.Node)
-		if !holds {
-			// A copy left on disk outside its scope (the node stopped while
-			// handing it off) is opened to finish the hand-off.
-			if dir, err := s.copyDir(info); err != nil {
-				continue
-			} else if _, err := os.Stat(dir); err != nil {
-				continue
-			}
-		}
-		if b, ok := s.broken[info.Dir()]; ok && time.Since(b.at) < retryBroken {
-			continue
-		}
-		t, err := s.openCopy(info)
-		if err != nil {
-			// One copy that does not open does not stop the node.
-			s.log.Error("a table copy failed to open: the rest of the node goes on; retrying every 30 s", "table", info.Name, "err", err)
-			s.broken[info.Dir()] = brokenCopy{info, err, time.Now()}
-			continue
-		}
-		delete(s.broken, info.Dir())
-		if holds {
-			s.copies[info.Dir()] = held{info, t}
-		} else {
-			s.draining[info.Dir()] = held{info, t}
+	}
+	var errs []error
+	for _, a := range Plan(s.opts.Node, catalog, have) {
+		if err := s.do(a); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// do carries out one step of a plan.
+func (s *Store) do(a Action) error {
+	dir := a.Info.Dir()
+	s.mu.Lock()
+	switch a.Step {
+	case StepKeep:
+		s.copies[dir] = held{a.Info, s.copies[dir].table}
+	case StepDrain:
+		s.draining[dir] = held{a.Info, s.copies[dir].table}
+		delete(s.copies, dir)
+		s.log.Info("table scope no longer selects this node: handing the copy off before deleting it", "table", a.Info.Name, "scope", a.Info.Scope.String())
+	case StepUndrain:
+		s.copies[dir] = held{a.Info, s.draining[dir].table}
+		delete(s.draining, dir)
+	case StepHandOff:
+		h := held{a.Info, s.draining[dir].table}
+		s.draining[dir] = h
+		s.mu.Unlock()
+		return s.handOff(h)
+	case StepRemove:
+		h, ok := s.copies[dir]
+		if !ok {
+			h = s.draining[dir]
+		}
+		delete(s.copies, dir)
+		delete(s.draining, dir)
+		s.mu.Unlock()
+		return s.remove(h, "dropped")
+	case StepOpen:
+		if b, ok := s.broken[dir]; ok && time.Since(b.at) < retryBroken {
+			break
+		}
+		s.mu.Unlock()
+		t, err := s.openCopy(a.Info)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			// One copy that does not open does not stop the node.
+			s.log.Error("a table copy failed to open: the rest of the node goes on; retrying every 30 s", "table", a.Info.Name, "err", err)
+			s.broken[dir] = brokenCopy{a.Info, err, time.Now()}
+			return nil
+		}
+		delete(s.broken, dir)
+		if scope.Holds(a.Info, s.opts.Node) {
+			s.copies[dir] = held{a.Info, t}
+		} else {
+			s.draining[dir] = held{a.Info, t}
+		}
+		return nil
+	}
+	s.mu.Unlock()
+	return nil
+}
+
 // handOff deletes a draining copy once CanDrop says a node that keeps the
 // table has acknowledged all of it. A request handler that took the copy
-// from tables.Table before it started draining may still be writing to it: the
+// from Table before it started draining may still be writing to it: the
 // copy is closed first (no write is accepted after that, the queued ones
 // are written), and if a write landed after the offset CanDrop was asked
 // about, the copy is reopened and kept draining until that write too is
-// acknowledged. Called with s.mu held.
+// acknowledged.
 func (s *Store) handOff(h held) error {
+	dir := h.info.Dir()
 	_, last := h.table.Bounds()
 	by, ok := s.opts.CanDrop(h.info, s.opts.Node, last, h.table.Acks())
 	if !ok {
@@ -317,15 +337,19 @@ func (s *Store) handOff(h held) error {
 		if by, ok = s.opts.CanDrop(h.info, s.opts.Node, after, h.table.Acks()); !ok {
 			s.log.Info("a write reached a copy being handed off: keeping it until a holder has that write too", "table", h.info.Name, "last", after)
 			t, oerr := s.openCopy(h.info)
+			s.mu.Lock()
+			defer s.mu.Unlock()
 			if oerr != nil {
-				delete(s.draining, h.info.Dir())
+				delete(s.draining, dir)
 				return errors.Join(err, oerr)
 			}
-			s.draining[h.info.Dir()] = held{h.info, t}
+			s.draining[dir] = held{h.info, t}
 			return err
 		}
 	}
-	delete(s.draining, h.info.Dir())
+	s.mu.Lock()
+	delete(s.draining, dir)
+	s.mu.Unlock()
 	if rerr := s.remove(h, "handed off to "+by); err == nil {
 		err = rerr
 	}

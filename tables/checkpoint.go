@@ -215,7 +215,7 @@ func (t *Table) loadCheckpointFile(f ckptFile, logID string) (uint64, error) {
 }
 
 // removeCheckpointTemps removes the temporary files of checkpoints that a
-// crash interrupted before their rename (wal.WriteFileAtomic's path+".tmp").
+// crash interrupted before their rename (wal.WriteFileAtomic's NAME.*.tmp).
 // None was ever adopted (the log is truncated only after the rename), and
 // each is as big as the view, so they would pile up crash after crash. It
 // runs at Open, when no checkpoint can be in progress.
@@ -312,4 +312,25 @@ func (r *ckptReader) str() string {
 	s := string(r.b[:n])
 	r.b = r.b[n:]
 	return s
+}
+
+// Errors of JoinsLog.
+var (
+	ErrLogGap          = errors.New("entries are in neither the checkpoint nor the log")
+	ErrCheckpointAhead = errors.New("the checkpoint is ahead of the log")
+)
+
+// JoinsLog checks that a checkpoint as of offset ckpt (0: none) and a log
+// holding offsets first to last together hold every entry up to last: the
+// rule recovery and cortex-wal verify both apply.
+func JoinsLog(ckpt, first, last uint64) error {
+	switch {
+	case ckpt+1 < first && ckpt == 0:
+		return fmt.Errorf("%w: the log starts at offset %d but there is no checkpoint: entries 1-%d are missing", ErrLogGap, first, first-1)
+	case ckpt+1 < first:
+		return fmt.Errorf("%w: the log starts at offset %d but the checkpoint covers only up to %d: entries %d-%d are missing", ErrLogGap, first, ckpt, ckpt+1, first-1)
+	case ckpt > last:
+		return fmt.Errorf("%w: the checkpoint covers offset %d but the log ends at %d", ErrCheckpointAhead, ckpt, last)
+	}
+	return nil
 }

@@ -555,3 +555,23 @@ func TestReplayAppliesLWW(t *testing.T) {
 		t.Fatalf("applied %d, want %d", re.Stats().Applied, len(entries))
 	}
 }
+
+func TestJoinsLog(t *testing.T) {
+	for _, tc := range []struct {
+		ckpt, first, last uint64
+		want              error
+	}{
+		{0, 1, 0, nil},    // empty
+		{0, 1, 10, nil},   // the log from the start
+		{5, 6, 10, nil},   // joined
+		{8, 6, 10, nil},   // overlapping
+		{10, 11, 10, nil}, // the checkpoint covers everything, the log was truncated behind it
+		{0, 4, 10, ErrLogGap},
+		{5, 8, 10, ErrLogGap},
+		{12, 1, 10, ErrCheckpointAhead},
+	} {
+		if err := JoinsLog(tc.ckpt, tc.first, tc.last); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("JoinsLog(%d, %d, %d) = %v, want %v", tc.ckpt, tc.first, tc.last, err, tc.want)
+		}
+	}
+}

@@ -60,17 +60,17 @@ func (t *Table) openAndRecover() error {
 		return t.healed(0, true, "the log could not be opened: set aside, every entry that decodes salvaged into a new log")
 	}
 	first, last := t.log.Bounds()
-	if t.applied > last {
-		return fmt.Errorf("the checkpoint covers offset %d but the log ends at %d", t.applied, last)
-	}
 	var why []string
 	for _, err := range badCkpts {
 		why = append(why, err.Error())
 	}
 	lost := false
-	if t.applied+1 < first { // entries between the checkpoint and the log are gone
-		why = append(why, fmt.Sprintf("entries %d-%d are in no checkpoint that loads and no longer in the log", t.applied+1, first-1))
+	switch err := JoinsLog(t.applied, first, last); {
+	case errors.Is(err, ErrLogGap): // entries between the checkpoint and the log are gone
+		why = append(why, err.Error()+" (no longer in the log, nor in any checkpoint that loads)")
 		t.applied, lost = first-1, true
+	case err != nil:
+		return err
 	}
 	t.ckptOffset = ckpt
 	skipped, err := t.replay(t.applied + 1)

@@ -14,10 +14,13 @@ var ErrInvalid = errors.New("invalid")
 // SystemPrefix starts the names of the system tables; users cannot take it.
 const SystemPrefix = "cortex_"
 
-// Default limits on keys and values.
+// Default limits on keys and values, and the largest a node may be
+// configured with (a value must fit one replication frame).
 const (
 	DefaultMaxKeySize   = 1 << 10
 	DefaultMaxValueSize = 1 << 20
+	MaxKeyLimit         = wal.MaxKeySize
+	MaxValueLimit       = 16 << 20
 )
 
 // ValidateName checks a table name: [a-z][a-z0-9_]{0,62}. The cortex_ prefix

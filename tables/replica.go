@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/cortex-mesh/cortex/wal"
 	"github.com/tidwall/buntdb"
 )
 
@@ -75,6 +77,11 @@ func (c *cursors) reset() {
 
 func loadCursors(dir string) (*cursors, error) {
 	c := &cursors{path: filepath.Join(dir, "cursors"), m: map[string]Cursor{}, onDisk: map[string]Cursor{}}
+	if left, _ := filepath.Glob(c.path + ".*.tmp"); len(left) > 0 { // a save a crash interrupted
+		for _, f := range left {
+			os.Remove(f)
+		}
+	}
 	b, err := os.ReadFile(c.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
@@ -129,11 +136,7 @@ func (cs *cursors) saveLocked() error {
 		return nil
 	}
 	b, _ := json.Marshal(cs.m)
-	tmp := cs.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, cs.path); err != nil {
+	if err := wal.WriteFileAtomic(cs.path, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
 		return err
 	}
 	cs.dirty, cs.savedAt = false, time.Now()

@@ -210,13 +210,15 @@ func truncateFile(path string, size int64) error {
 
 // WriteFileAtomic writes the bytes fill produces to path so that after a
 // crash the file holds either its old content or all of the new: write a
-// temporary file, fsync it, rename it over path, fsync the directory.
+// new temporary file (a random name, made with O_EXCL, so a planted symlink
+// is never followed), fsync it, rename it over path, fsync the directory.
+// The project's files in data directories are all written this way.
 func WriteFileAtomic(path string, fill func(io.Writer) error) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	err = fill(f)
 	if err == nil {
 		err = f.Sync()

@@ -524,8 +524,8 @@ func verifyCopy(r copyReport, live bool) verifyResult {
 	}
 	logEnds := li.Problem == nil || li.Problem.Torn // Last is where the log ends once repaired
 	if r.ckptPath == "" {
-		if li.First > 1 {
-			fail("the log starts at offset %d but there is no checkpoint: entries 1-%d are missing", li.First, li.First-1)
+		if err := tables.JoinsLog(0, li.First, li.Last); errors.Is(err, tables.ErrLogGap) {
+			fail("%v", err)
 		}
 	} else if data, err := os.ReadFile(r.ckptPath); err != nil {
 		fail("checkpoint: %v", err)
@@ -537,10 +537,11 @@ func verifyCopy(r copyReport, live bool) verifyResult {
 			fail("checkpoint %s belongs to log %s, not to this copy's log %s", r.ckptPath, ck.LogID, li.ID)
 		case ck.Offset != r.ckptOffset:
 			fail("checkpoint %s says offset %d", r.ckptPath, ck.Offset)
-		case ck.Offset+1 < li.First:
-			fail("the log starts at offset %d but the checkpoint %s covers only up to %d: entries %d-%d are missing", li.First, r.ckptPath, ck.Offset, ck.Offset+1, li.First-1)
-		case logEnds && ck.Offset > li.Last:
-			fail("the checkpoint %s covers offset %d but the log ends at %d", r.ckptPath, ck.Offset, li.Last)
+		default:
+			// Where the log ends is known only once a damaged tail is cut.
+			if err := tables.JoinsLog(ck.Offset, li.First, li.Last); errors.Is(err, tables.ErrLogGap) || logEnds && err != nil {
+				fail("checkpoint %s: %v", r.ckptPath, err)
+			}
 		}
 	}
 	v.OK = len(v.Failures) == 0

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/pflag"
 )
 
@@ -44,7 +45,7 @@ func (c Config) Mesh() bool { return c.MeshCA != "" || c.MeshCert != "" || c.Mes
 
 func defaultConfig(getenv func(string) string) Config {
 	c := Config{DataDir: "./cortex-data", Fsync: "batch", LogLevel: "info", LogFormat: "text",
-		MaxKeySize: 1 << 10, MaxValueSize: 1 << 20,
+		MaxKeySize: tables.DefaultMaxKeySize, MaxValueSize: tables.DefaultMaxValueSize,
 		WALRetention: 100_000, CheckpointEvery: 100_000, MeshListen: "0.0.0.0:7946", MaxClockSkew: time.Second}
 	if v := getenv("CORTEX_DATA_DIR"); v != "" {
 		c.DataDir = v
@@ -132,10 +133,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: log level %q: use debug, info, warn or error", c.LogLevel)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("config: log format %q: use text or json", c.LogFormat)
-	case c.MaxKeySize < 1 || c.MaxKeySize > 64<<10:
-		return fmt.Errorf("config: max key size %d: use 1 to 65536 bytes", c.MaxKeySize)
-	case c.MaxValueSize < 0 || c.MaxValueSize > 16<<20:
-		return fmt.Errorf("config: max value size %d: use 0 to 16777216 bytes", c.MaxValueSize)
+	case c.MaxKeySize < 1 || c.MaxKeySize > tables.MaxKeyLimit:
+		return fmt.Errorf("config: max key size %d: use 1 to %d bytes", c.MaxKeySize, tables.MaxKeyLimit)
+	case c.MaxValueSize < 0 || c.MaxValueSize > tables.MaxValueLimit:
+		return fmt.Errorf("config: max value size %d: use 0 to %d bytes", c.MaxValueSize, tables.MaxValueLimit)
 	case c.WALRetention < 1 || c.CheckpointEvery < 1:
 		return fmt.Errorf("config: wal retention and checkpoint interval must be at least 1")
 	case c.Mesh() && (c.MeshCA == "" || c.MeshCert == "" || c.MeshKey == ""):
