@@ -15,6 +15,7 @@ import (
 	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/repair"
+	"github.com/cortex-mesh/cortex/repl"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
@@ -27,14 +28,17 @@ type Server struct {
 	started time.Time
 	limits  tables.Limits
 	mux     *http.ServeMux
-	node    *mesh.Node    // nil when standalone
-	peers   *repair.Peers // nil when standalone
+	node    *mesh.Node       // nil when standalone
+	peers   *repair.Peers    // nil when standalone
+	repl    *repl.Replicator // nil when standalone
 }
 
 // SetMesh tells the server about the node's mesh (for mesh peers) and its
 // status and repair peers.
 // Call it before serving.
-func (s *Server) SetMesh(m *mesh.Node, p *repair.Peers) { s.node, s.peers = m, p }
+func (s *Server) SetMesh(m *mesh.Node, p *repair.Peers, r *repl.Replicator) {
+	s.node, s.peers, s.repl = m, p, r
+}
 
 // NewServer returns the API handler for a store. limits are the store's key
 // and value limits, used to bound request bodies.
@@ -147,7 +151,7 @@ func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, 
 	st := NodeStatus{Node: s.store.Node(), Version: Version, UptimeS: int64(time.Since(s.started).Seconds()),
 		Mesh: s.node != nil, Tables: s.store.Held()}
 	if s.node != nil {
-		st.MeshAddrs = s.node.ListenAddrs()
+		st.MeshAddrs, st.Replication = s.node.ListenAddrs(), s.repl.Stats()
 	}
 	return st, nil
 }

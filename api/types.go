@@ -7,6 +7,7 @@ package api
 import (
 	"time"
 
+	"github.com/cortex-mesh/cortex/repl"
 	"github.com/cortex-mesh/cortex/scope"
 )
 
@@ -104,6 +105,9 @@ type NodeStatus struct {
 	Tables  int    `json:"tables"`
 	// MeshAddrs are the HOST:PORT addresses the mesh listens on.
 	MeshAddrs []string `json:"mesh_addrs,omitempty"`
+	// Replication counts per table since the start: subscriptions this node
+	// opened, subscribers it refused.
+	Replication map[string]repl.Stats `json:"replication,omitempty"`
 }
 
 // AddIdentityRequest registers an identity. CertPEM, if set, pins the

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/repl"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 )
@@ -219,18 +220,23 @@ func (n *node) plExpectNotHeld(table, where string) {
 	}
 }
 
-// plSubscribedTo reports whether n's log shows a subscription for table.
-func (n *node) plSubscribedTo(table string) bool {
-	return regexp.MustCompile(`msg="repl: subscribed" table=` + regexp.QuoteMeta(table) + ` `).MatchString(n.logs.String())
+// plReplStats returns what n's replication counted for table since its
+// start (node status --json).
+func (n *node) plReplStats(table string) repl.Stats {
+	n.t.Helper()
+	var st api.NodeStatus
+	if err := json.Unmarshal([]byte(n.must("node", "status", "--json")), &st); err != nil {
+		n.t.Fatal(err)
+	}
+	return st.Replication[table]
 }
 
-// plRefusedFor reports whether n's log shows a subscriber refused for table.
-func (n *node) plRefusedFor(table string) bool {
-	return regexp.MustCompile(`msg="repl: refused a subscriber" .*table=` + regexp.QuoteMeta(table) + `( |$)`).MatchString(n.logs.String())
-}
+// plSubscribedTo reports whether n ever subscribed to a peer for table.
+func (n *node) plSubscribedTo(table string) bool { return n.plReplStats(table).Subscribed > 0 }
 
-// plRemote runs cortex over the mTLS listener at addr as the client whose
-// certificate is in certs.
+// plRefusedFor reports whether n ever refused a subscriber for table.
+func (n *node) plRefusedFor(table string) bool { return n.plReplStats(table).Refused > 0 }
+
 func plRemote(t *testing.T, addr, certs, client string, args ...string) result {
 	t.Helper()
 	crt, key := pki.ClientCertFiles(certs, client)

@@ -40,6 +40,9 @@ func (r *Replicator) serve(peerName string, s mesh.Stream) {
 	}
 	if err != nil {
 		r.log.Warn("repl: refused a subscriber", "peer", peerName, "table", req.Table, "err", err)
+		if req.Table != "" {
+			r.count(req.Table, Stats{Refused: 1})
+		}
 		send(s, &frame{Type: frameError, Message: err.Error()})
 		return
 	}

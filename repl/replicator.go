@@ -35,6 +35,36 @@ type Replicator struct {
 
 	mu      sync.Mutex
 	running map[string]running // by Sub.key
+	stats   map[string]Stats   // by table name
+}
+
+// Stats counts, per table since the start, what replication did: the
+// subscriptions this node opened (as a subscriber) and the subscribers it
+// refused (as a publisher).
+type Stats struct {
+	Subscribed int `json:"subscribed"`
+	Refused    int `json:"refused"`
+}
+
+// count adds to a table's stats.
+func (r *Replicator) count(table string, add Stats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.stats[table]
+	st.Subscribed += add.Subscribed
+	st.Refused += add.Refused
+	r.stats[table] = st
+}
+
+// Stats returns the counts of every table with any.
+func (r *Replicator) Stats() map[string]Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]Stats, len(r.stats))
+	for k, v := range r.stats {
+		out[k] = v
+	}
+	return out
 }
 
 type running struct {
@@ -47,7 +77,7 @@ func Start(t mesh.Transport, st *store.Store, log *slog.Logger) *Replicator {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Replicator{mesh: t, store: st, log: log, running: map[string]running{}}
+	r := &Replicator{mesh: t, store: st, log: log, running: map[string]running{}, stats: map[string]Stats{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	t.Handle(ID, r.serve)
 	r.wg.Add(1)
@@ -199,6 +229,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 		return false, err
 	}
 	r.log.Info("repl: subscribed", "table", info.Name, "peer", s.Peer, "log_id", cur.LogID, "from", req.From)
+	r.count(info.Name, Stats{Subscribed: 1})
 	ack := &acker{r: r, s: st, t: t, peer: s.Peer}
 	defer ack.stop()
 	for {

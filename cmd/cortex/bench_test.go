@@ -217,7 +217,7 @@ func startMeshPair(t *testing.T) (a, b *meshDaemon) {
 		}
 		r := repl.Start(node, st, quiet)
 		srv := api.NewServer(st, tables.Limits{}, quiet)
-		srv.SetMesh(node, repair.NewPeers(node, st, quiet))
+		srv.SetMesh(node, repair.NewPeers(node, st, quiet), r)
 		d := serve(t, srv, st)
 		t.Cleanup(func() { r.Close(); node.Close() }) // before the store closes (cleanups run last first)
 		return &meshDaemon{d, node}

@@ -29,7 +29,9 @@ it runs in mesh mode and how many table copies it holds (system tables
 included).
 
 With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}, plus
-"mesh_addrs" (the HOST:PORT addresses the mesh listens on) in mesh mode.`,
+in mesh mode "mesh_addrs" (the HOST:PORT addresses the mesh listens on) and
+"replication": per table, since the start, {"subscribed": subscriptions this
+node opened to peers, "refused": subscribers it refused}.`,
 		Example: `  cortex node status
   cortex node status --json | jq -r .node`,
 		Args: cli.Positional(cobra.NoArgs),

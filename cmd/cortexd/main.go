@@ -109,7 +109,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 		defer mesh.Close()
-		handler.SetMesh(mesh.node, mesh.peers)
+		handler.SetMesh(mesh.node, mesh.peers, mesh.repl)
 	}
 	if cfg.RPCListen != "" {
 		stopRPC, err := serveRPC(cfg, ident, handler, log)
