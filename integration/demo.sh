@@ -61,8 +61,7 @@ step cortex "${office[@]}" del fruit apple
 for _ in $(seq 100); do cortex "${laptop[@]}" get fruit apple >/dev/null 2>&1 || break; sleep 0.05; done
 step cortex "${laptop[@]}" scan fruit
 step cortex "${office[@]}" table list
-for _ in $(seq 100); do cortex "${home[@]}" sync status fruit --json | grep -q '"in_sync":true' && break; sleep 0.05; done
-step cortex "${home[@]}" sync status
+step cortex "${home[@]}" sync status --wait 10s  # exits 0 once every copy agrees
 step cortex "${laptop[@]}" node status
 
 printf '\n\033[1m$ kill -TERM %s\033[0m  (all three nodes)\n' "${pids[*]}"

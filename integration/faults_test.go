@@ -150,6 +150,12 @@ func TestOneBrokenCopyDoesNotStopTheNode(t *testing.T) {
 		t.Fatalf("get on the broken copy: %+v", r)
 	}
 	n.waitLog(`a table copy failed to open.*table=bad`)
+	if st := n.syncStatus("bad"); st.Tables[0].State != repair.Degraded || !strings.Contains(st.Tables[0].Replicas[0].Failed, "malformed log id") {
+		t.Fatalf("sync status of the broken copy: %+v", st.Tables[0])
+	}
+	if st := n.syncStatus("good"); st.Tables[0].State != repair.InSync {
+		t.Fatalf("sync status of the good copy: %+v", st.Tables[0])
+	}
 }
 
 // A full disk: the write that fails says so, reads go on, and once there is

@@ -13,7 +13,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
@@ -82,7 +81,7 @@ func newRawPeer(t *testing.T, certs, name string) *rawPeer {
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(mesh.SecurityID, func(id protocol.ID, muxers []tptu.StreamMuxer) (*mesh.Security, error) {
-			s, err := mesh.NewSecurity(id, ident, roots, muxers, slog.New(slog.DiscardHandler), time.Now, nil)
+			s, err := mesh.NewSecurity(id, ident, roots, muxers, nil, time.Now, nil)
 			p.sec = s
 			return s, err
 		}),

@@ -128,11 +128,7 @@ func TestMemberSocketHasItsNodesRights(t *testing.T) {
 		}
 	}
 	// evil's sync status learns nothing of secret's copies.
-	var st repair.Status
-	if err := json.Unmarshal([]byte(m.evil.must("sync", "status", "secret", "--json")), &st); err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Tables) != 1 || len(st.Tables[0].Replicas) != 0 || st.Tables[0].State != repair.Unknown {
+	if st := m.evil.syncStatus("secret"); len(st.Tables) != 1 || len(st.Tables[0].Replicas) != 0 || st.Tables[0].State != repair.Unknown {
 		t.Errorf("evil's sync status of secret: %+v", st)
 	}
 	m.checkSecretIntact(t)

@@ -13,14 +13,35 @@ import (
 	"github.com/cortex-mesh/cortex/repair"
 )
 
-// syncStatus runs `cortex sync status [table] --json` on n.
+// syncStatus runs `cortex sync status [table] --json` on n and checks that
+// its exit status matches the verdicts it printed.
 func (n *node) syncStatus(table ...string) repair.Status {
 	n.t.Helper()
+	r := n.cli(append([]string{"sync", "status", "--json"}, table...)...)
 	var st repair.Status
-	if err := json.Unmarshal([]byte(n.must(append([]string{"sync", "status", "--json"}, table...)...)), &st); err != nil {
-		n.t.Fatal(err)
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		n.t.Fatalf("%s: sync status: exit %d, %v\nstdout: %s\nstderr: %s", n.name, r.code, err, r.stdout, r.stderr)
+	}
+	if want := statusExit(st); r.code != want {
+		n.t.Fatalf("%s: sync status exited %d, want %d for %+v\nstderr: %s", n.name, r.code, want, st, r.stderr)
 	}
 	return st
+}
+
+// statusExit is the exit status sync status promises for st: 0 when every
+// table is in sync, 7 when one diverged, else 6.
+func statusExit(st repair.Status) int {
+	code := 0
+	for _, ts := range st.Tables {
+		switch ts.State {
+		case repair.InSync:
+		case repair.Diverged:
+			return 7
+		default:
+			code = 6
+		}
+	}
+	return code
 }
 
 // waitState polls sync status until table reaches state.
@@ -72,24 +93,66 @@ func TestSyncStatus(t *testing.T) {
 	if len(st.Tables) != 1 || st.Tables[0].Replicated {
 		t.Fatalf("mine: %+v", st)
 	}
-	// The human form names the verdict.
-	if out := c.must("sync", "status"); !strings.Contains(out, "in sync") || !strings.Contains(out, "not replicated") {
+	// The human form names the verdict; all tables means those a holds.
+	if out := a.must("sync", "status"); !strings.Contains(out, "fruit") || !strings.Contains(out, "pair") ||
+		!strings.Contains(out, "in sync") || !strings.Contains(out, "not replicated") {
 		t.Fatalf("sync status:\n%s", out)
 	}
-	// An unreachable node is named as such; the others still agree.
+	if out := c.must("sync", "status"); strings.Contains(out, "pair") || strings.Contains(out, "mine") {
+		t.Fatalf("c's sync status shows tables c does not hold:\n%s", out)
+	}
+	// A node that should hold a copy is down: the table is degraded, not in
+	// sync, and the node is named with when it was last heard from.
 	b.kill()
+	cl := a.client()
+	defer cl.Close()
+	for i := range 50 { // the issue's case: writes the stopped node has not got
+		if _, err := cl.Put(context.Background(), "fruit", fmt.Appendf(nil, "while-b-down-%02d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	start := time.Now()
-	ts = c.waitState("fruit", repair.InSync)
+	ts = c.waitState("fruit", repair.Degraded)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("sync status took %s with a node down", took)
 	}
+	digests := map[string]bool{}
 	for _, r := range ts.Replicas {
-		if r.Node == "b" && r.Reachable {
-			t.Fatalf("b is down but shown reachable: %+v", r)
+		switch {
+		case r.Node == "b" && (r.Reachable || r.LastContactMS == 0):
+			t.Fatalf("b is down but shown reachable, or never heard from: %+v", r)
+		case r.Node != "b" && !r.Reachable:
+			t.Fatalf("%s is up but shown unreachable: %+v", r.Node, ts)
+		case r.Node != "b":
+			digests[r.Digest] = true
 		}
 	}
-	// With only one of a,b reachable, pair's state cannot be told.
+	if len(digests) != 1 {
+		t.Fatalf("a and c should agree: %+v", ts)
+	}
+	r := c.cli("sync", "status", "fruit")
+	if r.code != 6 || !strings.Contains(r.stdout, "unreachable (last heard") || !strings.Contains(r.stderr, "fruit degraded") {
+		t.Fatalf("sync status fruit with b down: %+v", r)
+	}
+	a.waitState("pair", repair.Degraded)
+	// Outside pair's scope, c cannot tell.
 	c.waitState("pair", repair.Unknown)
+	// b comes back: --wait returns as soon as the copies agree again.
+	b.start()
+	start = time.Now()
+	if r := c.cli("sync", "status", "fruit", "--wait", "30s"); r.code != 0 || !strings.Contains(r.stdout, "in sync") {
+		t.Fatalf("sync status --wait after b restarted: %+v", r)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Fatalf("in sync again %s after b answered", took)
+	} else {
+		t.Logf("in sync again %s after b answered", took.Round(time.Millisecond))
+	}
+	for _, r := range c.waitState("fruit", repair.InSync).Replicas {
+		if r.Keys != 52 {
+			t.Fatalf("in sync, yet %s has %d keys, want 52", r.Node, r.Keys)
+		}
+	}
 	// Unknown table: exit 3.
 	if r := c.cli("sync", "status", "nope"); r.code != 3 {
 		t.Fatalf("sync status nope: %+v", r)

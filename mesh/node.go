@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/ratelog"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
@@ -81,27 +82,64 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	refusals *ratelog.Log[refusal]
+
 	mu      sync.Mutex
 	peers   map[peer.ID]*peerState
-	targets map[string]context.CancelFunc // addresses with a dial loop
-	changed chan struct{}                 // closed and replaced when a connection comes or goes
+	targets map[string]*target // addresses with a dial loop
+	changed chan struct{}      // closed and replaced when a connection comes or goes
 }
 
 type peerState struct {
 	name      string
 	addr      string
 	connected bool
+	since     time.Time // when it connected, or when it disconnected
 	skew      time.Duration
-	measured  bool
+	measured  bool   // past the hello on the current connection
+	closing   string // why this node is closing the connection, if it is
 }
 
-// PeerStatus is one peer as `cortex mesh peers` shows it.
+// target is an address with a dial loop, and how dialing it goes.
+type target struct {
+	stop         context.CancelFunc
+	peer         peer.ID   // who answered there last
+	lastErr      string    // the last dial's error, "" once one succeeded
+	failingSince time.Time // since when every dial failed
+}
+
+// PeerStatus is one peer as `cortex mesh peers` shows it, or a seed
+// (--peer) that is not connected: then Seed is set, Node and PeerID are
+// those of whoever last answered there (if anyone) and LastError says why
+// the last dial failed.
 type PeerStatus struct {
 	Node        string `json:"node"`
 	PeerID      string `json:"peer_id"`
 	Addr        string `json:"addr"`
 	Connected   bool   `json:"connected"`
 	ClockSkewMS int64  `json:"clock_skew_ms"`
+	// SinceMS is when it connected, or (not connected) when it
+	// disconnected or a seed's dials started failing, in Unix ms.
+	SinceMS   int64  `json:"since_ms,omitempty"`
+	Seed      bool   `json:"seed,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// A remote refused again and again for the same reason (a certificate of
+// another mesh, a revoked one, a clock minutes off) is logged once, then at
+// most once a refusalLogInterval with the count. At most refusalKeys
+// remotes and reasons are tracked; the refusals of others count together.
+const (
+	refusalLogInterval = time.Minute
+	refusalKeys        = 256
+)
+
+// refusal is what refusals are counted under.
+type refusal struct {
+	msg    string
+	level  slog.Level
+	remote string // an IP (an inbound connection's port changes every time), a dialed address, or a node
+	reason string // the error, without the addresses of a network error
 }
 
 // Start starts the libp2p host, writes this node's membership record and
@@ -138,13 +176,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, store: cfg.Store, meta: meta, peers: map[peer.ID]*peerState{}, targets: map[string]context.CancelFunc{}, changed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, store: cfg.Store, meta: meta, peers: map[peer.ID]*peerState{}, targets: map[string]*target{}, changed: make(chan struct{}),
+		refusals: ratelog.New(refusalLogInterval, refusalKeys, refusal{msg: "mesh: refused (more remotes than are counted apart)", level: slog.LevelWarn})}
 	h, err := libp2p.New(
 		libp2p.Identity(priv),
 		libp2p.ListenAddrs(listen),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(SecurityID, func(id protocol.ID, muxers []tptu.StreamMuxer) (*Security, error) {
-			s, err := NewSecurity(id, cfg.Identity, roots, muxers, cfg.Logger, cfg.Now, n.revoked)
+			s, err := NewSecurity(id, cfg.Identity, roots, muxers, n.refusedHandshake, cfg.Now, n.revoked)
 			n.sec = s
 			return s, err
 		}),
@@ -167,9 +206,53 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.log.Info("mesh listening", "node", cfg.Identity.Name, "peer_id", h.ID().String(), "addrs", n.ListenAddrs())
 	n.dialKnownMembers() // the seeds, and the members recorded
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchStore()
+	go func() {
+		defer n.wg.Done()
+		n.refusals.Run(n.ctx, n.logRefusal)
+	}()
 	return n, nil
+}
+
+// refusedHandshake counts a failed security handshake and logs it if a
+// line is due.
+func (n *Node) refusedHandshake(inbound bool, remote net.Addr, err error) {
+	r := refusal{msg: "mesh: could not connect", level: slog.LevelWarn, remote: remote.String()}
+	if inbound {
+		r.msg = "mesh: refused an inbound connection"
+		if host, _, err := net.SplitHostPort(r.remote); err == nil {
+			r.remote = host
+		}
+	}
+	n.refuse(r, err)
+}
+
+// refuse counts a refusal and logs it if a line is due.
+func (n *Node) refuse(r refusal, err error) {
+	r.reason = err.Error()
+	var op *net.OpError
+	if errors.As(err, &op) {
+		r.reason = op.Op + ": " + op.Err.Error()
+	}
+	if rep, ok := n.refusals.Note(r, err, time.Now()); ok {
+		n.logRefusal(rep)
+	}
+}
+
+func (n *Node) logRefusal(rep ratelog.Report[refusal]) {
+	n.log.Log(context.Background(), rep.Key.level, rep.Key.msg+" (repeats logged at most once a minute)",
+		"remote", rep.Key.remote, "err", rep.Err, "refused", rep.N)
+}
+
+// closePeer disconnects a peer, saying why in the disconnect's log line.
+func (n *Node) closePeer(id peer.ID, why string) {
+	n.mu.Lock()
+	if p, ok := n.peers[id]; ok {
+		p.closing = why
+	}
+	n.mu.Unlock()
+	n.host.Network().ClosePeer(id)
 }
 
 // muxer is yamux as libp2p configures it, with keepAliveInterval.
@@ -243,7 +326,7 @@ func (n *Node) closeRevoked() {
 	for _, id := range n.host.Network().Peers() {
 		if c, ok := n.sec.PeerCert(id); ok && n.revoked(c) {
 			n.log.Warn("mesh: disconnecting a peer whose certificate is revoked", "peer", c.Subject.CommonName, "fingerprint", pki.Fingerprint(c))
-			n.host.Network().ClosePeer(id)
+			n.closePeer(id, "its certificate was revoked")
 		}
 	}
 }
@@ -268,9 +351,9 @@ func (n *Node) dialKnownMembers() {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for addr, stop := range n.targets {
+	for addr, t := range n.targets {
 		if !want[addr] {
-			stop()
+			t.stop()
 			delete(n.targets, addr)
 		}
 	}
@@ -279,23 +362,22 @@ func (n *Node) dialKnownMembers() {
 			continue
 		}
 		ctx, stop := context.WithCancel(n.ctx)
-		n.targets[addr] = stop
+		t := &target{stop: stop}
+		n.targets[addr] = t
 		n.wg.Add(1)
-		go n.dialLoop(ctx, addr)
+		go n.dialLoop(ctx, addr, t)
 	}
 }
 
 // dialLoop keeps this node connected to whatever node listens at addr,
 // redialing with capped, jittered exponential backoff, slower once the
-// address has not answered for slowAfter.
-func (n *Node) dialLoop(ctx context.Context, addr string) {
+// address has not answered for slowAfter. It records how it goes in t.
+func (n *Node) dialLoop(ctx context.Context, addr string, t *target) {
 	defer n.wg.Done()
 	b := NewBackoff()
-	var id peer.ID
-	failingSince := time.Time{}
 	for ctx.Err() == nil {
 		n.mu.Lock()
-		wait := n.changed
+		wait, id := n.changed, t.peer
 		n.mu.Unlock()
 		if id != "" && n.host.Network().Connectedness(id) == network.Connected {
 			select {
@@ -309,15 +391,23 @@ func (n *Node) dialLoop(ctx context.Context, addr string) {
 		if errors.Is(err, errSelf) {
 			return
 		}
+		n.mu.Lock()
 		if err == nil {
-			id, failingSince = got, time.Time{}
+			t.peer, t.lastErr, t.failingSince = got, "", time.Time{}
+		} else {
+			t.lastErr = err.Error()
+			if t.failingSince.IsZero() {
+				t.failingSince = time.Now()
+			}
+		}
+		failingFor := time.Since(t.failingSince)
+		n.mu.Unlock()
+		if err == nil {
 			b.Reset()
 			b.MaxInterval = maxBackoff
 			continue
 		}
-		if failingSince.IsZero() {
-			failingSince = time.Now()
-		} else if time.Since(failingSince) > slowAfter {
+		if failingFor > slowAfter {
 			b.MaxInterval = slowBackoff
 		}
 		sleep := b.NextBackOff()
@@ -377,6 +467,9 @@ func (n *Node) probe(ctx context.Context, addr string) (peer.ID, error) {
 func (n *Node) connected(_ network.Network, c network.Conn) {
 	n.mu.Lock()
 	p := n.peerLocked(c.RemotePeer())
+	if !p.connected {
+		p.since = time.Now()
+	}
 	p.connected, p.addr = true, netAddr(c.RemoteMultiaddr())
 	n.notifyLocked()
 	n.mu.Unlock()
@@ -389,13 +482,30 @@ func (n *Node) connected(_ network.Network, c network.Conn) {
 	}
 }
 
+// disconnected notes that the last connection to a peer is gone, and logs
+// it (with why, if this node closed it, and how long it was connected) if
+// the peer had been announced as connected.
 func (n *Node) disconnected(nw network.Network, c network.Conn) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if p, ok := n.peers[c.RemotePeer()]; ok && nw.Connectedness(c.RemotePeer()) != network.Connected {
-		p.connected = false
-		n.notifyLocked()
+	p, ok := n.peers[c.RemotePeer()]
+	if !ok || !p.connected || nw.Connectedness(c.RemotePeer()) == network.Connected {
+		n.mu.Unlock()
+		return
 	}
+	announced, connectedFor, why := p.measured, time.Since(p.since), p.closing
+	p.connected, p.measured, p.closing, p.since = false, false, "", time.Now()
+	n.notifyLocked()
+	name := p.name
+	n.mu.Unlock()
+	switch {
+	case !announced:
+		return // refused or lost during the hello: logged there
+	case n.ctx.Err() != nil:
+		why = "this node is stopping"
+	case why == "":
+		why = "the peer closed it or the network lost it"
+	}
+	n.log.Info("mesh: peer disconnected", "peer", name, "reason", why, "connected_for", connectedFor.Round(time.Millisecond))
 }
 
 func (n *Node) notifyLocked() {
@@ -434,8 +544,8 @@ func (n *Node) sayHello(id peer.ID) {
 	}
 	theirs, err := n.readHello(s, id)
 	if err != nil {
-		n.log.Error("mesh: peer refused", "peer", n.peerName(id), "err", err)
-		n.host.Network().ClosePeer(id)
+		n.refuse(refusal{msg: "mesh: peer refused the hello", level: slog.LevelError, remote: n.peerName(id)}, err)
+		n.closePeer(id, "hello refused: "+err.Error())
 		return
 	}
 	mid := sent.Add(n.cfg.Now().Sub(sent) / 2)
@@ -456,9 +566,9 @@ func (n *Node) handleHello(s network.Stream) {
 	skew := time.UnixMilli(theirs.TimeMS).Sub(n.cfg.Now())
 	if refuse := skewError(skew); refuse != nil {
 		n.writeHello(s, refuse.Error())
-		n.log.Error("mesh: refused peer", "peer", theirs.Node, "err", refuse)
+		n.refuse(refusal{msg: "mesh: refused peer", level: slog.LevelError, remote: theirs.Node}, refuse)
 		s.CloseWrite()
-		n.host.Network().ClosePeer(id)
+		n.closePeer(id, refuse.Error())
 		return
 	}
 	if err := n.writeHello(s, ""); err != nil {
@@ -507,8 +617,8 @@ func (n *Node) readHello(s network.Stream, id peer.ID) (hello, error) {
 // dials the members not yet connected.
 func (n *Node) afterHello(id peer.ID, h hello, skew time.Duration) {
 	if err := skewError(skew); err != nil {
-		n.log.Error("mesh: refused peer", "peer", h.Node, "err", err)
-		n.host.Network().ClosePeer(id)
+		n.refuse(refusal{msg: "mesh: refused peer", level: slog.LevelError, remote: h.Node}, err)
+		n.closePeer(id, err.Error())
 		return
 	}
 	if skew > n.cfg.MaxClockSkew || skew < -n.cfg.MaxClockSkew {
@@ -543,13 +653,28 @@ func (n *Node) peerName(id peer.ID) string {
 	return id.String()
 }
 
-// Peers lists the peers this node has met, by name. The address is where
-// the peer listens (from its membership record), else the connection's.
+// Peers lists the peers this node has met, by name, then the seeds
+// (--peer) it is not connected to, by address, with their last error. A
+// peer's address is where it listens (from its membership record), else the
+// connection's.
 func (n *Node) Peers() []PeerStatus {
 	n.mu.Lock()
 	out := make([]PeerStatus, 0, len(n.peers))
 	for id, p := range n.peers {
-		out = append(out, PeerStatus{Node: p.name, PeerID: id.String(), Addr: p.addr, Connected: p.connected, ClockSkewMS: p.skew.Milliseconds()})
+		out = append(out, PeerStatus{Node: p.name, PeerID: id.String(), Addr: p.addr, Connected: p.connected,
+			ClockSkewMS: p.skew.Milliseconds(), SinceMS: p.since.UnixMilli()})
+	}
+	var seeds []PeerStatus
+	for _, addr := range n.cfg.Peers {
+		t, ok := n.targets[addr]
+		if !ok || t.lastErr == "" {
+			continue // connected, never tried yet, or this node's own address
+		}
+		s := PeerStatus{Addr: addr, Seed: true, LastError: t.lastErr, SinceMS: t.failingSince.UnixMilli()}
+		if p, ok := n.peers[t.peer]; ok {
+			s.Node, s.PeerID = p.name, t.peer.String()
+		}
+		seeds = append(seeds, s)
 	}
 	n.mu.Unlock()
 	for i, p := range out {
@@ -558,7 +683,26 @@ func (n *Node) Peers() []PeerStatus {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
-	return out
+	sort.Slice(seeds, func(i, j int) bool { return seeds[i].Addr < seeds[j].Addr })
+	return append(out, seeds...)
+}
+
+// LastContact is when this node was last connected to the named peer: now
+// if it is, zero if it has not been since this node started.
+func (n *Node) LastContact(node string) time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var last time.Time
+	for _, p := range n.peers {
+		switch {
+		case p.name != node || p.since.IsZero():
+		case p.connected:
+			return time.Now()
+		case p.since.After(last):
+			last = p.since
+		}
+	}
+	return last
 }
 
 // toMultiaddr turns HOST:PORT into a TCP multiaddr.

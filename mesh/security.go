@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -42,8 +41,10 @@ type Security struct {
 	roots  *x509.CertPool
 	local  peer.ID
 	muxers []string
-	log    *slog.Logger
 	now    func() time.Time
+	// refused is told of every failed handshake (the caller decides what
+	// to log: a peer retrying forever must not fill the log).
+	refused func(inbound bool, remote net.Addr, err error)
 	// revoked reports whether a verified certificate is on the mesh's
 	// revocation list: such a peer gets no connection.
 	revoked func(*x509.Certificate) bool
@@ -55,7 +56,11 @@ type Security struct {
 var _ sec.SecureTransport = (*Security)(nil)
 
 // NewSecurity returns the transport for a node identity and the mesh CA.
-func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxers []tptu.StreamMuxer, log *slog.Logger, now func() time.Time, revoked func(*x509.Certificate) bool) (*Security, error) {
+// refused, if not nil, is called with every handshake that failed.
+func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxers []tptu.StreamMuxer, refused func(inbound bool, remote net.Addr, err error), now func() time.Time, revoked func(*x509.Certificate) bool) (*Security, error) {
+	if refused == nil {
+		refused = func(bool, net.Addr, error) {}
+	}
 	_, pub, err := libp2pKeys(ident)
 	if err != nil {
 		return nil, err
@@ -64,7 +69,7 @@ func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxe
 	if err != nil {
 		return nil, err
 	}
-	s := &Security{id: id, ident: ident, roots: roots, local: local, log: log, now: now, revoked: revoked, peers: map[peer.ID]*x509.Certificate{}}
+	s := &Security{id: id, ident: ident, roots: roots, local: local, refused: refused, now: now, revoked: revoked, peers: map[peer.ID]*x509.Certificate{}}
 	for _, m := range muxers {
 		s.muxers = append(s.muxers, string(m.ID))
 	}
@@ -150,7 +155,7 @@ func (s *Security) SecureInbound(ctx context.Context, insecure net.Conn, p peer.
 		_, err = conn.Write([]byte{confirmAccepted})
 	}
 	if err != nil {
-		s.log.Warn("mesh: refused an inbound connection", "remote", insecure.RemoteAddr().String(), "err", err)
+		s.refused(true, insecure.RemoteAddr(), err)
 		insecure.Close()
 		return nil, err
 	}
@@ -166,7 +171,7 @@ func (s *Security) SecureOutbound(ctx context.Context, insecure net.Conn, p peer
 		err = s.awaitConfirmation(ctx, conn)
 	}
 	if err != nil {
-		s.log.Warn("mesh: could not connect", "remote", insecure.RemoteAddr().String(), "err", err)
+		s.refused(false, insecure.RemoteAddr(), err)
 		insecure.Close()
 		return nil, err
 	}

@@ -38,4 +38,7 @@ type Transport interface {
 	// Changed returns a channel that is closed when the ready peers
 	// change.
 	Changed() <-chan struct{}
+	// LastContact is when this node was last connected to peer: now if it
+	// is, zero if never since this node started.
+	LastContact(peer string) time.Time
 }

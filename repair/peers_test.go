@@ -2,9 +2,11 @@ package repair
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,7 +57,26 @@ func memCluster(t *testing.T, names ...string) (*memnet.Network, []*memNode) {
 		tr := nw.Node(name)
 		n := &memNode{name: name, store: st, peers: NewPeers(tr, st, quiet), repl: repl.Start(tr, st, quiet)}
 		t.Cleanup(func() { n.repl.Close(); st.Close() })
+		// Its membership record, as the mesh writes it: the others learn
+		// of it through cortex_meta, and count it when it is cut off.
+		meta, err := st.Table(scope.MetaTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := json.Marshal(store.Member{Node: name})
+		if _, err := meta.Put(context.Background(), store.MemberKey(name), rec); err != nil {
+			t.Fatal(err)
+		}
 		out = append(out, n)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range out {
+		for !slices.Equal(n.store.Members(), slices.Sorted(slices.Values(names))) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s knows the members %v, want %v", n.name, n.store.Members(), names)
+			}
+			time.Sleep(10 * time.Millisecond) // poll interval
+		}
 	}
 	return nw, out
 }
@@ -172,14 +193,18 @@ func TestGatherOverAnInMemoryMesh(t *testing.T) {
 			t.Fatalf("replica %+v", r)
 		}
 	}
+	cut := time.Now()
 	nw.Isolate("c")
 	st, err = Gather(ctx, a.peers, a.store, []string{"t"}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st.Tables[0].State != Degraded {
+		t.Fatalf("c cut off: %s, want degraded", st.Tables[0].State)
+	}
 	for _, r := range st.Tables[0].Replicas {
-		if r.Node == "c" && (r.Reachable || r.HasCopy) {
-			t.Fatalf("c after the isolation: %+v", r)
+		if r.Node == "c" && (r.Reachable || r.HasCopy || r.LastContactMS < cut.UnixMilli() || r.LastContactMS > time.Now().UnixMilli()) {
+			t.Fatalf("c after the isolation (last contact should be the cut, %d): %+v", cut.UnixMilli(), r)
 		}
 	}
 }

@@ -16,10 +16,11 @@ import (
 
 // The verdicts of a table's status.
 const (
-	InSync     = "in_sync"     // every reachable holder has the same digest and no lag
-	CatchingUp = "catching_up" // some holder is behind (or a copy is being made)
+	InSync     = "in_sync"     // every node that should hold the table was reached and holds an equal copy, no lag
+	Degraded   = "degraded"    // the reachable holders agree, but a node that should hold a copy is unreachable, has none yet, or its copy failed
+	CatchingUp = "catching_up" // some reachable holder is behind
 	Diverged   = "diverged"    // no lag, yet digests differ: repair needed
-	Unknown    = "unknown"     // too few holders reachable to tell
+	Unknown    = "unknown"     // no holder reachable to tell
 )
 
 // Replica is one node's part in a table's status.
@@ -36,8 +37,12 @@ type Replica struct {
 	Lag       uint64  `json:"lag"`   // entries of other holders' logs not applied here yet
 	LagS      float64 `json:"lag_s"` // seconds since this node last acknowledged what it lags behind
 	Error     string  `json:"error,omitempty"`
-	Failed    string  `json:"failed,omitempty"` // writes refused for now, or the copy did not open
-	Damage    string  `json:"damage,omitempty"` // damage found in its log and what was done
+	// LastContactMS is, for a node not reached, the last time this node was
+	// connected to it or a reached holder had an acknowledgement from it,
+	// in Unix ms (0: not since this node started).
+	LastContactMS int64  `json:"last_contact_ms,omitempty"`
+	Failed        string `json:"failed,omitempty"` // writes refused for now, or the copy did not open
+	Damage        string `json:"damage,omitempty"` // damage found in its log and what was done
 }
 
 // TableStatus is the status of one table across the mesh.
@@ -57,26 +62,26 @@ type Status struct {
 	Tables []TableStatus `json:"tables"`
 }
 
-// Verdict decides a table's state from its replicas. Copies being handed
-// off are shown but do not count: they take no new writes.
+// Verdict decides a table's state from its replicas: in sync only when
+// every node that should hold the table was reached and holds an equal copy
+// with no lag and none failed. Copies being handed off are shown but do
+// not count: they take no new writes.
 func Verdict(replicas []Replica) string {
 	var live []Replica
-	desired, unreachable := 0, 0
+	missing, failed := false, false // a node that should hold a working copy was not reached, has none, or its copy failed
 	for _, r := range replicas {
-		if r.Desired {
-			desired++
-			if !r.Reachable {
-				unreachable++
-			}
+		if r.Desired && (!r.Reachable || !r.HasCopy || r.Failed != "") {
+			missing = true
 		}
-		if r.Reachable && r.Desired && !r.HasCopy {
-			return CatchingUp // its copy is still to be made
-		}
+		failed = failed || r.Reachable && r.Failed != ""
 		if r.Reachable && r.HasCopy && !r.Draining {
 			live = append(live, r)
 		}
 	}
-	if len(live) == 0 || (desired > 1 && len(live) < 2) {
+	if len(live) == 0 && failed {
+		return Degraded // known to be unwell, not unknown
+	}
+	if len(live) == 0 {
 		return Unknown
 	}
 	for _, r := range live {
@@ -88,6 +93,9 @@ func Verdict(replicas []Replica) string {
 		if r.Digest != live[0].Digest {
 			return Diverged
 		}
+	}
+	if missing {
+		return Degraded
 	}
 	return InSync
 }
@@ -123,6 +131,21 @@ func Lags(copies map[string]CopyStatus, now time.Time) map[string]Lag {
 	return out
 }
 
+// lastContact is the last time any reached copy heard from node (its
+// acknowledgements as a subscriber), 0 if none did: what the other holders
+// know of a node this one may never have met.
+func lastContact(copies map[string]CopyStatus, node string) int64 {
+	var last int64
+	for _, c := range copies {
+		for _, s := range c.Subscribers {
+			if s.Node == node {
+				last = max(last, s.LastContactMS)
+			}
+		}
+	}
+	return last
+}
+
 // Lag is how far a copy is behind the other copies.
 type Lag struct {
 	Entries uint64
@@ -135,6 +158,9 @@ var errNeverJoined = errors.New("has not joined the mesh")
 type Querier interface {
 	QueryStatus(ctx context.Context, node string, tables []string) ([]CopyStatus, error)
 	Members() []string
+	// LastContact is when this node was last connected to node (zero if
+	// never since it started).
+	LastContact(node string) time.Time
 }
 
 // Gather asks every member (bounded by timeout) for its copies of the named
@@ -185,6 +211,9 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 			continue
 		}
 		ts := TableStatus{Table: info.Name, Scope: info.Scope, Replicated: !info.Scope.Local, Desired: []string{}}
+		if !scope.Holds(info, stor.Node()) && len(names) == 0 {
+			continue // all tables: those this node holds, the ones it can judge
+		}
 		if !scope.Holds(info, stor.Node()) {
 			// Peers answer only for the tables the asking node holds.
 			ts.Desired, ts.Replicas, ts.State = scope.Desired(info, append(members, info.Scope.Nodes...)), []Replica{}, Unknown
@@ -222,6 +251,12 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 			if ok && c.LogID != "" {
 				r.HasCopy, r.Draining, r.LogID, r.Offset, r.Keys, r.Digest = true, c.Draining, c.LogID, c.Offset, c.Keys, c.Digest
 				r.Lag, r.LagS = lags[m].Entries, lags[m].Seconds
+			}
+			if !r.Reachable {
+				r.LastContactMS = lastContact(copies, m)
+				if at := q.LastContact(m); !at.IsZero() {
+					r.LastContactMS = max(r.LastContactMS, at.UnixMilli())
+				}
 			}
 			ts.Replicas = append(ts.Replicas, r)
 		}

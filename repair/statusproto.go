@@ -135,6 +135,9 @@ func (p *Peers) QueryStatus(ctx context.Context, node string, names []string) ([
 	return out, nil
 }
 
+// LastContact is when this node was last connected to node.
+func (p *Peers) LastContact(node string) time.Time { return p.mesh.LastContact(node) }
+
 // Members lists the nodes with a membership record or connected now, this
 // one included, sorted.
 func (p *Peers) Members() []string {

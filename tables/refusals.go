@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cortex-mesh/cortex/ratelog"
 	"github.com/cortex-mesh/cortex/wal"
 )
 
@@ -52,49 +52,21 @@ func (e *RefusedError) orNil() error {
 	return e
 }
 
-// refusalLogEvery bounds how often refusals of one origin are logged.
-const refusalLogEvery = time.Minute
-
 // refusals counts the remote entries a copy did not admit and logs them:
 // the first from each origin at once, then at most once a minute per origin
 // with how many were refused meanwhile, so that a peer sending bad entries
 // in a loop cannot flood the log.
 type refusals struct {
 	count atomic.Int64
-
-	mu     sync.Mutex
-	origin map[string]*refusalLog
-}
-
-type refusalLog struct {
-	logged time.Time
-	since  int // refused since logged
+	log   *ratelog.Log[string] // by origin (peer data: at most 1024 tracked)
 }
 
 func (r *refusals) add(log *slog.Logger, table string, e *wal.Entry, err error) {
 	r.count.Add(1)
-	now := time.Now()
-	r.mu.Lock()
-	if r.origin == nil {
-		r.origin = map[string]*refusalLog{}
-	}
-	o := e.Version.Origin
-	if len(r.origin) > 1024 { // origins are peer data: bound the map
-		clear(r.origin)
-	}
-	l, ok := r.origin[o]
+	rep, ok := r.log.Note(e.Version.Origin, err, time.Now())
 	if !ok {
-		l = &refusalLog{}
-		r.origin[o] = l
-	}
-	l.since++
-	if ok && now.Sub(l.logged) < refusalLogEvery {
-		r.mu.Unlock()
 		return
 	}
-	n := l.since
-	l.logged, l.since = now, 0
-	r.mu.Unlock()
-	log.Warn("refused a remote entry: not applied, not relayed", "table", table, "origin", o,
-		"key", string(e.Key[:min(len(e.Key), 64)]), "refused", n, "err", err)
+	log.Warn("refused a remote entry: not applied, not relayed", "table", table, "origin", rep.Key,
+		"key", string(e.Key[:min(len(e.Key), 64)]), "refused", rep.N, "err", err)
 }

@@ -15,7 +15,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/cortex-mesh/cortex/ratelog"
 	"github.com/cortex-mesh/cortex/wal"
 	"github.com/tidwall/buntdb"
 )
@@ -151,6 +153,7 @@ func Open(dir string, opts Options) (*Table, error) {
 		syncCh: make(chan *batch, 16), applyCh: make(chan *batch, 16),
 		ckptKick: make(chan struct{}, 1), ckptDone: make(chan struct{}),
 		recoverKick: make(chan struct{}, 1), recoverDone: make(chan struct{}),
+		refusals: refusals{log: ratelog.New(time.Minute, 1024, "(other origins)")},
 	}
 	if t.cursors, err = loadCursors(dir); err != nil {
 		opts.Logger.Warn("table cursors", "table", opts.Name, "err", err)

@@ -39,6 +39,8 @@ const (
 	exitNotFound    = 3
 	exitDenied      = 4
 	exitUnreachable = 5
+	exitNotInSync   = 6 // sync status: a table degraded, catching up or unknown
+	exitDiverged    = 7 // sync status: a table diverged
 )
 
 // defaultSocket is where the socket is looked for when neither --socket nor
@@ -97,10 +99,13 @@ func (a *app) execute(args []string) int {
 // user what was wrong and what to do.
 func (a *app) describe(err error) (int, string) {
 	var ue *cli.UsageError
+	var ee *cli.ExitError
 	var ae *api.Error
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage, ue.Msg
+	case errors.As(err, &ee):
+		return ee.Code, ee.Msg
 	case errors.Is(err, api.ErrUnreachable) && a.remote.addr != "":
 		return exitUnreachable, a.remote.unreachable(err)
 	case errors.Is(err, api.ErrUnreachable):

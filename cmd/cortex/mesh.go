@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
@@ -23,11 +24,15 @@ func meshPeersCmd(a *app) *cobra.Command {
 		Use:   "peers",
 		Short: "List the peers this node has met, connected or not",
 		Long: `List the mesh peers this node has met since it started: node name, libp2p
-peer ID, the address of the connection, whether it is connected now, and the
-clock skew measured when it connected (the peer's clock minus ours, in ms).
-A standalone node has no peers.
+peer ID, the address it listens at, whether it is connected now and since
+when (or since when it is not), and the clock skew measured when it
+connected (the peer's clock minus ours, in ms). Then the seeds (--peer) this
+node is not connected to, with why the last dial failed: a seed that never
+answers, or answers with a certificate of another mesh, shows here rather
+than as an empty list. A standalone node has no peers.
 
-With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N}].`,
+With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N,
+"since_ms":N,"seed":bool,"last_error"}] (seeds last, with "seed":true).`,
 		Example: `  cortex mesh peers
   cortex mesh peers --json | jq -r '.[] | select(.connected) | .node'`,
 		Args: cli.Positional(cobra.NoArgs),
@@ -42,10 +47,29 @@ With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N}
 				return cli.WriteJSON(a.stdout, peers)
 			}
 			cols := cli.NewColumns(a.stdout, "NODE", "PEER ID", "ADDR", "CONNECTED", "CLOCK SKEW")
+			var seeds []mesh.PeerStatus
 			for _, p := range peers {
-				cols.Row(p.Node, p.PeerID, p.Addr, yesNo(p.Connected), fmt.Sprintf("%dms", p.ClockSkewMS))
+				if p.Seed {
+					seeds = append(seeds, p)
+					continue
+				}
+				cols.Row(p.Node, p.PeerID, p.Addr, yesNo(p.Connected)+since(p.SinceMS), fmt.Sprintf("%dms", p.ClockSkewMS))
 			}
-			return cols.Flush()
+			if err := cols.Flush(); err != nil {
+				return err
+			}
+			for _, s := range seeds {
+				fmt.Fprintf(a.stdout, "seed %s: not connected%s: %s\n", s.Addr, since(s.SinceMS), s.LastError)
+			}
+			return nil
 		},
 	}
+}
+
+// since is " for DURATION" from a time in Unix ms, "" if there is none.
+func since(ms int64) string {
+	if ms <= 0 {
+		return ""
+	}
+	return " for " + time.Since(time.UnixMilli(ms)).Round(time.Second).String()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
@@ -20,11 +21,35 @@ func syncCmd(a *app) *cobra.Command {
 }
 
 var stateWords = map[string]string{
-	repair.InSync: "in sync", repair.CatchingUp: "catching up", repair.Diverged: "diverged (run cortex sync repair)", repair.Unknown: "unknown",
+	repair.InSync: "in sync", repair.Degraded: "degraded", repair.CatchingUp: "catching up",
+	repair.Diverged: "diverged (run cortex sync repair)", repair.Unknown: "unknown",
+}
+
+// notInSync is sync status's verdict as an exit code: 0 only when every
+// table shown is in sync, exitDiverged when one diverged, else exitNotInSync.
+func notInSync(st repair.Status) error {
+	var diverged, other []string
+	for _, ts := range st.Tables {
+		switch ts.State {
+		case repair.InSync:
+		case repair.Diverged:
+			diverged = append(diverged, ts.Table)
+		default:
+			other = append(other, ts.Table+" "+stateWords[ts.State])
+		}
+	}
+	switch {
+	case len(diverged) > 0:
+		return &cli.ExitError{Code: exitDiverged, Msg: "diverged: " + strings.Join(diverged, ", ") + " (run cortex sync repair TABLE)"}
+	case len(other) > 0:
+		return &cli.ExitError{Code: exitNotInSync, Msg: "not in sync: " + strings.Join(other, ", ")}
+	}
+	return nil
 }
 
 func syncStatusCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var wait time.Duration
+	c := &cobra.Command{
 		Use:   "status [TABLE]",
 		Short: "Show each table's copies, their lag and whether they are in sync",
 		Long: `Ask every node of the mesh (each for at most 3 s: a node that does not answer
@@ -33,17 +58,31 @@ per table: its scope, the nodes that should hold it, and per node whether it
 holds a copy, its log offset, key count, lag (entries of the other copies'
 logs it has not applied yet, and for how long) and digest; then a verdict:
 
-  in sync      every reachable holder has the same digest and no lag
-  catching up  a holder is behind, or a copy is still being made
+  in sync      every node that should hold the table was reached and holds
+               an equal copy, with no lag
+  degraded     the reachable holders agree, but a node that should hold a
+               copy is unreachable (shown with when a holder last heard from
+               it), has none yet, or its copy failed
+  catching up  a reachable holder is behind
   diverged     no lag but the digests differ: run cortex sync repair TABLE
-  unknown      too few holders reachable to tell
+  unknown      no holder could be reached (or this node does not hold TABLE:
+               nodes answer only for the tables the asking node holds)
 
-Local tables are listed as not replicated. With --json prints
-{"tables":[{"table","scope","replicated","desired":[...],"replicas":[{"node",
-"desired","has_copy","reachable","offset","keys","digest","lag","lag_s"}],
-"state":"in_sync|catching_up|diverged|unknown","in_sync":bool}]}.`,
+Without TABLE it shows the tables this node holds. Local tables are listed
+as not replicated.
+
+Exit status: 0 only when every table shown is in sync; 6 when one is
+degraded, catching up or unknown; 7 when one diverged (so that
+"cortex sync status && deploy" works). --wait DURATION asks again until
+every table is in sync or the time is up, and shows the last answer.
+
+With --json prints {"tables":[{"table","scope","replicated","desired":[...],
+"replicas":[{"node","desired","has_copy","reachable","offset","keys","digest",
+"lag","lag_s","last_contact_ms","failed","damage"}],
+"state":"in_sync|degraded|catching_up|diverged|unknown","in_sync":bool,"note"}]}.`,
 		Example: `  cortex sync status
-  cortex sync status fruit --json | jq .tables[0].state`,
+  cortex sync status fruit --json | jq .tables[0].state
+  cortex sync status --wait 30s && echo every copy agrees`,
 		Args: cli.Positional(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table := ""
@@ -53,11 +92,20 @@ Local tables are listed as not replicated. With --json prints
 			st, err := call(a, func(ctx context.Context, c *api.Client) (repair.Status, error) {
 				return c.SyncStatus(ctx, table)
 			})
+			for deadline := time.Now().Add(wait); err == nil && notInSync(st) != nil && time.Now().Before(deadline); {
+				time.Sleep(min(250*time.Millisecond, time.Until(deadline))) // poll interval of --wait
+				st, err = call(a, func(ctx context.Context, c *api.Client) (repair.Status, error) {
+					return c.SyncStatus(ctx, table)
+				})
+			}
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return cli.WriteJSON(a.stdout, st)
+				if err := cli.WriteJSON(a.stdout, st); err != nil {
+					return err
+				}
+				return notInSync(st)
 			}
 			for i, ts := range st.Tables {
 				if i > 0 {
@@ -76,6 +124,8 @@ Local tables are listed as not replicated. With --json prints
 				for _, r := range ts.Replicas {
 					copyWord, offset, keys, lag := "no", "-", "-", "-"
 					switch {
+					case !r.Reachable && r.LastContactMS > 0:
+						copyWord = "unreachable (last heard " + time.Since(time.UnixMilli(r.LastContactMS)).Round(time.Second).String() + " ago)"
 					case !r.Reachable:
 						copyWord = "unreachable"
 					case r.Draining:
@@ -103,9 +153,11 @@ Local tables are listed as not replicated. With --json prints
 					}
 				}
 			}
-			return nil
+			return notInSync(st)
 		},
 	}
+	c.Flags().DurationVar(&wait, "wait", 0, "ask again until every table is in sync or this much time has passed")
+	return c
 }
 
 func syncRepairCmd(a *app) *cobra.Command {

@@ -33,10 +33,11 @@ const (
 	rpcMaxConnsPerIP      = 64
 )
 
-// Refused connections are logged at most once per remote per
-// rpcRefusalLogInterval, with how many there were: a flood must not turn
-// into a flood of log lines. At most rpcRefusalRemotes remotes are tracked
-// for that; refusals from any others are logged together.
+// Refused connections are logged at most once per remote and reason per
+// rpcRefusalLogInterval, with how many there were: a flood, or a client
+// retrying with a certificate of another mesh, must not turn into a flood
+// of log lines. At most rpcRefusalRemotes remotes and reasons are tracked
+// for that; refusals of any others are logged together.
 const (
 	rpcRefusalLogInterval = time.Minute
 	rpcRefusalRemotes     = 1024
@@ -219,79 +220,4 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close() // first: the count never drops below the descriptors held
 	c.slot.release()
 	return err
-}
-
-// refusalLog decides when to log refused connections: a remote's first
-// refusal at once, later ones counted and logged with their number at most
-// once per interval.
-type refusalLog struct {
-	interval time.Duration
-	max      int // remotes tracked; refusals of any others count under "other"
-
-	mu      sync.Mutex
-	remotes map[netip.Prefix]*refusals
-}
-
-type refusals struct {
-	pending int       // refused since the last line
-	logged  time.Time // the last line
-	reason  error     // the latest refusal's
-}
-
-// refusalReport is one line to log: n connections of remote refused
-// since its previous line, the latest for reason.
-type refusalReport struct {
-	remote netip.Prefix
-	n      int
-	reason error
-}
-
-func newRefusalLog(interval time.Duration, max int) *refusalLog {
-	return &refusalLog{interval: interval, max: max, remotes: map[netip.Prefix]*refusals{}}
-}
-
-// note counts a refusal and returns the line to log now, if one is due.
-func (r *refusalLog) note(remote netip.Prefix, reason error, now time.Time) (refusalReport, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := r.remotes[remote]
-	if e == nil {
-		if len(r.remotes) >= r.max {
-			remote = netip.Prefix{}
-			e = r.remotes[remote]
-		}
-		if e == nil {
-			e = &refusals{}
-			r.remotes[remote] = e
-		}
-	}
-	e.pending++
-	e.reason = reason
-	if !e.logged.IsZero() && now.Sub(e.logged) < r.interval {
-		return refusalReport{}, false
-	}
-	rep := refusalReport{remote: remote, n: e.pending, reason: reason}
-	e.pending, e.logged = 0, now
-	return rep, true
-}
-
-// flush returns the lines due (refusals counted but not logged, whose
-// remote's last line is an interval old) and forgets the remotes with
-// nothing to log for an interval.
-func (r *refusalLog) flush(now time.Time) []refusalReport {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var due []refusalReport
-	for remote, e := range r.remotes {
-		if now.Sub(e.logged) < r.interval {
-			continue
-		}
-		if e.pending == 0 {
-			delete(r.remotes, remote)
-			continue
-		}
-		due = append(due, refusalReport{remote: remote, n: e.pending, reason: e.reason})
-		e.pending, e.logged = 0, now
-	}
-	return due
 }

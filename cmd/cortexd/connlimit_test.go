@@ -3,9 +3,7 @@ package main
 import (
 	"errors"
 	"net"
-	"net/netip"
 	"testing"
-	"time"
 )
 
 func TestConnLimiter(t *testing.T) {
@@ -146,87 +144,5 @@ func TestLimitedConnClosesOnce(t *testing.T) {
 	}
 	if _, err := l.admit(remote); err == nil {
 		t.Fatal("after close, two connections were admitted under a limit of 1")
-	}
-}
-
-func TestRefusalLog(t *testing.T) {
-	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	a := remoteKey(tcpAddr(t, "10.0.0.1"))
-	b := remoteKey(tcpAddr(t, "10.0.0.2"))
-	c := remoteKey(tcpAddr(t, "10.0.0.3"))
-	reason := limitError{8, "TLS handshakes at once from one address"}
-	// An event notes a refusal (note) or runs the periodic flush; want are
-	// the lines it logs, as remote: count.
-	type event struct {
-		at     time.Duration
-		remote netip.Prefix // zero: flush
-		want   map[string]int
-	}
-	for _, tc := range []struct {
-		name   string
-		max    int
-		events []event
-	}{
-		{"first at once, then once a minute with the count", 10, []event{
-			{0, a, map[string]int{"10.0.0.1": 1}},
-			{time.Second, a, nil},
-			{30 * time.Second, a, nil},
-			{59 * time.Second, a, nil},
-			{61 * time.Second, a, map[string]int{"10.0.0.1": 4}},
-			{62 * time.Second, a, nil},
-		}},
-		{"remotes are counted apart", 10, []event{
-			{0, a, map[string]int{"10.0.0.1": 1}},
-			{time.Second, b, map[string]int{"10.0.0.2": 1}},
-			{2 * time.Second, a, nil},
-			{3 * time.Second, b, nil},
-			{4 * time.Second, b, nil},
-		}},
-		{"flush logs what is pending once it is due, then forgets", 10, []event{
-			{0, a, map[string]int{"10.0.0.1": 1}},
-			{10 * time.Second, a, nil},
-			{20 * time.Second, a, nil},
-			{30 * time.Second, netip.Prefix{}, nil}, // not due yet
-			{60 * time.Second, netip.Prefix{}, map[string]int{"10.0.0.1": 2}},
-			{120 * time.Second, netip.Prefix{}, nil}, // nothing pending: forgotten
-			{121 * time.Second, a, map[string]int{"10.0.0.1": 1}},
-		}},
-		{"past max remotes, the others count together", 2, []event{
-			{0, a, map[string]int{"10.0.0.1": 1}},
-			{0, b, map[string]int{"10.0.0.2": 1}},
-			{0, c, map[string]int{"other": 1}},
-			{time.Second, c, nil},
-			{2 * time.Second, remoteKey(tcpAddr(t, "10.0.0.4")), nil},
-			{60 * time.Second, netip.Prefix{}, map[string]int{"other": 2}},
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newRefusalLog(time.Minute, tc.max)
-			for i, e := range tc.events {
-				var reps []refusalReport
-				if e.remote.IsValid() {
-					if rep, ok := r.note(e.remote, reason, t0.Add(e.at)); ok {
-						reps = append(reps, rep)
-					}
-				} else {
-					reps = r.flush(t0.Add(e.at))
-				}
-				got := map[string]int{}
-				for _, rep := range reps {
-					got[remoteString(rep.remote)] = rep.n
-					if rep.reason != reason {
-						t.Errorf("event %d: reason %v", i, rep.reason)
-					}
-				}
-				if len(got) != len(e.want) {
-					t.Fatalf("event %d: logged %v, want %v", i, got, e.want)
-				}
-				for k, n := range e.want {
-					if got[k] != n {
-						t.Fatalf("event %d: logged %v, want %v", i, got, e.want)
-					}
-				}
-			}
-		})
 	}
 }

@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/ratelog"
 )
 
 // Limits of the mTLS listener (its caps on connections are in connlimit.go).
@@ -150,7 +152,7 @@ type handshakeListener struct {
 	pool     *x509.CertPool
 	log      *slog.Logger
 	limiter  *connLimiter
-	refusals *refusalLog
+	refusals *ratelog.Log[refusal]
 
 	ready     chan net.Conn
 	ctx       context.Context // canceled by Close: ends handshakes in flight
@@ -162,12 +164,41 @@ type handshakeListener struct {
 func newHandshakeListener(inner net.Listener, cfg *tls.Config, pool *x509.CertPool, limits connLimits, log *slog.Logger) *handshakeListener {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &handshakeListener{inner: inner, cfg: cfg, pool: pool, log: log,
-		limiter: newConnLimiter(limits), refusals: newRefusalLog(rpcRefusalLogInterval, rpcRefusalRemotes),
+		limiter: newConnLimiter(limits), refusals: ratelog.New(rpcRefusalLogInterval, rpcRefusalRemotes, refusal{}),
 		ready: make(chan net.Conn), ctx: ctx, cancel: cancel}
 	l.wg.Add(2)
 	go l.acceptLoop()
-	go l.flushRefusals()
+	go func() {
+		defer l.wg.Done()
+		l.refusals.Run(l.ctx, l.logRefusals)
+	}()
 	return l
+}
+
+// refusal is what refused connections are counted under: the remote
+// (remoteKey) and the reason.
+type refusal struct {
+	remote netip.Prefix
+	reason string
+}
+
+// refuse counts a refused connection and logs it if a line is due.
+func (l *handshakeListener) refuse(remote netip.Prefix, err error) {
+	if rep, ok := l.refusals.Note(refusal{remote, err.Error()}, err, time.Now()); ok {
+		l.logRefusals(rep)
+	}
+}
+
+// logRefusals logs rep.N refusals of one remote for one reason: a refused
+// certificate, or the listener's limits.
+func (l *handshakeListener) logRefusals(rep ratelog.Report[refusal]) {
+	var le limitError
+	if errors.As(rep.Err, &le) {
+		l.log.Warn("rpc: refused connections over the listener's limits (logged at most once a minute per remote)",
+			"remote", remoteString(rep.Key.remote), "refused", rep.N, "reason", rep.Err.Error())
+		return
+	}
+	l.log.Warn("rpc: refused a client", "remote", remoteString(rep.Key.remote), "reason", rep.Err.Error(), "refused", rep.N)
 }
 
 func (l *handshakeListener) acceptLoop() {
@@ -194,37 +225,12 @@ func (l *handshakeListener) acceptLoop() {
 		slot, err := l.limiter.admit(remote)
 		if err != nil {
 			c.Close()
-			if rep, ok := l.refusals.note(remote, err, time.Now()); ok {
-				l.logRefusals(rep)
-			}
+			l.refuse(remote, err)
 			continue
 		}
 		l.wg.Add(1)
 		go l.handshake(&limitedConn{Conn: c, slot: slot})
 	}
-}
-
-// flushRefusals logs, once an interval, the refusals counted but not yet
-// logged.
-func (l *handshakeListener) flushRefusals() {
-	defer l.wg.Done()
-	tick := time.NewTicker(rpcRefusalLogInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case now := <-tick.C:
-			for _, rep := range l.refusals.flush(now) {
-				l.logRefusals(rep)
-			}
-		case <-l.ctx.Done():
-			return
-		}
-	}
-}
-
-func (l *handshakeListener) logRefusals(rep refusalReport) {
-	l.log.Warn("rpc: refused connections over the listener's limits (logged at most once a minute per remote)",
-		"remote", remoteString(rep.remote), "refused", rep.n, "reason", rep.reason.Error())
 }
 
 // handshake runs the TLS handshake of an admitted connection. The
@@ -251,7 +257,8 @@ func (l *handshakeListener) handshake(raw *limitedConn) {
 }
 
 // refused logs a failed handshake: a refused certificate as a warning with
-// the reason, anything else at info or debug level (debug for a port scan, a
+// the reason (the first of a remote at once, repeats at most once a minute
+// with their count), anything else at info or debug level (debug for a port scan, a
 // client that gave up, a connection that sent nothing in time: those are
 // what a flood of connections is made of).
 func (l *handshakeListener) refused(remote net.Addr, err error) {
@@ -281,7 +288,7 @@ func (l *handshakeListener) refused(remote net.Addr, err error) {
 		l.log.Info("rpc: TLS handshake failed", "remote", remote.String(), "err", err)
 		return
 	}
-	l.log.Warn("rpc: refused a client", "remote", remote.String(), "reason", reason)
+	l.refuse(remoteKey(remote), errors.New(reason))
 }
 
 // Accept returns the next connection whose handshake succeeded.

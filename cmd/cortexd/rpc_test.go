@@ -191,8 +191,20 @@ func TestRPCListener(t *testing.T) {
 			if !errors.Is(err, api.ErrUnreachable) || !strings.Contains(err.Error(), "remote error: tls") {
 				t.Errorf("got %v, want a refused handshake", err)
 			}
-			logs.waitLog(t, `level=WARN msg="rpc: refused a client" remote=127\.0\.0\.1:\d+ reason=".*`+regexp.QuoteMeta(c.log))
+			logs.waitLog(t, `level=WARN msg="rpc: refused a client" remote=127\.0\.0\.1 reason=".*`+regexp.QuoteMeta(c.log))
 		})
+	}
+	// A client retrying with the refused certificate is not logged again
+	// (its repeats are counted, and logged at most once a minute).
+	for range 20 {
+		cl := api.DialTLS(addr, f.tlsConfig(t, f.other, "client", "alice"))
+		if _, err := cl.NodeStatus(ctx); !errors.Is(err, api.ErrUnreachable) {
+			t.Errorf("retry with another CA's certificate: %v", err)
+		}
+		cl.Close()
+	}
+	if n := strings.Count(logs.String(), "is not signed by this mesh's CA"); n != 1 {
+		t.Errorf("20 more refusals of one client for one reason logged %d lines, want the first one only:\n%s", n, logs.String())
 	}
 
 	// Old TLS versions and plain HTTP get nothing.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cortex-mesh/cortex/mesh"
 )
@@ -21,7 +22,7 @@ import (
 type Network struct {
 	mu      sync.Mutex
 	nodes   map[string]*Node
-	cut     map[[2]string]bool
+	cut     map[[2]string]time.Time  // links cut, and when
 	streams map[[2]string][]net.Conn // open streams by link
 	wg      sync.WaitGroup           // handler goroutines
 	closed  bool
@@ -29,7 +30,7 @@ type Network struct {
 
 // New returns an empty network.
 func New() *Network {
-	return &Network{nodes: map[string]*Node{}, cut: map[[2]string]bool{}, streams: map[[2]string][]net.Conn{}}
+	return &Network{nodes: map[string]*Node{}, cut: map[[2]string]time.Time{}, streams: map[[2]string][]net.Conn{}}
 }
 
 func link(a, b string) [2]string {
@@ -57,7 +58,9 @@ func (nw *Network) Cut(a, b string) {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
 	l := link(a, b)
-	nw.cut[l] = true
+	if _, ok := nw.cut[l]; !ok {
+		nw.cut[l] = time.Now()
+	}
 	for _, c := range nw.streams[l] {
 		c.Close()
 	}
@@ -155,10 +158,11 @@ func (n *Node) Open(ctx context.Context, peer, protocol string) (mesh.Stream, er
 	defer nw.mu.Unlock()
 	to, ok := nw.nodes[peer]
 	l := link(n.name, peer)
+	_, cut := nw.cut[l]
 	switch {
 	case nw.closed:
 		return nil, fmt.Errorf("memnet: closed")
-	case !ok || peer == n.name || nw.cut[l]:
+	case !ok || peer == n.name || cut:
 		return nil, fmt.Errorf("memnet: %s is not connected to %s", n.name, peer)
 	}
 	h, ok := to.handlers[protocol]
@@ -186,12 +190,27 @@ func (n *Node) Ready() []string {
 	defer nw.mu.Unlock()
 	var out []string
 	for name := range nw.nodes {
-		if name != n.name && !nw.cut[link(n.name, name)] && !nw.closed {
+		if _, cut := nw.cut[link(n.name, name)]; name != n.name && !cut && !nw.closed {
 			out = append(out, name)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// LastContact is now if the link to peer is up, when it was cut if it is
+// cut, and zero for a node that is not on the network.
+func (n *Node) LastContact(peer string) time.Time {
+	nw := n.nw
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	if _, ok := nw.nodes[peer]; !ok || peer == n.name {
+		return time.Time{}
+	}
+	if at, cut := nw.cut[link(n.name, peer)]; cut {
+		return at
+	}
+	return time.Now()
 }
 
 // Changed returns a channel closed when the links or nodes change.

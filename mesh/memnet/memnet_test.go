@@ -60,3 +60,31 @@ func TestCutAndHeal(t *testing.T) {
 	}
 	_ = c
 }
+
+// LastContact is now over a link that is up, the time of the cut over a
+// cut one, and zero for a node not on the network.
+func TestLastContact(t *testing.T) {
+	nw := New()
+	defer nw.Close()
+	a, _ := nw.Node("a"), nw.Node("b")
+	before := time.Now()
+	if at := a.LastContact("b"); at.Before(before) {
+		t.Fatalf("linked: %v, want now", at)
+	}
+	nw.Cut("a", "b")
+	cutAt := a.LastContact("b")
+	if cutAt.Before(before) || cutAt.After(time.Now()) {
+		t.Fatalf("cut: %v, want the time of the cut", cutAt)
+	}
+	nw.Cut("a", "b") // a second cut keeps the first one's time
+	if at := a.LastContact("b"); !at.Equal(cutAt) {
+		t.Fatalf("cut again: %v, want %v", at, cutAt)
+	}
+	nw.Heal("a", "b")
+	if at := a.LastContact("b"); !at.After(cutAt) {
+		t.Fatalf("healed: %v, want now", at)
+	}
+	if at := a.LastContact("nobody"); !at.IsZero() {
+		t.Fatalf("unknown node: %v", at)
+	}
+}

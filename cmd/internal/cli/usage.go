@@ -14,6 +14,16 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
+// ExitError is a command's verdict that is not a failure of the command
+// itself (sync status finding a table not in sync): the commands print Msg
+// and exit with Code.
+type ExitError struct {
+	Code int
+	Msg  string
+}
+
+func (e *ExitError) Error() string { return e.Msg }
+
 // Usagef returns a usage error for cmd, pointing at its --help.
 func Usagef(cmd *cobra.Command, format string, args ...any) error {
 	return &UsageError{fmt.Sprintf(format, args...) + fmt.Sprintf(" (see: %s --help)", cmd.CommandPath())}
