@@ -251,6 +251,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 			end(&Error{http.StatusGone, CodeTruncated, fmt.Sprintf(
 				"the watcher fell behind the log's retention: offset %d is no longer in the log of table %s on %s (it starts at %d); start it again",
 				from, req.Table, s.store.Node(), first)})
+			why += " (" + err.Error() + ")" // retention, or a damaged entry cut (logged by the table)
 			return
 		case errors.Is(err, tables.ErrClosed):
 			end(&Error{http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf(
@@ -260,6 +261,9 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 		default:
 			end(err)
 			return
+		}
+		if len(recs) == 0 { // Changes returns one at least; the index below relies on it
+			continue
 		}
 		if err := s.allowedToWatch(r, c, req.Table); err != nil {
 			end(err)

@@ -74,7 +74,7 @@ func watchCmd(a *app) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&prefix, "prefix", "", "only keys starting with this")
-	c.Flags().Uint64Var(&from, "from", 0, "start at this offset of the node's log of the table (0: the changes from now on)")
+	c.Flags().Uint64Var(&from, "from", 0, "start at this `OFFSET` of the node's log of the table (0: the changes from now on)")
 	return c
 }
 
