@@ -18,6 +18,7 @@ const (
 	CodeConflict    = "conflict"    // several tables have the name
 	CodeTooLarge    = "too_large"   // the request body is over the limit
 	CodeUnavailable = "unavailable" // the node is stopping or a table has failed
+	CodeTruncated   = "truncated"   // a watched offset is no longer in the log
 	CodeInternal    = "internal"
 )
 

@@ -31,6 +31,7 @@ type Server struct {
 	node    *mesh.Node       // nil when standalone
 	peers   *repair.Peers    // nil when standalone
 	repl    *repl.Replicator // nil when standalone
+	watch   *watchState      // the watch streams (watch.go)
 }
 
 // SetMesh tells the server about the node's mesh (for mesh peers) and its
@@ -73,6 +74,8 @@ func NewServer(st *store.Store, limits tables.Limits, log *slog.Logger) *Server 
 	route(s, "acl/list", s.listACLs)
 	route(s, "node/revoke", s.revokeNode)
 	route(s, "node/revocations", s.listRevocations)
+	s.watch = newWatchState()
+	s.mux.HandleFunc("/v1/watch", s.serveWatch) // a stream, not request/response: watch.go
 	return s
 }
 

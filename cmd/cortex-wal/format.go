@@ -5,20 +5,14 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 )
 
 // hlcString prints a hybrid logical clock timestamp as its wall time (UTC,
 // RFC 3339 with milliseconds) and its logical counter: 2026-07-20T10:11:12.345Z/3.
-func hlcString(hlc uint64) string {
-	t, c := hlcParts(hlc)
-	return t + "/" + strconv.Itoa(int(c))
-}
+func hlcString(hlc uint64) string { return cli.HLC(hlc) }
 
-func hlcParts(hlc uint64) (string, uint16) {
-	t, c := tables.HLCTime(hlc)
-	return t.Format("2006-01-02T15:04:05.000Z07:00"), c
-}
+func hlcParts(hlc uint64) (string, uint16) { return cli.HLCParts(hlc) }
 
 // field prints bytes as one space-separated field: as they are if they are
 // non-empty printable UTF-8 without spaces, quotes or backslashes, else as

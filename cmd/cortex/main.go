@@ -71,6 +71,8 @@ type app struct {
 	remote  remote // --addr, --ca, --cert, --key
 
 	client *api.Client
+	// interrupt, if set, ends a watch as SIGINT or SIGTERM would (tests).
+	interrupt context.Context
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, tty bool) *app {
@@ -156,7 +158,8 @@ $CORTEX_ADDR, $CORTEX_CA, $CORTEX_CERT and $CORTEX_KEY set these four unless
 --cert names the certificate to pin).
 
 Output: read commands print text for people, or with --json exactly one JSON
-value (an object or an array) on stdout. Write commands print one
+value (an object or an array) on stdout (watch, which goes on until it is
+interrupted, prints one JSON object per change). Write commands print one
 confirmation line, except put and del, which print nothing on success (for
 scripts); with --json every write prints one JSON object instead. Errors are
 one line on stderr starting with "error: ".
@@ -214,7 +217,7 @@ func newRootCmd(a *app) *cobra.Command {
 	a.remote.flags(pf)
 
 	root.AddGroup(&cobra.Group{ID: "data", Title: "Data:"}, &cobra.Group{ID: "admin", Title: "Administration:"})
-	for _, c := range []*cobra.Command{tableCmd(a), putCmd(a), getCmd(a), delCmd(a), scanCmd(a)} {
+	for _, c := range []*cobra.Command{tableCmd(a), putCmd(a), getCmd(a), delCmd(a), scanCmd(a), watchCmd(a)} {
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}

@@ -123,6 +123,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	srv.RegisterOnShutdown(handler.StopStreams) // Shutdown waits for requests; watch streams never end by themselves
 	if cfg.Fsync == "never" {
 		log.Warn("fsync=never: acknowledged writes are lost if the machine crashes; use it for benchmarks only")
 	}

@@ -65,6 +65,7 @@ func listenRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
+	streams, hasStreams := h.(interface{ StopStreams() })
 	if r, ok := h.(interface{ Remote() http.Handler }); ok {
 		h = r.Remote()
 	}
@@ -81,6 +82,9 @@ func listenRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if hasStreams {
+		srv.RegisterOnShutdown(streams.StopStreams)
 	}
 	done := make(chan struct{})
 	go func() {

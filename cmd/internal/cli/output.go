@@ -10,9 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
+
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // Marshal encodes v compactly, without escaping <, > and &.
@@ -107,4 +110,18 @@ func Text(b []byte) (*string, string) {
 		return &s, ""
 	}
 	return nil, base64.StdEncoding.EncodeToString(b)
+}
+
+// HLC prints a hybrid logical clock timestamp as its wall time (UTC, RFC
+// 3339 with milliseconds) and its logical counter: 2026-07-20T10:11:12.345Z/3.
+func HLC(hlc uint64) string {
+	t, c := HLCParts(hlc)
+	return t + "/" + strconv.Itoa(int(c))
+}
+
+// HLCParts returns a timestamp's wall time, as HLC prints it, and its
+// logical counter.
+func HLCParts(hlc uint64) (string, uint16) {
+	t, c := tables.HLCTime(hlc)
+	return t.Format("2006-01-02T15:04:05.000Z07:00"), c
 }
