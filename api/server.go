@@ -5,9 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -88,27 +86,8 @@ type Empty struct{}
 // call fn, encode its result or error.
 func route[Req, Resp any](s *Server, name string, fn func(context.Context, caller, *Req) (Resp, error)) {
 	s.mux.HandleFunc("/v1/"+name, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalid, "use POST /v1/" + name})
-			return
-		}
-		limit := int64(s.limits.MaxValueSize+s.limits.MaxKeySize)*4/3 + 64<<10
-		if r.ContentLength > limit {
-			writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge,
-				fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit)})
-			return
-		}
 		var req Req
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge,
-					fmt.Sprintf("request body is over the limit of %d bytes", limit)})
-				return
-			}
-			writeError(w, &Error{http.StatusBadRequest, CodeInvalid, "malformed request: " + err.Error()})
+		if !s.decodeRequest(w, r, name, &req) {
 			return
 		}
 		resp, err := fn(r.Context(), callerOf(r), &req)
