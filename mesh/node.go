@@ -116,7 +116,7 @@ type PeerStatus struct {
 	Node        string `json:"node"`
 	PeerID      string `json:"peer_id"`
 	Addr        string `json:"addr"`
-	Connected   bool   `json:"connected"`
+	Connected   bool   `json:"connected"` // and past the hello: replicating
 	ClockSkewMS int64  `json:"clock_skew_ms"`
 	// SinceMS is when it connected, or (not connected) when it
 	// disconnected or a seed's dials started failing, in Unix ms.
@@ -477,10 +477,46 @@ func (n *Node) connected(_ network.Network, c network.Conn) {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			n.sayHello(c.RemotePeer())
+			n.helloUntilMet(c.RemotePeer())
 		}()
 	}
 }
+
+// helloUntilMet says hello to a peer just dialed, again (with backoff) while
+// the peer stays connected without a hello through: when both nodes dial
+// each other at once, one of the two connections may close under the first
+// hello. After helloAttempts it closes the peer, and the dial loops start
+// over.
+func (n *Node) helloUntilMet(id peer.ID) {
+	b := NewBackoff()
+	for attempt := 1; ; attempt++ {
+		err := n.sayHello(id)
+		if err == nil || n.ctx.Err() != nil {
+			return
+		}
+		n.mu.Lock()
+		p := n.peers[id]
+		waiting := p != nil && p.connected && !p.measured
+		n.mu.Unlock()
+		if !waiting || n.host.Network().Connectedness(id) != network.Connected {
+			return
+		}
+		if attempt == helloAttempts {
+			n.log.Warn("mesh: hello", "peer", n.peerName(id), "err", err, "attempts", attempt)
+			n.closePeer(id, "hello failed: "+err.Error())
+			return
+		}
+		n.log.Debug("mesh: hello failed, saying it again", "peer", n.peerName(id), "err", err)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(b.NextBackOff()):
+		}
+	}
+}
+
+// helloAttempts bounds helloUntilMet.
+const helloAttempts = 5
 
 // disconnected notes that the last connection to a peer is gone, and logs
 // it (with why, if this node closed it, and how long it was connected) if
@@ -526,30 +562,35 @@ func (n *Node) peerLocked(id peer.ID) *peerState {
 }
 
 // sayHello opens the hello stream as the dialer: send ours, read theirs,
-// measure the clock skew from the round trip's midpoint.
-func (n *Node) sayHello(id peer.ID) {
+// measure the clock skew from the round trip's midpoint. It returns the
+// error of a stream that failed on the way (worth saying hello again); a
+// peer that refused, or answered what it may not, is closed here.
+func (n *Node) sayHello(id peer.ID) error {
 	ctx, cancel := context.WithTimeout(n.ctx, handshakeTimeout)
 	defer cancel()
 	s, err := n.host.NewStream(ctx, id, HelloID)
 	if err != nil {
-		n.log.Warn("mesh: hello", "peer", id.String(), "err", err)
-		return
+		return err
 	}
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(handshakeTimeout))
 	sent := n.cfg.Now()
 	if err := n.writeHello(s, ""); err != nil {
-		n.log.Warn("mesh: hello", "peer", id.String(), "err", err)
-		return
+		return err
 	}
-	theirs, err := n.readHello(s, id)
+	b, err := ReadFrame(s, maxHelloSize)
+	if err != nil {
+		return err
+	}
+	theirs, err := n.checkHello(b, id)
 	if err != nil {
 		n.refuse(refusal{msg: "mesh: peer refused the hello", level: slog.LevelError, remote: n.peerName(id)}, err)
 		n.closePeer(id, "hello refused: "+err.Error())
-		return
+		return nil
 	}
 	mid := sent.Add(n.cfg.Now().Sub(sent) / 2)
 	n.afterHello(id, theirs, time.UnixMilli(theirs.TimeMS).Sub(mid))
+	return nil
 }
 
 // handleHello answers a dialer's hello with ours, or refuses the dialer.
@@ -594,12 +635,17 @@ func (n *Node) writeHello(s network.Stream, refusal string) error {
 	return WriteFrame(s, b)
 }
 
-// readHello reads the peer's hello and checks it against its certificate.
+// readHello reads the peer's hello and checks it (checkHello).
 func (n *Node) readHello(s network.Stream, id peer.ID) (hello, error) {
 	b, err := ReadFrame(s, maxHelloSize)
 	if err != nil {
 		return hello{}, err
 	}
+	return n.checkHello(b, id)
+}
+
+// checkHello decodes a peer's hello and checks it against its certificate.
+func (n *Node) checkHello(b []byte, id peer.ID) (hello, error) {
 	h, err := decodeHello(b)
 	if err != nil {
 		return h, err
@@ -661,7 +707,7 @@ func (n *Node) Peers() []PeerStatus {
 	n.mu.Lock()
 	out := make([]PeerStatus, 0, len(n.peers))
 	for id, p := range n.peers {
-		out = append(out, PeerStatus{Node: p.name, PeerID: id.String(), Addr: p.addr, Connected: p.connected,
+		out = append(out, PeerStatus{Node: p.name, PeerID: id.String(), Addr: p.addr, Connected: p.connected && p.measured,
 			ClockSkewMS: p.skew.Milliseconds(), SinceMS: p.since.UnixMilli()})
 	}
 	var seeds []PeerStatus
