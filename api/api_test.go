@@ -69,7 +69,7 @@ func TestListenUnixModeAndLiveSocket(t *testing.T) {
 func TestClientRoundTripAndErrors(t *testing.T) {
 	ctx := context.Background()
 	_, c := newTestServer(t, tables.Options{NoSync: true})
-	if _, err := c.CreateTable(ctx, "t", scope.Scope{Local: true}); err != nil {
+	if _, err := c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{}); err != nil {
 		t.Fatal(err)
 	}
 	val := []byte{0xff, 0x00, 'x'}
@@ -88,8 +88,8 @@ func TestClientRoundTripAndErrors(t *testing.T) {
 		{"missing key", func() error { _, err := c.Get(ctx, "t", []byte("nope")); return err }, CodeNotFound},
 		{"unknown table", func() error { _, err := c.Put(ctx, "nope", []byte("k"), nil); return err }, CodeNotFound},
 		{"empty key", func() error { _, err := c.Put(ctx, "t", nil, nil); return err }, CodeInvalid},
-		{"bad name", func() error { _, err := c.CreateTable(ctx, "Bad", scope.Scope{All: true}); return err }, CodeInvalid},
-		{"exists", func() error { _, err := c.CreateTable(ctx, "t", scope.Scope{All: true}); return err }, CodeExists},
+		{"bad name", func() error { _, err := c.CreateTable(ctx, "Bad", scope.Scope{All: true}, Overrides{}); return err }, CodeInvalid},
+		{"exists", func() error { _, err := c.CreateTable(ctx, "t", scope.Scope{All: true}, Overrides{}); return err }, CodeExists},
 		{"unknown identity", func() error { _, err := c.Grant(ctx, "bob", "t", "read"); return err }, CodeNotFound},
 		{"bad perm", func() error { _, err := c.Grant(ctx, "bob", "t", "root"); return err }, CodeInvalid},
 		{"drop system", func() error { return c.DropTable(ctx, scope.MetaTable, "") }, CodeInvalid},

@@ -30,7 +30,7 @@ func BenchmarkSocketPut(b *testing.B) {
 func benchSocketPut(b *testing.B, conns int, noSync bool) {
 	ctx := context.Background()
 	_, c := newTestServer(b, tables.Options{NoSync: noSync, CheckpointEvery: -1})
-	if _, err := c.CreateTable(ctx, "bench", scope.Scope{Local: true}); err != nil {
+	if _, err := c.CreateTable(ctx, "bench", scope.Scope{Local: true}, Overrides{}); err != nil {
 		b.Fatal(err)
 	}
 	value := make([]byte, 100)

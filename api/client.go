@@ -118,15 +118,20 @@ func (c *Client) SyncRepair(ctx context.Context, table string, dryRun bool) (rep
 }
 
 // CreateTable creates a table with this node as its home.
-func (c *Client) CreateTable(ctx context.Context, name string, scope scope.Scope) (TableInfo, error) {
+//
+// A scope naming a node that is not a member is refused (CodeInvalid)
+// unless o.AllowUnknown; a table no reachable node would hold needs
+// o.Confirmed (else CodeNeedsConfirm, with the change in the message).
+func (c *Client) CreateTable(ctx context.Context, name string, scope scope.Scope, o Overrides) (TableInfo, error) {
 	var r TableInfo
-	return r, c.call(ctx, "table/create", CreateTableRequest{Table: name, Scope: &scope}, &r)
+	return r, c.call(ctx, "table/create", CreateTableRequest{Table: name, Scope: &scope, Overrides: o}, &r)
 }
 
-// SetScope changes a table's scope.
-func (c *Client) SetScope(ctx context.Context, name string, scope scope.Scope) (TableInfo, error) {
+// SetScope changes a table's scope, guarded as CreateTable is; a change to
+// fewer copies needs o.Confirmed too.
+func (c *Client) SetScope(ctx context.Context, name string, scope scope.Scope, o Overrides) (TableInfo, error) {
 	var r TableInfo
-	return r, c.call(ctx, "table/scope", SetScopeRequest{Table: name, Scope: scope}, &r)
+	return r, c.call(ctx, "table/scope", SetScopeRequest{Table: name, Scope: scope, Overrides: o}, &r)
 }
 
 // DropTable drops a table; id (may be empty) picks one of the tables of a

@@ -19,7 +19,11 @@ const (
 	CodeTooLarge    = "too_large"   // the request body is over the limit
 	CodeUnavailable = "unavailable" // the node is stopping or a table has failed
 	CodeTruncated   = "truncated"   // a watched offset is no longer in the log
-	CodeInternal    = "internal"
+	// CodeNeedsConfirm: the change is risky (fewer copies, no reachable
+	// holder); the message shows it; nothing changed. Send it again with
+	// Overrides.Confirmed to go on.
+	CodeNeedsConfirm = "needs_confirmation"
+	CodeInternal     = "internal"
 )
 
 // Error is an error answered by cortexd.
@@ -47,7 +51,7 @@ func classify(err error) (string, int) {
 		return CodeConflict, http.StatusConflict
 	case errors.Is(err, store.ErrExists):
 		return CodeExists, http.StatusConflict
-	case errors.Is(err, store.ErrNotHeld):
+	case errors.Is(err, store.ErrNotHeld), errors.Is(err, tables.ErrFenced):
 		return CodeNotHeld, http.StatusMisdirectedRequest
 	case errors.Is(err, tables.ErrClosed):
 		return CodeUnavailable, http.StatusServiceUnavailable

@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cortex-mesh/cortex/mesh"
@@ -200,11 +202,18 @@ func (s *Server) createTable(ctx context.Context, c caller, req *CreateTableRequ
 	if err := s.check(c, "*", store.PermAdmin); err != nil {
 		return TableInfo{}, err
 	}
-	scope := scope.Scope{Local: true}
+	sc := scope.Scope{Local: true}
 	if req.Scope != nil {
-		scope = *req.Scope
+		sc = *req.Scope
 	}
-	info, err := s.store.CreateTable(ctx, req.Table, scope)
+	if _, err := s.store.Info(req.Table); errors.Is(err, store.ErrNoTable) && tables.ValidateName(req.Table, false) == nil {
+		// A new, well-named table: its scope is checked (the store says
+		// what is wrong with the others).
+		if err := s.guardPlacement(nil, scope.TableInfo{Name: req.Table, Home: s.store.Node(), Scope: sc}, req.Overrides); err != nil {
+			return TableInfo{}, err
+		}
+	}
+	info, err := s.store.CreateTable(ctx, req.Table, sc)
 	if err != nil {
 		return TableInfo{}, err
 	}
@@ -215,11 +224,43 @@ func (s *Server) setScope(ctx context.Context, c caller, req *SetScopeRequest) (
 	if err := s.check(c, req.Table, store.PermAdmin); err != nil {
 		return TableInfo{}, err
 	}
+	if !scope.IsSystem(req.Table) { // the store refuses those, with its own words
+		current, err := s.store.Info(req.Table)
+		if err != nil {
+			return TableInfo{}, err
+		}
+		next := current
+		next.Scope = req.Scope
+		if err := s.guardPlacement(&current, next, req.Overrides); err != nil {
+			return TableInfo{}, err
+		}
+	}
 	info, err := s.store.SetScope(ctx, req.Table, req.Scope)
 	if err != nil {
 		return TableInfo{}, err
 	}
 	return s.describe(info), nil
+}
+
+// guardPlacement refuses a new scope that names nodes that are not members
+// (unless o.AllowUnknown), or that lowers the number of copies or leaves
+// no reachable holder (unless o.Confirmed).
+func (s *Server) guardPlacement(current *scope.TableInfo, next scope.TableInfo, o Overrides) error {
+	reachable := []string{s.store.Node()}
+	if s.node != nil {
+		reachable = append(reachable, s.node.Ready()...)
+	}
+	members := s.store.Members()
+	c := scope.PlanChange(current, next, members, reachable)
+	if len(c.Unknown) > 0 && !o.AllowUnknown {
+		return &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(
+			"scope %s names %s, not a member of the mesh (members: %s); for a node that has not joined yet, allow it (--allow-unknown)",
+			next.Scope, strings.Join(c.Unknown, ", "), strings.Join(members, ", "))}
+	}
+	if risk := c.Risk(); risk != "" && !o.Confirmed {
+		return &Error{http.StatusPreconditionFailed, CodeNeedsConfirm, fmt.Sprintf("table %s: %s", next.Name, risk)}
+	}
+	return nil
 }
 
 func (s *Server) dropTable(ctx context.Context, c caller, req *DropTableRequest) (Empty, error) {

@@ -30,12 +30,23 @@ type DropTableRequest struct {
 type CreateTableRequest struct {
 	Table string       `json:"table"`
 	Scope *scope.Scope `json:"scope,omitempty"`
+	Overrides
 }
 
 // SetScopeRequest changes a table's scope.
 type SetScopeRequest struct {
 	Table string      `json:"table"`
 	Scope scope.Scope `json:"scope"`
+	Overrides
+}
+
+// Overrides lift the checks that guard placement (scope.PlanChange):
+// AllowUnknown lets a scope name nodes that are not members of the mesh
+// (yet); Confirmed accepts a change that lowers the number of copies or
+// leaves no holder reachable.
+type Overrides struct {
+	AllowUnknown bool `json:"allow_unknown,omitempty"`
+	Confirmed    bool `json:"confirmed,omitempty"`
 }
 
 // TableInfo is one table as listed: its catalog record and this node's copy.

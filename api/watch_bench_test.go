@@ -31,7 +31,7 @@ func benchWatchedPut(b *testing.B, watcher string) {
 	ctx := context.Background()
 	ws := newWatchServer(b, tables.Options{CheckpointEvery: -1})
 	ws.srv.watch.stall = time.Hour
-	if _, err := ws.c.CreateTable(ctx, "bench", scope.Scope{Local: true}); err != nil {
+	if _, err := ws.c.CreateTable(ctx, "bench", scope.Scope{Local: true}, Overrides{}); err != nil {
 		b.Fatal(err)
 	}
 	var seen atomic.Int64

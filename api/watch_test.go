@@ -164,7 +164,7 @@ func codeOf(err error) string {
 func TestWatchLocalAndRemoteChanges(t *testing.T) {
 	ctx := context.Background()
 	ws := newWatchServer(t, tables.Options{}) // fsync=batch: the feed carries durable entries only
-	if _, err := ws.c.CreateTable(ctx, "t", scope.Scope{All: true}); err != nil {
+	if _, err := ws.c.CreateTable(ctx, "t", scope.Scope{All: true}, Overrides{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ws.c.Put(ctx, "t", []byte("before"), []byte("not shown")); err != nil {
@@ -228,7 +228,7 @@ func TestWatchLocalAndRemoteChanges(t *testing.T) {
 func TestWatchPrefixAndFrom(t *testing.T) {
 	ctx := context.Background()
 	ws := newWatchServer(t, tables.Options{NoSync: true})
-	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true})
+	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{})
 	for _, k := range []string{"a1", "b1", "a2"} {
 		if _, err := ws.c.Put(ctx, "t", []byte(k), []byte(k)); err != nil {
 			t.Fatal(err)
@@ -253,7 +253,7 @@ func TestWatchPrefixAndFrom(t *testing.T) {
 func TestWatchRefusals(t *testing.T) {
 	ctx := context.Background()
 	ws := newWatchServer(t, tables.Options{NoSync: true, Retention: 2, CheckpointEvery: -1})
-	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true})
+	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{})
 	for i := range 10 {
 		ws.c.Put(ctx, "t", fmt.Appendf(nil, "k%d", i), []byte("v"))
 	}
@@ -306,7 +306,7 @@ func TestWatchRefusals(t *testing.T) {
 func TestWatchFellBehindRetention(t *testing.T) {
 	ctx := context.Background()
 	ws := newWatchServer(t, tables.Options{NoSync: true, Retention: 10, CheckpointEvery: -1})
-	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true})
+	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{})
 	release := make(chan struct{})
 	got := make(chan Change, 1000)
 	done := make(chan error, 1)
@@ -380,7 +380,7 @@ func TestWatchStalledWatcherIsDropped(t *testing.T) {
 	ctx := context.Background()
 	ws := newWatchServer(t, tables.Options{NoSync: true})
 	ws.srv.watch.stall = 300 * time.Millisecond
-	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true})
+	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{})
 	conn := rawWatch(t, ws.socket, "t")
 	waitFor(t, "the stalled watch started", func() bool { return ws.srv.Watchers() == 1 })
 	value := bytes.Repeat([]byte("v"), 64<<10)
@@ -414,7 +414,7 @@ func TestWatchStalledWatcherIsDropped(t *testing.T) {
 func TestWatchClientGoneAndStopStreams(t *testing.T) {
 	ctx := context.Background()
 	ws := newWatchServer(t, tables.Options{NoSync: true})
-	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true})
+	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{})
 	w := startWatch(t, ws.c, WatchRequest{Table: "t"})
 	w.started(t)
 	w.cancel()
@@ -444,7 +444,7 @@ func TestWatchClientGoneAndStopStreams(t *testing.T) {
 func TestWatchTableDropped(t *testing.T) {
 	ctx := context.Background()
 	ws := newWatchServer(t, tables.Options{NoSync: true})
-	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true})
+	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{})
 	w := startWatch(t, ws.c, WatchRequest{Table: "t"})
 	w.started(t)
 	if err := ws.c.DropTable(ctx, "t", ""); err != nil {
@@ -460,7 +460,7 @@ func TestWatchTableDropped(t *testing.T) {
 func TestWatchRemoteReadPermission(t *testing.T) {
 	ctx := context.Background()
 	ws := newWatchServer(t, tables.Options{NoSync: true})
-	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true})
+	ws.c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{})
 	dir := t.TempDir()
 	as := func(cert *x509.Certificate) *Client {
 		remote := ws.srv.Remote()

@@ -14,7 +14,7 @@ func TestCLITour(t *testing.T) {
 
 	n.must("table", "create", "fruit", "--scope", "all")
 	n.must("table", "create", "notes") // default scope: local
-	n.must("table", "create", "shared", "--scope", "home,office")
+	n.must("table", "create", "shared", "--scope", "home,office", "--allow-unknown")
 	n.must("put", "fruit", "apple", "red")
 	if r := n.cliIn("yellow", "put", "fruit", "banana", "-"); r.code != 0 {
 		t.Fatalf("put from stdin: %+v", r)
@@ -69,7 +69,7 @@ func TestCLITour(t *testing.T) {
 		t.Errorf("table list: %s", out)
 	}
 	n.must("table", "scope", "notes", "all")
-	n.must("table", "drop", "shared")
+	n.must("table", "drop", "shared", "--yes")
 
 	n.must("identity", "add", "alice")
 	n.must("acl", "grant", "alice", "fruit", "write")
@@ -106,7 +106,8 @@ func TestCLITour(t *testing.T) {
 		{[]string{"get", "fruit", "k", "--bogus"}, 2}, // unknown flag
 		{[]string{"table", "create", "fruit"}, 1},     // exists
 		{[]string{"acl", "grant", "nobody", "fruit", "read"}, 3},
-		{[]string{"table", "drop", "cortex_meta"}, 1},
+		{[]string{"table", "drop", "cortex_meta", "--yes"}, 1},
+		{[]string{"table", "drop", "fruit"}, 2}, // no --yes, no terminal
 	} {
 		r := n.cli(tc.args...)
 		if r.code != tc.code || !strings.HasPrefix(r.stderr, "error: ") || strings.Count(r.stderr, "\n") != 1 {

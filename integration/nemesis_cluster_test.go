@@ -143,7 +143,7 @@ func newNemCluster(t *testing.T, mode string, n int) *nemCluster {
 	plWaitFullMesh(cl.plain()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := cl.nodes[0].c.CreateTable(ctx, nemTable, scope.Scope{All: true}); err != nil {
+	if _, err := cl.nodes[0].c.CreateTable(ctx, nemTable, scope.Scope{All: true}, api.Overrides{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, nn := range cl.nodes {

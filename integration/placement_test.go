@@ -321,7 +321,7 @@ func TestScopeListReplicatesToListedNodes(t *testing.T) {
 	// A last write on a, then the list drops a (changed on c): a's copy
 	// goes, b keeps everything, c still has nothing.
 	maps.Copy(want, a.plPuts("pair", map[string]string{"k4": "a4 last"}))
-	c.must("table", "scope", "pair", "b")
+	c.must("table", "scope", "pair", "b", "--yes")
 	a.plWaitNoCopy("pair")
 	plWaitContents(t, "pair", want, b)
 	a.plExpectNotHeld("pair", "b")
@@ -351,7 +351,7 @@ func TestScopeChangeTriggersReplicationUpdate(t *testing.T) {
 	// local: the home must end up with them, the others with no copy.
 	maps.Copy(want, b.plPuts("grow", map[string]string{"kb": "from b"}))
 	maps.Copy(want, c.plPuts("grow", map[string]string{"kc": "from c"}))
-	a.must("table", "scope", "grow", "local")
+	a.must("table", "scope", "grow", "local", "--yes")
 	b.plWaitNoCopy("grow")
 	c.plWaitNoCopy("grow")
 	plWaitContents(t, "grow", want, a)
@@ -413,7 +413,7 @@ func TestNewNodeReceivesTablesListingIt(t *testing.T) {
 	certs := meshCerts(t, "a", "b", "c", "d")
 	nodes := plMesh(t, certs, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	a.must("table", "create", "office", "--scope", "a,d")
+	a.must("table", "create", "office", "--scope", "a,d", "--allow-unknown")
 	want := a.plPuts("office", map[string]string{"k1": "v1", "k2": "v2", "k3": "v3"})
 	b.waitTableHeld("office", false)
 	c.waitTableHeld("office", false)
@@ -610,7 +610,7 @@ func TestLateJoiningFourthNodeGetsTheRightTables(t *testing.T) {
 	a.must("table", "create", "t_local", "--scope", "local")
 	a.must("table", "create", "t_ab", "--scope", "a,b")
 	a.must("table", "create", "t_d", "--scope", "a")
-	a.must("table", "create", "t_cd", "--scope", "c,d")
+	a.must("table", "create", "t_cd", "--scope", "c,d", "--allow-unknown")
 	want := map[string]map[string]string{
 		"t_all":   a.plPuts("t_all", map[string]string{"ka": "a"}),
 		"t_local": a.plPuts("t_local", map[string]string{"k": "local"}),
@@ -624,7 +624,7 @@ func TestLateJoiningFourthNodeGetsTheRightTables(t *testing.T) {
 	plWaitContents(t, "t_all", want["t_all"], a, b, c)
 	// t_d now belongs to d alone, which does not exist yet: a keeps its copy,
 	// draining, since no holder has it.
-	a.must("table", "scope", "t_d", "d")
+	a.must("table", "scope", "t_d", "d", "--allow-unknown", "--yes")
 	plPoll(t, "a keeps t_d draining", func() (bool, string) {
 		list, err := a.plTables()
 		ti := list["t_d"]

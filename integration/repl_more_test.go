@@ -267,7 +267,7 @@ func replCreateTable(t *testing.T, n *node, table, sc string) {
 	}
 	c := n.client()
 	defer c.Close()
-	if _, err := c.CreateTable(context.Background(), table, parsed); err != nil {
+	if _, err := c.CreateTable(context.Background(), table, parsed, api.Overrides{AllowUnknown: true}); err != nil {
 		t.Fatal(err)
 	}
 }

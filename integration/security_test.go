@@ -114,7 +114,7 @@ func TestMemberSocketHasItsNodesRights(t *testing.T) {
 		want string
 	}{
 		{[]string{"table", "scope", "secret", "home,office,evil"}, 4, "evil is a member node: changing or dropping table secret needs its home node (home) or an admin node"},
-		{[]string{"table", "drop", "secret"}, 4, "needs its home node (home) or an admin node"},
+		{[]string{"table", "drop", "secret", "--yes"}, 4, "needs its home node (home) or an admin node"},
 		{[]string{"identity", "add", "bob"}, 4, "evil is a member node: changing identities needs an admin node"},
 		{[]string{"acl", "grant", "alice", "*", "admin"}, 4, "changing ACLs needs an admin node"},
 		{[]string{"identity", "remove", "alice"}, 4, "needs an admin node"},
@@ -141,7 +141,7 @@ func TestMemberSocketHasItsNodesRights(t *testing.T) {
 	m.home.must("table", "create", "tmp", "--scope", "home")
 	m.home.must("table", "scope", "tmp", "home,office")
 	m.office.waitTableHeld("tmp", true)
-	m.home.must("table", "drop", "tmp")
+	m.home.must("table", "drop", "tmp", "--yes")
 	m.office.plWaitNoCopy("tmp")
 	m.boss.must("table", "scope", "secret", "home,office,boss")
 	m.boss.waitValue("secret", "k", "v")
@@ -330,7 +330,7 @@ func TestRemovedNodeHandsOffOnlyWhatItHad(t *testing.T) {
 	mallory.freshLogs = true
 	ma := strings.Split(mallory.host.Addrs()[0].String(), "/")
 	own := store.Member{Node: "mallory", PeerID: mallory.host.ID().String(), Addrs: []string{"127.0.0.1:" + ma[len(ma)-1]}}
-	m.home.must("table", "create", "shared", "--scope", "home,mallory,office")
+	m.home.must("table", "create", "shared", "--scope", "home,mallory,office", "--allow-unknown")
 	m.home.must("put", "shared", "k", "v")
 	m.office.waitValue("shared", "k", "v")
 	tabs, err := m.home.plTables()
@@ -342,7 +342,7 @@ func TestRemovedNodeHandsOffOnlyWhatItHad(t *testing.T) {
 	plPoll(t, "home follows mallory for shared", func() (bool, string) { return mallory.askedFor("shared") > 0, "" })
 
 	before := tables.HLC(time.Now().UnixMilli(), 0) // written while it was in the scope
-	m.home.must("table", "scope", "shared", "home,office")
+	m.home.must("table", "scope", "shared", "home,office", "--yes")
 	after := tables.HLC(time.Now().Add(time.Second).UnixMilli(), 0)
 	mallory.setPublished("shared",
 		wal.Entry{Op: wal.OpPut, Key: []byte("had"), Value: []byte("before"), Version: wal.Version{HLC: before, Origin: "mallory"}},

@@ -163,6 +163,7 @@ func TestWatchMeshLocalAndRemote(t *testing.T) {
 	js.lines(1)
 	a.cliIn("x\x00y\xfez", "put", "t", "bin", "-")
 	a.must("put", "t", "k2", "remote from a")
+	a.waitValue("t", "k1", "local on b") // del of a key a has not got yet is "not found"
 	a.must("del", "t", "k1")
 	got := parseChanges(t, js.lines(4))
 	want := []struct{ op, key, value, origin string }{

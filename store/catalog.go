@@ -196,7 +196,7 @@ func (s *Store) CreateTable(ctx context.Context, name string, sc scope.Scope) (s
 // SetScope changes a table's scope (its home or an admin node only). The
 // previous scope is kept in the record, so that the nodes it leaves out may
 // hand their copies off.
-func (s *Store) SetScope(ctx context.Context, name string, sc scope.Scope) (scope.TableInfo, error) {
+func (s *Store) SetScope(ctx context.Context, name string, sc scope.Scope) (_ scope.TableInfo, err error) {
 	if scope.IsSystem(name) {
 		return scope.TableInfo{}, fmt.Errorf("%w: the scope of system table %s cannot change", tables.ErrInvalid, name)
 	}
@@ -205,11 +205,27 @@ func (s *Store) SetScope(ctx context.Context, name string, sc scope.Scope) (scop
 		return scope.TableInfo{}, err
 	}
 	if !slices.Equal(info.Scope.Nodes, sc.Nodes) || info.Scope.All != sc.All || info.Scope.Local != sc.Local {
+		// A copy here that the new scope leaves out stops taking local
+		// writes first: every write it took is then before PrevUntil,
+		// which its keepers take from it.
+		s.mu.Lock()
+		h, held := s.copies[info.Dir()]
+		s.mu.Unlock()
+		if held && !sc.Includes(s.opts.Node, info.Home) {
+			if err := s.fence(h.table); err != nil {
+				return scope.TableInfo{}, err
+			}
+			defer func() {
+				if err != nil {
+					h.table.Unfence()
+				}
+			}()
+		}
 		prev := info.Scope
 		info.Prev, info.PrevUntil = &prev, s.clock.Now()
 	}
 	info.Scope = sc
-	if err := s.putInfo(ctx, info); err != nil {
+	if err = s.putInfo(ctx, info); err != nil {
 		return scope.TableInfo{}, err
 	}
 	return info, s.Reconcile()

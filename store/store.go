@@ -121,7 +121,7 @@ func Open(opts Options) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
-		s.copies[info.Dir()] = held{info, t}
+		s.copies[info.Dir()] = held{info: info, table: t}
 	}
 	s.meta, s.idents, s.acls = s.systemTable(scope.MetaTable), s.systemTable(scope.IdentitiesTable), s.systemTable(scope.ACLsTable)
 	if s.verifier != nil {
@@ -270,13 +270,24 @@ func (s *Store) do(a Action) error {
 	s.mu.Lock()
 	switch a.Step {
 	case StepKeep:
-		s.copies[dir] = held{a.Info, s.copies[dir].table}
+		s.copies[dir] = held{info: a.Info, table: s.copies[dir].table}
 	case StepDrain:
-		s.draining[dir] = held{a.Info, s.copies[dir].table}
+		t := s.copies[dir].table
+		s.mu.Unlock()
+		err := s.fence(t) // Table still gives the copy meanwhile: its writes fail
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		s.draining[dir] = held{a.Info, t}
 		delete(s.copies, dir)
 		s.log.Info("table scope no longer selects this node: handing the copy off before deleting it", "table", a.Info.Name, "scope", a.Info.Scope.String())
+		return nil
 	case StepUndrain:
-		s.copies[dir] = held{a.Info, s.draining[dir].table}
+		t := s.draining[dir].table
+		t.Unfence()
+		s.copies[dir] = held{info: a.Info, table: t}
 		delete(s.draining, dir)
 	case StepHandOff:
 		h := held{a.Info, s.draining[dir].table}
@@ -308,10 +319,14 @@ func (s *Store) do(a Action) error {
 		}
 		delete(s.broken, dir)
 		if scope.Holds(a.Info, s.opts.Node) {
-			s.copies[dir] = held{a.Info, t}
-		} else {
-			s.draining[dir] = held{a.Info, t}
+			s.copies[dir] = held{info: a.Info, table: t}
+			return nil
 		}
+		if err := s.fence(t); err != nil {
+			t.Close()
+			return err
+		}
+		s.draining[dir] = held{a.Info, t}
 		return nil
 	}
 	s.mu.Unlock()
@@ -337,6 +352,11 @@ func (s *Store) handOff(h held) error {
 		if by, ok = s.opts.CanDrop(h.info, s.opts.Node, after, h.table.Acks()); !ok {
 			s.log.Info("a write reached a copy being handed off: keeping it until a holder has that write too", "table", h.info.Name, "last", after)
 			t, oerr := s.openCopy(h.info)
+			if oerr == nil {
+				if oerr = s.fence(t); oerr != nil {
+					t.Close()
+				}
+			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if oerr != nil {
@@ -354,6 +374,18 @@ func (s *Store) handOff(h held) error {
 		err = rerr
 	}
 	return err
+}
+
+// fence stops a copy taking local writes (it is draining: its keepers take
+// from it only what it wrote before the scope change), waiting at most 30 s
+// for the writes in flight.
+func (s *Store) fence(t *tables.Table) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := t.Fence(ctx); err != nil {
+		return fmt.Errorf("table %s: stop local writes to hand the copy off: %w", t.Name(), err)
+	}
+	return nil
 }
 
 // remove closes a copy and deletes its directory.

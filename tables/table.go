@@ -28,6 +28,10 @@ var ErrNotFound = errors.New("key not found")
 // ErrClosed is returned by operations on a closed table.
 var ErrClosed = errors.New("table closed")
 
+// ErrFenced is a local write to a copy that is being handed off (Fence): it
+// takes only what its peers send.
+var ErrFenced = errors.New("this copy is being handed off: it takes no local writes")
+
 // Options configure a table copy.
 type Options struct {
 	// Name is the table's name, used in errors and log lines.
@@ -117,7 +121,8 @@ type Table struct {
 
 	salvagedFrom, salvagedID string // Open only: where a salvaged log was set aside, and its id
 
-	refusals refusals // remote entries not admitted
+	refusals refusals    // remote entries not admitted
+	fenced   atomic.Bool // local writes refused (Fence)
 
 	cursors *cursors // how far this copy applied its peers' logs
 	acks    acks     // how far subscribers applied this copy's log

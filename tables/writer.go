@@ -249,6 +249,10 @@ func (t *Table) decide(b *batch, pending map[string]decided) error {
 	return t.db.View(func(tx *buntdb.Tx) error {
 		for i, r := range b.reqs {
 			for _, e := range r.entries {
+				if !r.remote && t.fenced.Load() {
+					b.replies[i].err = fmt.Errorf("table %s: %w", t.opts.Name, ErrFenced)
+					break
+				}
 				if !r.remote {
 					e.Version = wal.Version{HLC: t.opts.Clock.Now(), Origin: t.opts.Node}
 					b.replies[i].version = e.Version
@@ -384,3 +388,20 @@ func (t *Table) applier() {
 		t.inflight.Add(-1)
 	}
 }
+
+// Fence stops the copy taking local writes (they fail with ErrFenced; what
+// peers send is still applied) and returns a timestamp later than the
+// version of every local write it took: a copy being handed off says with
+// it which of its entries its keepers must take. Unfence undoes it.
+func (t *Table) Fence(ctx context.Context) (uint64, error) {
+	t.fenced.Store(true)
+	// An empty batch through the writer: every local write stamped before
+	// the flag was seen is ahead of it.
+	if _, err := t.do(ctx, &request{remote: true}); err != nil {
+		return 0, err
+	}
+	return t.opts.Clock.Now(), nil
+}
+
+// Unfence lets the copy take local writes again.
+func (t *Table) Unfence() { t.fenced.Store(false) }

@@ -194,7 +194,7 @@ func benchTable(a *app, name string, scope scope.Scope) (api.TableInfo, error) {
 	}
 	if !ok {
 		info, err = call(a, func(ctx context.Context, c *api.Client) (api.TableInfo, error) {
-			return c.CreateTable(ctx, name, scope)
+			return c.CreateTable(ctx, name, scope, api.Overrides{})
 		})
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == api.CodeExists { // created meanwhile

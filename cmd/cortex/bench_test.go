@@ -143,7 +143,7 @@ func TestBenchErrors(t *testing.T) {
 	fails(t, d.run(t, "", "bench", "replication", "--to", dead), 5, "the --to node: cannot reach cortexd at "+dead)
 
 	// A table this node does not hold.
-	d.ok(t, "table", "create", "elsewhere", "--scope", "n2")
+	d.ok(t, "table", "create", "elsewhere", "--scope", "n2", "--allow-unknown", "--yes")
 	fails(t, d.run(t, "", "bench", "write", "--table", "elsewhere"), 1, "table elsewhere is not held on "+d.socket+" (scope n2, home home)")
 
 	// Replication needs two nodes of a mesh.

@@ -162,7 +162,10 @@ func TestTableCommands(t *testing.T) {
 	if got := d.ok(t, "table", "create", "everywhere", "--scope", "all"); got != "created table everywhere (scope all, home home)\n" {
 		t.Errorf("create --scope all: %q", got)
 	}
-	if got := d.ok(t, "table", "create", "some", "--scope", "n2,home,n2"); got != "created table some (scope home,n2, home home)\n" {
+	// A scope naming a node that is not a member is refused, unless it is
+	// one that has not joined yet (--allow-unknown).
+	fails(t, d.run(t, "", "table", "create", "some", "--scope", "n2,home,n2"), 1, "names n2, not a member of the mesh (members: home)")
+	if got := d.ok(t, "table", "create", "some", "--scope", "n2,home,n2", "--allow-unknown"); got != "created table some (scope home,n2, home home)\n" {
 		t.Errorf("create --scope list: %q", got)
 	}
 	fails(t, d.run(t, "", "table", "create", "t"), 1, "already exists")
@@ -211,8 +214,10 @@ func TestTableCommands(t *testing.T) {
 	}
 
 	// A scope that leaves this node out: still listed, not held, but the
-	// copy is kept (handing off) until a holder has every entry of it.
-	if got := d.ok(t, "table", "scope", "t", "n2,n3"); got != "table t: scope n2,n3, home home\n" {
+	// copy is kept (handing off) until a holder has every entry of it. No
+	// node it names is reachable: that needs a yes.
+	fails(t, d.run(t, "", "table", "scope", "t", "n2,n3", "--allow-unknown"), 2, "table t: no node that would hold a copy is reachable now: copies: home -> n2, n3")
+	if got := d.ok(t, "table", "scope", "t", "n2,n3", "--allow-unknown", "--yes"); got != "table t: scope n2,n3, home home\n" {
 		t.Errorf("table scope: %q", got)
 	}
 	if got := d.ok(t, "table", "list"); !strings.Contains(got, "\nt                  n2,n3    home  handing off  2\n") {
@@ -225,15 +230,19 @@ func TestTableCommands(t *testing.T) {
 	fails(t, d.run(t, "", "table", "scope", "nosuch", "all"), 3, "no such table")
 	fails(t, d.run(t, "", "table", "scope", "cortex_acls", "local"), 1, "cannot change")
 
-	if got := d.ok(t, "table", "drop", "t"); got != "dropped table t\n" {
+	fails(t, d.run(t, "", "table", "drop", "t"), 2, "add --yes to go on without one")
+	if got := d.ok(t, "get", "t", "a"); got == "" {
+		t.Errorf("drop without --yes dropped the table")
+	}
+	if got := d.ok(t, "table", "drop", "t", "--yes"); got != "dropped table t\n" {
 		t.Errorf("drop: %q", got)
 	}
-	fails(t, d.run(t, "", "table", "drop", "t"), 3, "no such table: t")
+	fails(t, d.run(t, "", "table", "drop", "t", "--yes"), 3, "no such table: t")
 	fails(t, d.run(t, "", "get", "t", "a"), 3, "no such table")
-	if got := decode[map[string]any](t, d.ok(t, "table", "drop", "j", "--json")); got["table"] != "j" || got["dropped"] != true {
+	if got := decode[map[string]any](t, d.ok(t, "table", "drop", "j", "--json", "--yes")); got["table"] != "j" || got["dropped"] != true {
 		t.Errorf("drop --json: %v", got)
 	}
-	fails(t, d.run(t, "", "table", "drop", "cortex_meta"), 1, "cannot be dropped")
+	fails(t, d.run(t, "", "table", "drop", "cortex_meta", "--yes"), 1, "cannot be dropped")
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -390,7 +399,7 @@ func TestKeyCommands(t *testing.T) {
 	fails(t, d.run(t, strings.Repeat("v", 3<<20), "put", "t", "k", "-"), 1, "larger than this node accepts")
 
 	// A table this node does not hold.
-	d.ok(t, "table", "create", "far", "--scope", "n2")
+	d.ok(t, "table", "create", "far", "--scope", "n2", "--allow-unknown", "--yes")
 	fails(t, d.run(t, "", "get", "far", "k"), 1, "held on n2")
 }
 

@@ -150,7 +150,7 @@ func (a *app) confirm(cmd *cobra.Command, yes bool, question string) error {
 	}
 	in, ok := a.stdin.(*os.File)
 	if !ok || !isTerminal(in) {
-		return cli.Usagef(cmd, "%s: this cannot be undone; add --yes to go on without a terminal", question)
+		return cli.Usagef(cmd, "%s (asked on a terminal: add --yes to go on without one)", question)
 	}
 	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
 	line, _ := bufio.NewReader(in).ReadString('\n')

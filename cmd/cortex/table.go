@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -61,8 +62,39 @@ func describeScope(t api.TableInfo) string {
 	return fmt.Sprintf("scope %s, home %s", t.Scope, t.Home)
 }
 
+// placementHelp is the part of create's and scope's help on the checks.
+const placementHelp = `A scope naming a node that is not a member of the mesh (a typo, say) is
+refused with the list of members; --allow-unknown accepts a node that has
+not joined yet. A change that lowers the number of copies, or leaves no node
+that would hold a copy reachable now, shows the change ("copies: home,
+office, laptop -> office") and asks for a yes on a terminal; --yes goes on
+without asking (without a terminal it is needed, else exit 2).`
+
+// placementFlags are the flags that lift the placement checks.
+func placementFlags(c *cobra.Command, o *api.Overrides) {
+	c.Flags().BoolVar(&o.AllowUnknown, "allow-unknown", false, "let the scope name nodes that are not members of the mesh yet")
+	c.Flags().BoolVar(&o.Confirmed, "yes", false, "do not ask before a change to fewer copies or to no reachable holder")
+}
+
+// guarded makes a placement change. When cortexd answers that it needs a
+// confirmation, the user is asked (unless --yes was given, which already
+// confirmed it) and the change is sent again, confirmed.
+func guarded(a *app, cmd *cobra.Command, o api.Overrides, do func(context.Context, *api.Client, api.Overrides) (api.TableInfo, error)) (api.TableInfo, error) {
+	info, err := call(a, func(ctx context.Context, c *api.Client) (api.TableInfo, error) { return do(ctx, c, o) })
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeNeedsConfirm {
+		return info, err
+	}
+	if err := a.confirm(cmd, false, ae.Message+". Go on?"); err != nil {
+		return info, err
+	}
+	o.Confirmed = true
+	return call(a, func(ctx context.Context, c *api.Client) (api.TableInfo, error) { return do(ctx, c, o) })
+}
+
 func tableCreateCmd(a *app) *cobra.Command {
 	var scope string
+	var o api.Overrides
 	c := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a table with this node as its home",
@@ -72,11 +104,14 @@ the system tables).
 
 ` + scopeHelp + `
 
+` + placementHelp + `
+
 Prints "created table NAME (scope SCOPE, home NODE)"; with --json the table
 as "table list --json" prints it. Exits 1 if the table exists.`,
 		Example: `  cortex table create sessions
   cortex table create users --scope all
-  cortex table create orders --scope node1,node2`,
+  cortex table create orders --scope node1,node2
+  cortex table create spare --scope home,newbox --allow-unknown   # newbox joins later`,
 		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -87,8 +122,8 @@ as "table list --json" prints it. Exits 1 if the table exists.`,
 			if err != nil {
 				return err
 			}
-			info, err := call(a, func(ctx context.Context, c *api.Client) (api.TableInfo, error) {
-				return c.CreateTable(ctx, name, sc)
+			info, err := guarded(a, cmd, o, func(ctx context.Context, c *api.Client, o api.Overrides) (api.TableInfo, error) {
+				return c.CreateTable(ctx, name, sc, o)
 			})
 			if err != nil {
 				return err
@@ -101,11 +136,13 @@ as "table list --json" prints it. Exits 1 if the table exists.`,
 		},
 	}
 	c.Flags().StringVar(&scope, "scope", "local", "where the table has copies: all, local or a,b,...")
+	placementFlags(c, &o)
 	return c
 }
 
 func tableScopeCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var o api.Overrides
+	c := &cobra.Command{
 		Use:   "scope NAME SCOPE",
 		Short: "Change a table's scope",
 		Long: `Change which nodes hold a copy of a table. The scope of the system tables
@@ -113,18 +150,21 @@ func tableScopeCmd(a *app) *cobra.Command {
 
 ` + scopeHelp + `
 
+` + placementHelp + `
+
 Prints "table NAME: scope SCOPE, home NODE"; with --json the table as
 "table list --json" prints it.`,
 		Example: `  cortex table scope users all
-  cortex table scope orders node1,node3`,
+  cortex table scope orders node1,node3
+  cortex table scope notes office --yes   # from three copies to one, without asking`,
 		Args: cli.Positional(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sc, err := parseScope(cmd, args[1])
 			if err != nil {
 				return err
 			}
-			info, err := call(a, func(ctx context.Context, c *api.Client) (api.TableInfo, error) {
-				return c.SetScope(ctx, args[0], sc)
+			info, err := guarded(a, cmd, o, func(ctx context.Context, c *api.Client, o api.Overrides) (api.TableInfo, error) {
+				return c.SetScope(ctx, args[0], sc, o)
 			})
 			if err != nil {
 				return err
@@ -136,6 +176,8 @@ Prints "table NAME: scope SCOPE, home NODE"; with --json the table as
 			return err
 		},
 	}
+	placementFlags(c, &o)
+	return c
 }
 
 func tableListCmd(a *app) *cobra.Command {
@@ -193,6 +235,7 @@ the system tables and "created" is omitted for them.`,
 
 func tableDropCmd(a *app) *cobra.Command {
 	var id string
+	var yes bool
 	c := &cobra.Command{
 		Use:   "drop NAME",
 		Short: "Drop a table and every key in it",
@@ -206,11 +249,17 @@ apart, shown twice by table list), reads and writes by that name are
 refused until one is dropped: --id ID picks it (the ids are in
 cortex table list --json).
 
+Asks for a yes on a terminal; --yes drops without asking (and is needed
+without a terminal, else exit 2).
+
 Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
 		Example: `  cortex table drop sessions
-  cortex table drop notes --id 0a1b2c3d4e5f6a7b-laptop`,
+  cortex table drop notes --id 0a1b2c3d4e5f6a7b-laptop --yes`,
 		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.confirm(cmd, yes, fmt.Sprintf("drop table %s and delete every copy of it, with every key, on every node?", args[0])); err != nil {
+				return err
+			}
 			_, err := call(a, func(ctx context.Context, c *api.Client) (struct{}, error) {
 				return struct{}{}, c.DropTable(ctx, args[0], id)
 			})
@@ -225,5 +274,6 @@ Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
 		},
 	}
 	c.Flags().StringVar(&id, "id", "", "the id of the table to drop, when several have the name")
+	c.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	return c
 }
