@@ -212,10 +212,6 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 	if !ok || !r.store.Holds(info) {
 		return false, fmt.Errorf("%w: %s", store.ErrNotHeld, info.Name)
 	}
-	var drainOnly *scope.TableInfo
-	if !scope.Holds(info, s.Peer) {
-		drainOnly = &info
-	}
 	st, err := r.mesh.Open(ctx, s.Peer, ID)
 	if err != nil {
 		return false, err
@@ -254,7 +250,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 			return progressed, err
 		}
 		if len(ready.Apply) > 0 {
-			if err := r.apply(ctx, t, ready.Apply, drainOnly); err != nil {
+			if err := r.apply(ctx, t, s, ready.Apply); err != nil {
 				return progressed, err
 			}
 			progressed = true
@@ -267,11 +263,18 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 	}
 }
 
-// apply adopts entries (LWW); a catalog change is acted on at once.
-func (r *Replicator) apply(ctx context.Context, t *tables.Table, entries []wal.Entry, drainOnly *scope.TableInfo) error {
-	if drainOnly != nil { // a peer followed while it hands its copy off
+// apply adopts entries (LWW); a catalog change is acted on at once. The
+// table's record is read again for every batch: a peer the scope no longer
+// selects (it hands its copy off) gives only what it wrote before the
+// change, even on a stream that began while it was a holder.
+func (r *Replicator) apply(ctx context.Context, t *tables.Table, s Sub, entries []wal.Entry) error {
+	info, err := r.store.Lookup(s.Table.Name, s.Table.ID)
+	if err != nil {
+		return err
+	}
+	if !scope.Holds(info, s.Peer) {
 		n := len(entries)
-		entries = slices.DeleteFunc(slices.Clone(entries), func(e wal.Entry) bool { return !scope.FromDraining(*drainOnly, e.Version.HLC) })
+		entries = slices.DeleteFunc(slices.Clone(entries), func(e wal.Entry) bool { return !scope.FromDraining(info, e.Version.HLC) })
 		if k := n - len(entries); k > 0 {
 			r.log.Warn("repl: refused entries a draining peer made after it was taken out of the scope", "table", t.Name(), "refused", k)
 		}
