@@ -136,8 +136,15 @@ func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, 
 		Mesh: s.node != nil, Tables: s.store.Held()}
 	if s.node != nil {
 		st.MeshAddrs, st.Replication = s.node.ListenAddrs(), s.repl.Stats()
+		self, ca := s.node.Certificates()
+		st.Cert, st.CA = certStatus(self), certStatus(ca)
 	}
 	return st, nil
+}
+
+func certStatus(c *x509.Certificate) *CertStatus {
+	in := pki.Describe(c, time.Now())
+	return &CertStatus{Name: in.Name, Mesh: in.Mesh, Serial: in.Serial, Fingerprint: in.Fingerprint, NotAfter: in.NotAfter, DaysLeft: in.DaysLeft}
 }
 
 // SyncStatusRequest names the table to report on (all when empty).

@@ -119,6 +119,20 @@ type NodeStatus struct {
 	// Replication counts per table since the start: subscriptions this node
 	// opened, subscribers it refused.
 	Replication map[string]repl.Stats `json:"replication,omitempty"`
+	// Cert and CA are, in mesh mode, the node's certificate in use (the
+	// one a SIGHUP reload put in place) and the mesh CA's.
+	Cert *CertStatus `json:"cert,omitempty"`
+	CA   *CertStatus `json:"ca,omitempty"`
+}
+
+// CertStatus is a certificate as node status shows it.
+type CertStatus struct {
+	Name        string    `json:"name"`
+	Mesh        string    `json:"mesh,omitempty"` // the mesh's name, if the CA has one
+	Serial      string    `json:"serial"`
+	Fingerprint string    `json:"fingerprint"`
+	NotAfter    time.Time `json:"not_after"`
+	DaysLeft    int       `json:"days_left"` // negative once expired
 }
 
 // AddIdentityRequest registers an identity. CertPEM, if set, pins the

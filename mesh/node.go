@@ -66,6 +66,13 @@ type Config struct {
 	Store        *store.Store  // where membership records live
 	Logger       *slog.Logger
 	Now          func() time.Time // wall clock (tests set a skewed one)
+	// Current, if set, is the certificate in use, which a reload replaces
+	// (Identity is the one it held at start); new connections present
+	// what it holds then.
+	Current *pki.Current
+	// ExpiryCheckEvery is how often the certificates are checked for an
+	// end within pki.ExpiryWarning (default daily; expiry.go).
+	ExpiryCheckEvery time.Duration
 }
 
 // Node is this node's presence in the mesh: the libp2p host, the peers it
@@ -83,6 +90,10 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	refusals *ratelog.Log[refusal]
+
+	cur    *pki.Current      // this node's certificate now
+	caCert *x509.Certificate // the mesh CA's
+	expiry expiryLog
 
 	mu      sync.Mutex
 	peers   map[peer.ID]*peerState
@@ -161,6 +172,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	caCert, err := pki.LoadCACert(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Current == nil {
+		cfg.Current = pki.NewCurrent(cfg.Identity)
+	}
+	if cfg.ExpiryCheckEvery <= 0 {
+		cfg.ExpiryCheckEvery = expiryRepeat
+	}
 	if _, err := pki.Verify([][]byte{cfg.Identity.Leaf.Raw}, roots, pki.KindNode, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("this node's own certificate: %w", err)
 	}
@@ -177,13 +198,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, store: cfg.Store, meta: meta, peers: map[peer.ID]*peerState{}, targets: map[string]*target{}, changed: make(chan struct{}),
+		cur: cfg.Current, caCert: caCert, expiry: expiryLog{warned: map[string]time.Time{}},
 		refusals: ratelog.New(refusalLogInterval, refusalKeys, refusal{msg: "mesh: refused (more remotes than are counted apart)", level: slog.LevelWarn})}
 	h, err := libp2p.New(
 		libp2p.Identity(priv),
 		libp2p.ListenAddrs(listen),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(SecurityID, func(id protocol.ID, muxers []tptu.StreamMuxer) (*Security, error) {
-			s, err := NewSecurity(id, cfg.Identity, roots, muxers, n.refusedHandshake, cfg.Now, n.revoked)
+			s, err := newSecurity(id, cfg.Current, roots, muxers, n.refusedHandshake, cfg.Now, n.revoked)
 			n.sec = s
 			return s, err
 		}),
@@ -205,8 +227,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.log.Info("mesh listening", "node", cfg.Identity.Name, "peer_id", h.ID().String(), "addrs", n.ListenAddrs())
-	n.dialKnownMembers() // the seeds, and the members recorded
-	n.wg.Add(2)
+	n.CheckCertificates() // warn at start of an end within pki.ExpiryWarning
+	n.dialKnownMembers()  // the seeds, and the members recorded
+	n.wg.Add(3)
+	go n.watchExpiry()
 	go n.watchStore()
 	go func() {
 		defer n.wg.Done()
@@ -689,6 +713,7 @@ func (n *Node) afterHello(id peer.ID, h hello, skew time.Duration) {
 	n.notifyLocked() // a peer ready for replication
 	n.mu.Unlock()
 	n.log.Info("mesh: peer connected", "peer", h.Node, "peer_id", id.String(), "clock_skew", skew.Round(time.Millisecond))
+	n.CheckCertificates() // the peer's certificate, on connect
 	n.dialKnownMembers()
 }
 

@@ -37,7 +37,7 @@ const confirmAccepted = 0xC0
 // derived from the certificate's key and the node name from its subject.
 type Security struct {
 	id     protocol.ID
-	ident  *pki.Identity
+	cur    *pki.Current // the certificate presented on new connections
 	roots  *x509.CertPool
 	local  peer.ID
 	muxers []string
@@ -58,10 +58,17 @@ var _ sec.SecureTransport = (*Security)(nil)
 // NewSecurity returns the transport for a node identity and the mesh CA.
 // refused, if not nil, is called with every handshake that failed.
 func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxers []tptu.StreamMuxer, refused func(inbound bool, remote net.Addr, err error), now func() time.Time, revoked func(*x509.Certificate) bool) (*Security, error) {
+	return newSecurity(id, pki.NewCurrent(ident), roots, muxers, refused, now, revoked)
+}
+
+// newSecurity is NewSecurity presenting whatever certificate cur holds when
+// a connection is made: a renewal (same key, so the same peer ID) takes
+// effect on the next connection, and those up keep theirs.
+func newSecurity(id protocol.ID, cur *pki.Current, roots *x509.CertPool, muxers []tptu.StreamMuxer, refused func(inbound bool, remote net.Addr, err error), now func() time.Time, revoked func(*x509.Certificate) bool) (*Security, error) {
 	if refused == nil {
 		refused = func(bool, net.Addr, error) {}
 	}
-	_, pub, err := libp2pKeys(ident)
+	_, pub, err := libp2pKeys(cur.Get())
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +76,7 @@ func NewSecurity(id protocol.ID, ident *pki.Identity, roots *x509.CertPool, muxe
 	if err != nil {
 		return nil, err
 	}
-	s := &Security{id: id, ident: ident, roots: roots, local: local, refused: refused, now: now, revoked: revoked, peers: map[peer.ID]*x509.Certificate{}}
+	s := &Security{id: id, cur: cur, roots: roots, local: local, refused: refused, now: now, revoked: revoked, peers: map[peer.ID]*x509.Certificate{}}
 	for _, m := range muxers {
 		s.muxers = append(s.muxers, string(m.ID))
 	}
@@ -112,11 +119,12 @@ func (s *Security) PeerCert(p peer.ID) (*x509.Certificate, bool) {
 
 func (s *Security) config(verified **x509.Certificate) *tls.Config {
 	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		Certificates:       []tls.Certificate{s.ident.TLS},
-		ClientAuth:         tls.RequireAnyClientCert, // verified below, against the mesh CA
-		InsecureSkipVerify: true,                     // likewise: peers are nodes, not host names
-		NextProtos:         append([]string(nil), s.muxers...),
+		MinVersion:           tls.VersionTLS13,
+		GetCertificate:       func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cur.TLS(), nil },
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return s.cur.TLS(), nil },
+		ClientAuth:           tls.RequireAnyClientCert, // verified below, against the mesh CA
+		InsecureSkipVerify:   true,                     // likewise: peers are nodes, not host names
+		NextProtos:           append([]string(nil), s.muxers...),
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			leaf, err := pki.Verify(raw, s.roots, pki.KindNode, s.now())
 			if err != nil {

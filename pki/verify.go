@@ -142,3 +142,17 @@ func Fingerprint(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// LoadCACert reads the mesh CA certificate itself (the first in the file),
+// for its name and validity.
+func LoadCACert(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load mesh CA: %w", err)
+	}
+	c, err := ParseCertPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("load mesh CA: %s %w", path, err)
+	}
+	return c, nil
+}

@@ -60,7 +60,7 @@ func (s *Store) Revoke(ctx context.Context, target string) (Revocation, error) {
 	if err := checkTarget(target); err != nil {
 		return Revocation{}, err
 	}
-	if target == s.opts.Node || s.opts.Identity != nil && target == pki.Fingerprint(s.opts.Identity.Leaf) {
+	if id := s.ident.Load(); target == s.opts.Node || id != nil && target == pki.Fingerprint(id.Leaf) {
 		return Revocation{}, fmt.Errorf("%w: this node cannot revoke its own certificate: revoke it from another admin node", tables.ErrInvalid)
 	}
 	r := Revocation{Target: target, By: s.opts.Node, At: time.Now().UTC().Truncate(time.Millisecond)}

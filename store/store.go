@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
@@ -62,6 +63,9 @@ type Store struct {
 	log      *slog.Logger
 	self     pki.Signer    // this node as it signs its changes
 	verifier *pki.Verifier // nil when standalone
+	// ident is the certificate this node signs with now (nil when
+	// standalone): opts.Identity, until SetIdentity renews it.
+	ident atomic.Pointer[pki.Identity]
 
 	meta, idents, acls *tables.Table
 
@@ -113,6 +117,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		s.self = pki.Signer{Name: id.Name, Role: id.Role, Fingerprint: pki.Fingerprint(id.Leaf)}
 		s.verifier = pki.NewVerifier(opts.CA)
+		s.ident.Store(id)
 	}
 	for _, name := range scope.SystemTables {
 		info := systemInfo(name)
@@ -144,7 +149,13 @@ func (s *Store) Node() string { return s.opts.Node }
 
 // Signer is this node as it signs its changes to the system tables; ok is
 // false for a standalone node, which signs nothing.
-func (s *Store) Signer() (signer pki.Signer, ok bool) { return s.self, s.verifier != nil }
+func (s *Store) Signer() (signer pki.Signer, ok bool) {
+	signer = s.self
+	if id := s.ident.Load(); id != nil {
+		signer.Fingerprint = pki.Fingerprint(id.Leaf)
+	}
+	return signer, s.verifier != nil
+}
 
 // Role is this node's role (admin when standalone).
 func (s *Store) Role() pki.Role { return s.self.Role }

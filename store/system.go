@@ -39,12 +39,11 @@ func (s *Store) deleteSystem(ctx context.Context, t *tables.Table, table string,
 
 // signer returns the Sign hook of a system table: nil when standalone.
 func (s *Store) signer(table string) func(*wal.Entry) []byte {
-	id := s.opts.Identity
-	if id == nil {
+	if s.opts.Identity == nil {
 		return nil
 	}
 	return func(e *wal.Entry) []byte {
-		if err := Sign(id, table, e); err != nil { // the key was checked at start: never
+		if err := Sign(s.ident.Load(), table, e); err != nil { // the key was checked at start: never
 			s.log.Error("signing a system-table change", "table", table, "err", err)
 		}
 		return e.Proof

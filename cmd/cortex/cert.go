@@ -1,11 +1,8 @@
 package main
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -35,79 +32,105 @@ file is never replaced without --overwrite.
   client-ID.crt, client-ID.key   a client identity (create-client): the cortex
                                  flags --cert and --key with --addr.
 
-The CA is valid for 10 years, the certificates it signs for 5 (never past
-the CA's own end). Nothing here talks to a node.`,
-		`  cortex cert create-ca --dir certs
+The CA is valid for 10 years, the certificates it signs for 5, unless
+--lifetime says otherwise; a certificate never outlives its CA (it is cut
+to the CA's end, with a note). list and show print what certificates are
+and how many days they have left; renew signs a certificate again with the
+same key, and a running cortexd takes it on SIGHUP. Nothing here talks to a
+node.`,
+		`  cortex cert create-ca --dir certs --mesh home
   cortex cert create-node home --dir certs --host home.example.com --host 10.0.0.5
-  cortex cert create-client alice --dir certs`)
-	c.AddCommand(certCreateCACmd(a), certCreateNodeCmd(a), certCreateClientCmd(a))
+  cortex cert create-client alice --dir certs --lifetime 90d
+  cortex cert list --dir certs
+  cortex cert renew certs/node-home.crt --dir certs && kill -HUP $(pidof cortexd)`)
+	c.AddCommand(certCreateCACmd(a), certCreateNodeCmd(a), certCreateClientCmd(a), certListCmd(a), certShowCmd(a), certRenewCmd(a))
 	return c
 }
 
-// certFlags are the flags every cert command takes.
+// certFlags are the flags every create command takes.
 type certFlags struct {
 	dir       string
 	overwrite bool
+	lifetime  string
+	ca        bool // the lifetime is a CA's
 }
 
 func (f *certFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.dir, "dir", "", "directory of the certificates (required; made mode 0700 if missing)")
 	c.Flags().BoolVar(&f.overwrite, "overwrite", false, "replace files that exist")
+	f.addLifetime(c)
 }
 
-func (f *certFlags) check(cmd *cobra.Command) error {
-	if f.dir == "" {
-		return cli.Usagef(cmd, "missing --dir: give the directory of the certificates, such as --dir certs")
+func (f *certFlags) addLifetime(c *cobra.Command) {
+	def, max := pki.CertValidity, pki.MaxCertLifetime
+	if f.ca {
+		def, max = pki.CAValidity, pki.MaxCALifetime
 	}
-	return nil
+	c.Flags().StringVar(&f.lifetime, "lifetime", "", fmt.Sprintf("how long the certificate is valid: 10y, 90d, 12h, 30m (default %s, at least %s, at most %s)",
+		pki.FormatLifetime(def), pki.FormatLifetime(pki.MinLifetime), pki.FormatLifetime(max)))
 }
 
-// certJSON is what the cert commands print with --json.
+// options checks the flags and returns the options to make a certificate
+// with.
+func (f *certFlags) options(cmd *cobra.Command) (pki.Options, error) {
+	o := pki.Options{Overwrite: f.overwrite, Now: time.Now()}
+	if f.dir == "" {
+		return o, cli.Usagef(cmd, "missing --dir: give the directory of the certificates, such as --dir certs")
+	}
+	if f.lifetime != "" {
+		d, err := pki.ParseLifetime(f.lifetime)
+		if err != nil {
+			return o, cli.Usagef(cmd, "bad --lifetime: %v", err)
+		}
+		if err := pki.CheckLifetime(d, f.ca); err != nil {
+			return o, cli.Usagef(cmd, "bad --lifetime: %v", err)
+		}
+		o.Lifetime = d
+	}
+	return o, nil
+}
+
+// certJSON is what the create and renew commands print with --json.
 type certJSON struct {
 	Kind        string    `json:"kind"` // "ca", "node" or "client"
 	Name        string    `json:"name"`
 	Cert        string    `json:"cert"`
-	Key         string    `json:"key"`
+	Key         string    `json:"key,omitempty"` // not for renew: the key stays
 	Fingerprint string    `json:"fingerprint"`
+	Serial      string    `json:"serial"`
 	NotAfter    time.Time `json:"not_after"`
+	DaysLeft    int       `json:"days_left"`
+	Clamped     bool      `json:"clamped,omitempty"` // cut to the CA's end
+	Mesh        string    `json:"mesh,omitempty"`
 	DNSNames    []string  `json:"dns_names,omitempty"`
 	IPAddresses []string  `json:"ip_addresses,omitempty"`
 	Role        pki.Role  `json:"role,omitempty"` // nodes only
 }
 
-// wrote prints the files a cert command wrote.
-func (a *app) wrote(kind, name, certPath, keyPath string) error {
+// wrote prints what a cert command wrote, and says so on stderr when the
+// certificate was cut to its CA's end.
+func (a *app) wrote(iss pki.Issued) error {
+	in := pki.Describe(iss.Cert, time.Now())
+	if iss.Clamped {
+		fmt.Fprintf(a.stderr, "note: the CA ends %s, sooner than the %s asked: %s ends with it (%d days)\n",
+			in.NotAfter.Format(time.RFC3339), pki.FormatLifetime(iss.Asked), iss.CertPath, in.DaysLeft)
+	}
 	if !a.json {
-		_, err := fmt.Fprintf(a.stdout, "wrote %s\nwrote %s\n", certPath, keyPath)
-		return err
-	}
-	data, err := os.ReadFile(certPath)
-	if err != nil {
-		return err
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return fmt.Errorf("%s holds no PEM certificate", certPath)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return fmt.Errorf("parse %s: %w", certPath, err)
-	}
-	out := certJSON{Kind: kind, Name: name, Cert: certPath, Key: keyPath, Fingerprint: pki.Fingerprint(c),
-		NotAfter: c.NotAfter.UTC(), DNSNames: c.DNSNames}
-	for _, ip := range c.IPAddresses {
-		out.IPAddresses = append(out.IPAddresses, ip.String())
-	}
-	if kind == "node" {
-		if out.Role, err = pki.RoleOf(c); err != nil {
+		if iss.KeyPath == "" {
+			_, err := fmt.Fprintf(a.stdout, "wrote %s (serial %s, valid until %s)\n", iss.CertPath, in.Serial, in.NotAfter.Format(time.RFC3339))
 			return err
 		}
+		_, err := fmt.Fprintf(a.stdout, "wrote %s\nwrote %s\n", iss.CertPath, iss.KeyPath)
+		return err
 	}
-	return cli.WriteJSON(a.stdout, out)
+	return cli.WriteJSON(a.stdout, certJSON{Kind: in.Kind, Name: in.Name, Cert: iss.CertPath, Key: iss.KeyPath,
+		Fingerprint: in.Fingerprint, Serial: in.Serial, NotAfter: in.NotAfter, DaysLeft: in.DaysLeft, Clamped: iss.Clamped,
+		Mesh: in.Mesh, DNSNames: in.DNSNames, IPAddresses: in.IPAddresses, Role: in.Role})
 }
 
 func certCreateCACmd(a *app) *cobra.Command {
-	var f certFlags
+	f := certFlags{ca: true}
+	var meshName string
 	c := &cobra.Command{
 		Use:   "create-ca",
 		Short: "Make the mesh CA (DIR/ca.crt, DIR/ca.key)",
@@ -118,22 +141,37 @@ every certificate of the mesh). Exits 1 if either file exists.
 --overwrite replaces an existing CA. Every certificate the old one signed
 stops being accepted: make them all again.
 
-Prints the two files written; with --json
-{"kind":"ca","name","cert","key","fingerprint","not_after"}.`,
-		Example: `  cortex cert create-ca --dir certs`,
-		Args:    cli.Positional(cobra.NoArgs),
+--mesh NAME names the mesh ([a-z0-9][a-z0-9_-]{0,62}): it is kept in the CA
+certificate's subject (OU=mesh:NAME) and shown by cert show, cert list and
+cortex node status, so that certificates of two meshes are told apart.
+--lifetime is how long the CA is valid (default 10y, 1m to 30y); nothing it
+signs outlives it.
+
+Prints the two files written; with --json {"kind":"ca","name","cert","key",
+"fingerprint","serial","not_after","days_left","mesh"}.`,
+		Example: `  cortex cert create-ca --dir certs --mesh home
+  cortex cert create-ca --dir /tmp/try --lifetime 1h`,
+		Args: cli.Positional(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(cmd); err != nil {
+			o, err := f.options(cmd)
+			if err != nil {
 				return err
 			}
-			if err := pki.CreateCA(f.dir, f.overwrite, time.Now()); err != nil {
+			if meshName != "" {
+				if err := scope.ValidateNodeName(meshName); err != nil {
+					return cli.Usagef(cmd, "bad --mesh %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", meshName)
+				}
+			}
+			o.Mesh = meshName
+			iss, err := pki.NewCA(f.dir, o)
+			if err != nil {
 				return err
 			}
-			crt, key := pki.CAFiles(f.dir)
-			return a.wrote("ca", "cortex mesh CA", crt, key)
+			return a.wrote(iss)
 		},
 	}
 	f.add(c)
+	c.Flags().StringVar(&meshName, "mesh", "", "the mesh's name, kept in the CA certificate")
 	return c
 }
 
@@ -163,14 +201,19 @@ administer the mesh: identities, ACLs, any node's tables, revoking nodes. The
 role is in the certificate: every node checks it on every change to the
 system tables, so only whoever holds ca.key grants it.
 
+--lifetime is how long it is valid (default 5y, 1m to 10y); it never
+outlives the CA: asked for longer, it ends with the CA and a note says so.
+
 Exits 1 if a file exists (use --overwrite) or there is no CA in DIR. Prints
 the two files written; with --json {"kind":"node","name","cert","key",
-"fingerprint","not_after","dns_names","ip_addresses","role"}.`,
+"fingerprint","serial","not_after","days_left","clamped","dns_names",
+"ip_addresses","role"}.`,
 		Example: `  cortex cert create-node home --dir certs --role admin
-  cortex cert create-node office --dir certs --host office.example.com --host 10.0.0.5`,
+  cortex cert create-node office --dir certs --host office.example.com --host 10.0.0.5 --lifetime 1y`,
 		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(cmd); err != nil {
+			o, err := f.options(cmd)
+			if err != nil {
 				return err
 			}
 			if err := scope.ValidateNodeName(args[0]); err != nil {
@@ -185,11 +228,11 @@ the two files written; with --json {"kind":"node","name","cert","key",
 					return cli.Usagef(cmd, "bad --host %q: %v", h, err)
 				}
 			}
-			if err := pki.CreateNodeCert(f.dir, args[0], r, hosts, f.overwrite, time.Now()); err != nil {
+			iss, err := pki.NewNodeCert(f.dir, args[0], r, hosts, o)
+			if err != nil {
 				return err
 			}
-			crt, key := pki.NodeCertFiles(f.dir, args[0])
-			return a.wrote("node", args[0], crt, key)
+			return a.wrote(iss)
 		},
 	}
 	f.add(c)
@@ -236,24 +279,28 @@ With it, cortex calls a node remotely:
 once the node's administrator has registered the identity and granted it
 tables (cortex identity add IDENTITY [--cert FILE]; cortex acl grant).
 
+--lifetime is how long it is valid (default 5y, 1m to 10y); it never
+outlives the CA: asked for longer, it ends with the CA and a note says so.
+
 Exits 1 if a file exists (use --overwrite) or there is no CA in DIR. Prints
 the two files written; with --json {"kind":"client","name","cert","key",
-"fingerprint","not_after"}.`,
+"fingerprint","serial","not_after","days_left","clamped"}.`,
 		Example: `  cortex cert create-client alice --dir certs
   cortex identity add alice --cert certs/client-alice.crt && cortex acl grant alice users read`,
 		Args: cli.Positional(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(cmd); err != nil {
+			o, err := f.options(cmd)
+			if err != nil {
 				return err
 			}
 			if err := scope.ValidateNodeName(args[0]); err != nil {
 				return cli.Usagef(cmd, "bad identity %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
-			if err := pki.CreateClientCert(f.dir, args[0], f.overwrite, time.Now()); err != nil {
+			iss, err := pki.NewClientCert(f.dir, args[0], o)
+			if err != nil {
 				return err
 			}
-			crt, key := pki.ClientCertFiles(f.dir, args[0])
-			return a.wrote("client", args[0], crt, key)
+			return a.wrote(iss)
 		},
 	}
 	f.add(c)

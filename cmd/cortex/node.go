@@ -31,7 +31,10 @@ included).
 With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}, plus
 in mesh mode "mesh_addrs" (the HOST:PORT addresses the mesh listens on) and
 "replication": per table, since the start, {"subscribed": subscriptions this
-node opened to peers, "refused": subscribers it refused}.`,
+node opened to peers, "refused": subscribers it refused}, and "cert" (the
+node's certificate in use: the one the last SIGHUP reload put in place) and
+"ca" (the mesh CA's), each {"name","mesh","serial","fingerprint","not_after",
+"days_left"}; the text shows their end and days left, and the mesh's name.`,
 		Example: `  cortex node status
   cortex node status --json | jq -r .node`,
 		Args: cli.Positional(cobra.NoArgs),
@@ -53,7 +56,25 @@ node opened to peers, "refused": subscribers it refused}.`,
 			if st.Mesh {
 				cols.Row("MESH ADDRS", strings.Join(st.MeshAddrs, " "))
 			}
+			if st.CA != nil && st.CA.Mesh != "" {
+				cols.Row("MESH NAME", st.CA.Mesh)
+			}
+			if st.Cert != nil {
+				cols.Row("CERT", certDays(st.Cert))
+			}
+			if st.CA != nil {
+				cols.Row("CA", certDays(st.CA))
+			}
 			return cols.Flush()
 		},
 	}
+}
+
+// certDays is a certificate's end and days left, as node status shows it.
+func certDays(c *api.CertStatus) string {
+	s := fmt.Sprintf("%d days left (until %s, serial %s)", c.DaysLeft, c.NotAfter.Format(time.RFC3339), c.Serial)
+	if c.DaysLeft < 30 {
+		s += ": expires soon, renew it"
+	}
+	return s
 }

@@ -36,9 +36,10 @@ func main() {
 		}
 		os.Exit(1)
 	}
+	hup := notifyReload() // SIGHUP reloads the certificates, never stops (reload.go)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, cfg, newLogger(cfg)); err != nil {
+	if err := run(ctx, cfg, newLogger(cfg), hup); err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		os.Exit(1)
 	}
@@ -56,7 +57,8 @@ func newLogger(cfg Config) *slog.Logger {
 
 // run serves until ctx ends, then stops cleanly: stop accepting, finish the
 // requests in flight, close the tables (checkpointing them), remove the socket.
-func run(ctx context.Context, cfg Config, log *slog.Logger) error {
+// Each signal on hup reloads the node's certificate (reload.go).
+func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal) error {
 	var ident *pki.Identity
 	var ca *x509.CertPool
 	if cfg.Mesh() {
@@ -103,16 +105,22 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer os.Remove(cfg.Socket)
 	handler := api.NewServer(st, limits, log)
+	var cur *pki.Current // the certificate in use, replaced on SIGHUP
+	var reloads *reloader
 	if ident != nil {
-		mesh, err := startMesh(ctx, cfg, ident, st, log)
+		cur = pki.NewCurrent(ident)
+		mesh, err := startMesh(ctx, cfg, cur, st, log)
 		if err != nil {
 			return err
 		}
 		defer mesh.Close()
 		handler.SetMesh(mesh.node, mesh.peers, mesh.repl)
+		reloads = &reloader{certFile: cfg.MeshCert, keyFile: cfg.MeshKey, roots: ca, cur: cur, store: st,
+			after: mesh.node.CheckCertificates, log: log, now: time.Now}
 	}
+	defer startReloads(hup, reloads, log)()
 	if cfg.RPCListen != "" {
-		stopRPC, err := serveRPC(cfg, ident, handler, log)
+		stopRPC, err := serveRPC(cfg, cur, handler, log)
 		if err != nil {
 			return err
 		}

@@ -43,7 +43,9 @@ const (
 // one, if any) before the ACLs are checked. stop shuts the listener down,
 // letting requests in flight finish. The listener caps the connections it
 // holds (rpcLimits), so that no one can exhaust the process's descriptors.
-func serveRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger) (stop func(), err error) {
+// Each handshake presents the certificate ident holds then, so a reload
+// (SIGHUP) takes effect on the next connection.
+func serveRPC(cfg Config, ident *pki.Current, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	s, err := listenRPC(cfg, ident, h, log)
 	if err != nil {
 		return nil, err
@@ -57,7 +59,7 @@ type rpcServer struct {
 	stop func()
 }
 
-func listenRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger) (*rpcServer, error) {
+func listenRPC(cfg Config, ident *pki.Current, h http.Handler, log *slog.Logger) (*rpcServer, error) {
 	if ident == nil {
 		return nil, errors.New("--rpc-listen needs mesh mode (--mesh-ca, --mesh-cert and --mesh-key)")
 	}
@@ -93,7 +95,7 @@ func listenRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger
 			log.Error("rpc: the listener stopped", "addr", raw.Addr().String(), "err", err)
 		}
 	}()
-	log.Info("rpc listening", "addr", raw.Addr().String(), "node", ident.Name)
+	log.Info("rpc listening", "addr", raw.Addr().String(), "node", ident.Get().Name)
 	var once sync.Once
 	return &rpcServer{ln: ln, stop: func() {
 		once.Do(func() {
@@ -115,10 +117,10 @@ func listenRPC(cfg Config, ident *pki.Identity, h http.Handler, log *slog.Logger
 // the verified chains that the API takes the caller's identity from;
 // VerifyConnection then applies the mesh's own rules with pki.Verify, which
 // refuses a node certificate used as a client.
-func rpcTLSConfig(ident *pki.Identity, pool *x509.CertPool) *tls.Config {
+func rpcTLSConfig(ident *pki.Current, pool *x509.CertPool) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
-		Certificates:           []tls.Certificate{ident.TLS},
+		GetCertificate:         func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return ident.TLS(), nil },
 		ClientAuth:             tls.RequireAndVerifyClientCert,
 		ClientCAs:              pool,
 		NextProtos:             []string{"http/1.1"},

@@ -119,7 +119,7 @@ func startRPC(t *testing.T, f *rpcFixture, h http.Handler) (string, *logBuffer, 
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "ca.crt")}
-	stop, err := serveRPC(cfg, f.ident, h, log)
+	stop, err := serveRPC(cfg, pki.NewCurrent(f.ident), h, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestRPCStartErrors(t *testing.T) {
 	if _, err := serveRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: ca}, nil, http.NotFoundHandler(), quiet); err == nil || !strings.Contains(err.Error(), "mesh mode") {
 		t.Errorf("no identity: %v", err)
 	}
-	if _, err := serveRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "none.crt")}, f.ident, http.NotFoundHandler(), quiet); err == nil || !strings.Contains(err.Error(), "mesh CA") {
+	if _, err := serveRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "none.crt")}, pki.NewCurrent(f.ident), http.NotFoundHandler(), quiet); err == nil || !strings.Contains(err.Error(), "mesh CA") {
 		t.Errorf("no CA: %v", err)
 	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -301,10 +301,10 @@ func TestRPCStartErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	if _, err := serveRPC(Config{RPCListen: busy.Addr().String(), MeshCA: ca}, f.ident, http.NotFoundHandler(), quiet); err == nil || !strings.Contains(err.Error(), "--rpc-listen") {
+	if _, err := serveRPC(Config{RPCListen: busy.Addr().String(), MeshCA: ca}, pki.NewCurrent(f.ident), http.NotFoundHandler(), quiet); err == nil || !strings.Contains(err.Error(), "--rpc-listen") {
 		t.Errorf("address in use: %v", err)
 	}
-	if _, err := serveRPC(Config{RPCListen: "nonsense", MeshCA: ca}, f.ident, http.NotFoundHandler(), quiet); err == nil {
+	if _, err := serveRPC(Config{RPCListen: "nonsense", MeshCA: ca}, pki.NewCurrent(f.ident), http.NotFoundHandler(), quiet); err == nil {
 		t.Errorf("a bad address was accepted")
 	}
 }
@@ -342,7 +342,7 @@ func TestRPCFloodOfSilentConnections(t *testing.T) {
 	})
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := listenRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "ca.crt")}, f.ident, h, log)
+	srv, err := listenRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "ca.crt")}, pki.NewCurrent(f.ident), h, log)
 	if err != nil {
 		t.Fatal(err)
 	}
