@@ -270,7 +270,7 @@ func (a *app) restore(cmd *cobra.Command, path string, names []string, req api.R
 		return cli.WriteJSON(a.stdout, res)
 	}
 	for _, t := range res.Tables {
-		what := "merged into"
+		what := "merged"
 		if t.Action == "create" {
 			what = fmt.Sprintf("created (scope %s, id %s)", t.Scope, t.ID)
 		}
