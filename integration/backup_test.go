@@ -183,39 +183,43 @@ func TestBackupWhileWritingRestoresExactly(t *testing.T) {
 	src.must("put", "small", "gone", "x")
 	src.must("del", "small", "gone")
 
-	// The writer: overwrites, deletes and new keys, about one every
-	// millisecond, until the backup is done (bounded in count and time).
+	// The writers: overwrites, deletes and new keys, 1,000 a second offered
+	// (8 clients, one write every 8 ms each, so a slow write does not
+	// lower the rate), until the backup is done (bounded in count and time).
 	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
 	var wg sync.WaitGroup
 	var written atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c := src.client()
-		defer c.Close()
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < 200_000 && ctx.Err() == nil; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+	const writers = 8
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := src.client()
+			defer c.Close()
+			tick := time.NewTicker(writers * time.Millisecond)
+			defer tick.Stop()
+			for i := w; i < 200_000 && ctx.Err() == nil; i += writers {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				var err error
+				switch i % 4 {
+				case 0, 1:
+					_, err = c.Put(ctx, "big", fmt.Appendf(nil, "key%07d", (i*7919)%keys), fmt.Appendf(nil, "new %d", i))
+				case 2:
+					_, err = c.Put(ctx, "big", fmt.Appendf(nil, "extra%07d", i), []byte{0, byte(i)})
+				case 3:
+					_, err = c.Delete(ctx, "big", fmt.Appendf(nil, "key%07d", (i*104729)%keys))
+				}
+				if err == nil {
+					written.Add(1)
+				}
 			}
-			var err error
-			switch i % 4 {
-			case 0, 1:
-				_, err = c.Put(ctx, "big", fmt.Appendf(nil, "key%07d", (i*7919)%keys), fmt.Appendf(nil, "new %d", i))
-			case 2:
-				_, err = c.Put(ctx, "big", fmt.Appendf(nil, "extra%07d", i), []byte{0, byte(i)})
-			case 3:
-				_, err = c.Delete(ctx, "big", fmt.Appendf(nil, "key%07d", (i*104729)%keys))
-			}
-			if err == nil {
-				written.Add(1)
-			}
-		}
-	}()
+		}()
+	}
 	// Some writes before the backup starts, so it runs amid them.
 	c := src.client()
 	defer c.Close()
