@@ -147,6 +147,9 @@ func (s *Store) systemTable(name string) *tables.Table { return s.copies[systemI
 // Node is this node's name.
 func (s *Store) Node() string { return s.opts.Node }
 
+// Dir is the node's data directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
 // Signer is this node as it signs its changes to the system tables; ok is
 // false for a standalone node, which signs nothing.
 func (s *Store) Signer() (signer pki.Signer, ok bool) {

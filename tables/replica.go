@@ -19,28 +19,12 @@ import (
 // log offset the view reflected at that instant: applying the records and
 // then the log after the offset rebuilds the copy.
 func (t *Table) Snapshot() (recs []Record, offset uint64, err error) {
-	type kv struct{ k, v string }
-	var items []kv
-	t.db.View(func(tx *buntdb.Tx) error {
-		offset = t.applied
-		items = make([]kv, 0, t.keys+t.tombstones)
-		return tx.AscendGreaterOrEqual("", userKeyPrefix, func(k, v string) bool {
-			if len(k) == 0 || k[:1] != userKeyPrefix {
-				return false
-			}
-			items = append(items, kv{k, v})
-			return true
-		})
-	})
-	recs = make([]Record, 0, len(items))
-	for _, it := range items {
-		r, err := decodeRecord(it.k[len(userKeyPrefix):], it.v)
-		if err != nil {
-			return nil, 0, fmt.Errorf("table %s: snapshot: %w", t.opts.Name, err)
-		}
-		recs = append(recs, r)
+	f := t.Freeze()
+	recs = make([]Record, 0, f.Len())
+	if err := f.Each(nil, func(r Record) error { recs = append(recs, r); return nil }); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: %w", err)
 	}
-	return recs, offset, nil
+	return recs, f.Offset, nil
 }
 
 // Cursor is how far this copy has applied another copy's log: the log's id

@@ -217,11 +217,11 @@ func newRootCmd(a *app) *cobra.Command {
 	a.remote.flags(pf)
 
 	root.AddGroup(&cobra.Group{ID: "data", Title: "Data:"}, &cobra.Group{ID: "admin", Title: "Administration:"})
-	for _, c := range []*cobra.Command{tableCmd(a), putCmd(a), getCmd(a), delCmd(a), scanCmd(a), watchCmd(a)} {
+	for _, c := range []*cobra.Command{tableCmd(a), putCmd(a), getCmd(a), delCmd(a), scanCmd(a), watchCmd(a), exportCmd(a), importCmd(a)} {
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{identityCmd(a), aclCmd(a), nodeCmd(a), meshCmd(a), certCmd(a), benchCmd(a), syncCmd(a)} {
+	for _, c := range []*cobra.Command{identityCmd(a), aclCmd(a), nodeCmd(a), meshCmd(a), certCmd(a), benchCmd(a), syncCmd(a), backupCmd(a), restoreCmd(a)} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
