@@ -223,6 +223,18 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
+	// A copy that forgets its cursors (it is rebuilt) follows again from a
+	// snapshot: end this stream.
+	resync := t.Resync()
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	go func() {
+		select {
+		case <-resync:
+			st.Reset()
+		case <-rctx.Done():
+		}
+	}()
 	cur, _ := t.Cursor(s.Peer)
 	sub, req := newSubscription(info.Name, info.ID, cur)
 	if err := mesh.WriteFrame(st, mustJSON(req)); err != nil {
@@ -254,7 +266,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 			return progressed, err
 		}
 		if len(ready.Apply) > 0 {
-			if err := r.apply(ctx, t, ready.Apply, drainOnly); err != nil {
+			if err := r.apply(ctx, t, ready, drainOnly); err != nil {
 				return progressed, err
 			}
 			progressed = true
@@ -264,11 +276,24 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 				return progressed, err
 			}
 		}
+		if ready.SnapshotDone {
+			still, err := t.SnapshotDone(ready.Floor)
+			if err != nil {
+				return progressed, err
+			}
+			if still {
+				// This copy is rebuilding and the publisher is not yet at
+				// its floor: ask it again later, for a snapshot that is.
+				t.ForgetCursor(s.Peer)
+				return false, fmt.Errorf("the copy is rebuilding and %s is not yet complete below its floor: asking for a snapshot again", s.Peer)
+			}
+		}
 	}
 }
 
 // apply adopts entries (LWW); a catalog change is acted on at once.
-func (r *Replicator) apply(ctx context.Context, t *tables.Table, entries []wal.Entry, drainOnly *scope.TableInfo) error {
+func (r *Replicator) apply(ctx context.Context, t *tables.Table, ready Ready, drainOnly *scope.TableInfo) error {
+	entries := ready.Apply
 	if drainOnly != nil { // a peer followed while it hands its copy off
 		n := len(entries)
 		entries = slices.DeleteFunc(slices.Clone(entries), func(e wal.Entry) bool { return !scope.FromDraining(*drainOnly, e.Version.HLC) })
@@ -276,7 +301,13 @@ func (r *Replicator) apply(ctx context.Context, t *tables.Table, entries []wal.E
 			r.log.Warn("repl: refused entries a draining peer made after it was taken out of the scope", "table", t.Name(), "refused", k)
 		}
 	}
-	adopted, err := t.Apply(ctx, entries)
+	var adopted int
+	var err error
+	if ready.Snapshot {
+		adopted, err = t.ApplySnapshot(ctx, entries, ready.Floor)
+	} else {
+		adopted, err = t.Apply(ctx, entries)
+	}
 	if !tables.OnlyRefused(err) { // entries refused for good are skipped (and logged)
 		return err
 	}
