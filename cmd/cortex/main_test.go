@@ -736,8 +736,8 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	walk(newRootCmd(newApp(nil, nil, nil, nil, false)), nil)
-	if len(paths) != 35 {
-		t.Errorf("%d commands, want 35 (root, 8 groups, 26 commands)", len(paths))
+	if len(paths) != 36 {
+		t.Errorf("%d commands, want 36 (root, 8 groups, 27 commands)", len(paths))
 	}
 	for _, path := range paths {
 		r := runEnv(t, nil, "", append(slices.Clone(path), "--help")...)

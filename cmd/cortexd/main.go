@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
@@ -103,6 +104,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer os.Remove(cfg.Socket)
 	handler := api.NewServer(st, limits, log)
+	var q repair.Querier // nil: standalone
 	if ident != nil {
 		mesh, err := startMesh(ctx, cfg, ident, st, log)
 		if err != nil {
@@ -110,6 +112,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		defer mesh.Close()
 		handler.SetMesh(mesh.node, mesh.peers, mesh.repl)
+		q = mesh.peers
+	}
+	{ // the purge horizon of the tables this node is the home of
+		hctx, hcancel := context.WithCancel(ctx)
+		hdone := make(chan struct{})
+		go func() { defer close(hdone); repair.Horizons(hctx, q, st, time.Second, log) }()
+		defer func() { hcancel(); <-hdone }()
 	}
 	if cfg.RPCListen != "" {
 		stopRPC, err := serveRPC(cfg, ident, handler, log)
