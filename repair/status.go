@@ -61,14 +61,14 @@ type PurgeStatus struct {
 
 // TableStatus is the status of one table across the mesh.
 type TableStatus struct {
-	Table      string      `json:"table"`
-	Scope      scope.Scope `json:"scope"`
-	Replicated bool        `json:"replicated"` // false for local tables
-	Desired    []string    `json:"desired"`
-	Replicas   []Replica   `json:"replicas"`
-	State      string      `json:"state"`
-	InSync     bool        `json:"in_sync"`
-	Note       string      `json:"note,omitempty"` // why the state is unknown, when it is not for want of holders
+	Table      string       `json:"table"`
+	Scope      scope.Scope  `json:"scope"`
+	Replicated bool         `json:"replicated"` // false for local tables
+	Desired    []string     `json:"desired"`
+	Replicas   []Replica    `json:"replicas"`
+	State      string       `json:"state"`
+	InSync     bool         `json:"in_sync"`
+	Note       string       `json:"note,omitempty"` // why the state is unknown, when it is not for want of holders
 	Purge      *PurgeStatus `json:"purge,omitempty"`
 }
 

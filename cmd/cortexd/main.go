@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/pflag"
