@@ -32,6 +32,27 @@ func Reports(copies map[string]CopyStatus) map[string]scope.CopyReport {
 	return out
 }
 
+// Refresh updates the last report of a copy that does not answer now with
+// what the live copies know of its log: a subscriber whose cursor in its
+// log (the same log) is at or past the offset it reported has every entry
+// it had then, and what it wrote after is at or above its clock then (or
+// comes from another copy, whose own bounds count it). So that
+// subscriber's bound is the copy's clock at the report.
+func Refresh(node string, stale CopyStatus, live map[string]CopyStatus) CopyStatus {
+	subs := slices.Clone(stale.Subscribers)
+	for i, s := range subs {
+		l, ok := live[s.Node]
+		if !ok || stale.Clock == 0 {
+			continue
+		}
+		if cur, ok := l.Cursors[node]; ok && cur.LogID == stale.LogID && cur.Offset >= stale.Offset {
+			subs[i].Acked, subs[i].Bound, subs[i].Behind = max(s.Acked, cur.Offset), max(s.Bound, stale.Clock), ""
+		}
+	}
+	stale.Subscribers = subs
+	return stale
+}
+
 // holders are the nodes whose copies a table's horizon must count: the
 // nodes its scope selects among the members (a node named in a list scope
 // that never joined has no copy; it gets one by rebuilding).
@@ -47,12 +68,13 @@ func limitFor(info scope.TableInfo, now time.Time) uint64 {
 // purgeStatus is the purge part of a table's status.
 func purgeStatus(st *store.Store, info scope.TableInfo, members []string, copies map[string]CopyStatus, now time.Time) *PurgeStatus {
 	ps := &PurgeStatus{GraceS: info.Grace().Seconds()}
-	if h, ok := st.Horizon(info.ID); ok {
+	h, ok := st.Horizon(info.ID)
+	if ok {
 		ps.Horizon = h.HLC
 		at, _ := tables.HLCTime(h.HLC)
 		ps.HorizonAt = at.Format(time.RFC3339Nano)
 	}
-	next, limitedBy, blocked := scope.NextHorizon(holders(info, members), Reports(copies), ps.Horizon, limitFor(info, now))
+	next, limitedBy, blocked := scope.NextHorizon(holders(info, members), Reports(copies), h, limitFor(info, now))
 	ps.Next, ps.LimitedBy, ps.Blocked = next.HLC, limitedBy, blocked
 	return ps
 }
@@ -118,11 +140,17 @@ func horizonRound(ctx context.Context, q Querier, st *store.Store, last map[stri
 			cache = map[string]CopyStatus{}
 			last[info.ID] = cache
 		}
+		live := map[string]CopyStatus{}
 		for m, list := range reports {
 			for _, c := range list {
 				if c.Table == info.Name && c.ID == info.ID {
-					cache[m] = c
+					cache[m], live[m] = c, c
 				}
+			}
+		}
+		for m, c := range cache {
+			if _, ok := live[m]; !ok {
+				cache[m] = Refresh(m, c, live)
 			}
 		}
 		hs := holders(info, members)
@@ -135,10 +163,7 @@ func horizonRound(ctx context.Context, q Querier, st *store.Store, last map[stri
 		for _, c := range cache {
 			tombs += c.Tombstones
 		}
-		var prev uint64
-		if h, ok := st.Horizon(info.ID); ok {
-			prev = h.HLC
-		}
+		prev, _ := st.Horizon(info.ID)
 		next, _, blocked := scope.NextHorizon(hs, Reports(cache), prev, limitFor(info, now))
 		if len(blocked) > 0 || next.HLC == 0 || tombs == 0 {
 			continue

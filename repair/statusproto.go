@@ -30,6 +30,7 @@ type CopyStatus struct {
 	Subscribers []SubscriberStatus       `json:"subscribers"`
 	Cursors     map[string]tables.Cursor `json:"cursors"`
 	Floor       uint64                   `json:"floor,omitempty"` // purge floor (HLC)
+	Clock       uint64                   `json:"clock,omitempty"` // the node's clock when the bounds were taken
 	Rebuilding  bool                     `json:"rebuilding,omitempty"`
 }
 
@@ -65,7 +66,8 @@ func LocalStatus(st *store.Store, asker string, names []string) []CopyStatus {
 			Cursors: t.Cursors(), Subscribers: []SubscriberStatus{}, Failed: s.Failed, Damage: s.Damage}
 		cs.Floor, cs.Rebuilding = s.Floor, s.Rebuilding
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, bounds, err := t.AckBounds(ctx)
+		now, bounds, err := t.AckBounds(ctx)
+		cs.Clock = now
 		cancel()
 		if err != nil {
 			for node, a := range t.Subscribers() {

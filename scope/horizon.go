@@ -131,11 +131,12 @@ type AckReport struct {
 
 // NextHorizon decides a table's next horizon from the reports of its
 // holders (every node that must hold it and has not been forgotten), the
-// current horizon prev and limit (now minus the table's grace, as an HLC).
+// current horizon prev (the zero Horizon if none) and limit (now minus the table's grace, as an HLC).
 // It returns the horizon and the copies counted, or what blocks it. The
 // horizon never goes down; it is at most limit. Why it is not higher is
 // said in limitedBy.
-func NextHorizon(holders []string, reports map[string]CopyReport, prev, limit uint64) (h Horizon, limitedBy string, blocked []string) {
+func NextHorizon(holders []string, reports map[string]CopyReport, prevH Horizon, limit uint64) (h Horizon, limitedBy string, blocked []string) {
+	prev := prevH.HLC
 	if len(holders) == 0 {
 		return Horizon{}, "", []string{"no node holds the table"}
 	}
@@ -150,8 +151,11 @@ func NextHorizon(holders []string, reports map[string]CopyReport, prev, limit ui
 			blocked = append(blocked, n+"'s copy failed: "+r.Failed)
 		case r.Rebuilding:
 			blocked = append(blocked, n+" is rebuilding its copy (waiting for a snapshot from a copy at the horizon)")
-		case r.Floor < prev:
-			blocked = append(blocked, fmt.Sprintf("%s has not applied the current horizon yet", n))
+		case r.Floor < prev && !counted(prevH, n):
+			// A copy counted in the current horizon checks, when it sees
+			// the next one, that it is not behind what it was counted with
+			// (FloorAction); one that was not must first be rebuilt.
+			blocked = append(blocked, fmt.Sprintf("%s was not counted in the current horizon and has not applied it yet", n))
 		}
 	}
 	if len(blocked) > 0 {
@@ -199,6 +203,11 @@ func NextHorizon(holders []string, reports map[string]CopyReport, prev, limit ui
 		h.Copies[i].Bound = max(h.Copies[i].Bound, hlc)
 	}
 	return h, limitedBy, nil
+}
+
+func counted(h Horizon, node string) bool {
+	_, ok := h.Counted(node)
+	return ok
 }
 
 func since(ms int64) string {

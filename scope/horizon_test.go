@@ -47,22 +47,24 @@ func TestNextHorizon(t *testing.T) {
 		return out
 	}
 	cases := []struct {
-		name        string
-		holders     []string
-		reports     map[string]CopyReport
-		prev, limit uint64
-		want        uint64
-		blocked     string // a substring of the blockers
-		limitedBy   string
+		name      string
+		holders   []string
+		reports   map[string]CopyReport
+		prev      Horizon
+		limit     uint64
+		want      uint64
+		blocked   string // a substring of the blockers
+		limitedBy string
 	}{
 		{name: "the smallest bound", holders: three, reports: full, limit: 1000, want: 400, limitedBy: "c has acknowledged a's log up to offset 10"},
 		{name: "the grace", holders: three, reports: full, limit: 300, want: 300, limitedBy: "grace"},
-		{name: "never down", holders: three, reports: atFloor(450), prev: 450, limit: 1000, want: 0, limitedBy: "c has acknowledged a's log"},
+		{name: "never down", holders: three, reports: atFloor(450), prev: Horizon{HLC: 450}, limit: 1000, want: 0, limitedBy: "c has acknowledged a's log"},
 		{name: "a holder not reported", holders: []string{"a", "b", "c", "d"}, reports: full, limit: 1000, blocked: "d has not reported"},
 		{name: "a missing acknowledgement", holders: three, reports: with("a", func(r *CopyReport) { delete(r.Acks, "c") }), limit: 1000, blocked: "c has not acknowledged a's log"},
 		{name: "an acknowledgement behind the log", holders: three, reports: with("b", func(r *CopyReport) { r.Acks["a"] = AckReport{Behind: "behind"} }), limit: 1000, blocked: "a has not acknowledged b's log"},
 		{name: "rebuilding", holders: three, reports: with("c", func(r *CopyReport) { r.Rebuilding = true }), limit: 1000, blocked: "c is rebuilding"},
-		{name: "floor behind the current horizon", holders: three, reports: with("b", func(r *CopyReport) { r.Floor = 100 }), prev: 200, limit: 1000, blocked: "b has not applied the current horizon"},
+		{name: "floor behind the current horizon, not counted in it", holders: three, reports: with("b", func(r *CopyReport) { r.Floor = 100 }), prev: Horizon{HLC: 200, Copies: []CountedCopy{{Node: "a"}, {Node: "c"}}}, limit: 1000, blocked: "b was not counted in the current horizon"},
+		{name: "floor behind the current horizon, counted in it (down, or not yet applied)", holders: three, reports: full, prev: Horizon{HLC: 200, Copies: []CountedCopy{{Node: "a"}, {Node: "b"}, {Node: "c"}}}, limit: 1000, want: 400},
 		{name: "draining", holders: three, reports: with("b", func(r *CopyReport) { r.Draining = true }), limit: 1000, blocked: "handing its copy off"},
 		{name: "failed", holders: three, reports: with("b", func(r *CopyReport) { r.Failed = "disk full" }), limit: 1000, blocked: "disk full"},
 		{name: "a forgotten holder is not asked", holders: []string{"a", "b"}, reports: with("a", func(r *CopyReport) { delete(r.Acks, "c") }), limit: 1000, want: 500},
