@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/repair"
@@ -125,6 +126,19 @@ func (c *Client) SyncRepair(ctx context.Context, table string, dryRun bool) (rep
 func (c *Client) CreateTable(ctx context.Context, name string, scope scope.Scope, o Overrides) (TableInfo, error) {
 	var r TableInfo
 	return r, c.call(ctx, "table/create", CreateTableRequest{Table: name, Scope: &scope, Overrides: o}, &r)
+}
+
+// CreateTableWith is CreateTable with every field of the request (the
+// tombstone grace).
+func (c *Client) CreateTableWith(ctx context.Context, req CreateTableRequest) (TableInfo, error) {
+	var r TableInfo
+	return r, c.call(ctx, "table/create", req, &r)
+}
+
+// SetTable changes a table's tombstone grace.
+func (c *Client) SetTable(ctx context.Context, name string, grace time.Duration) (TableInfo, error) {
+	var r TableInfo
+	return r, c.call(ctx, "table/set", SetTableRequest{Table: name, TombstoneGraceMS: grace.Milliseconds()}, &r)
 }
 
 // SetScope changes a table's scope, guarded as CreateTable is; a change to

@@ -60,6 +60,7 @@ func NewServer(st *store.Store, limits tables.Limits, log *slog.Logger) *Server 
 	route(s, "sync/repair", s.syncRepair)
 	route(s, "table/create", s.createTable)
 	route(s, "table/scope", s.setScope)
+	route(s, "table/set", s.setTable)
 	route(s, "table/drop", s.dropTable)
 	route(s, "table/list", s.listTables)
 	route(s, "put", s.put)
@@ -223,7 +224,28 @@ func (s *Server) createTable(ctx context.Context, c caller, req *CreateTableRequ
 			return TableInfo{}, err
 		}
 	}
-	info, err := s.store.CreateTable(ctx, req.Table, sc)
+	if req.TombstoneGraceMS != 0 {
+		if req.TombstoneGraceMS < scope.MinTombstoneGrace.Milliseconds() || req.TombstoneGraceMS > scope.MaxTombstoneGrace.Milliseconds() {
+			return TableInfo{}, fmt.Errorf("%w: tombstone grace of %d ms: it must be between 1s and 87600h", tables.ErrInvalid, req.TombstoneGraceMS)
+		}
+	}
+	info, err := s.store.CreateTableWithGrace(ctx, req.Table, sc, req.TombstoneGraceMS)
+	if err != nil {
+		return TableInfo{}, err
+	}
+	return s.describe(info), nil
+}
+
+// setTable changes a table's tombstone grace (admin on the table; the store
+// asks for its home or an admin node).
+func (s *Server) setTable(ctx context.Context, c caller, req *SetTableRequest) (TableInfo, error) {
+	if err := s.check(c, req.Table, store.PermAdmin); err != nil {
+		return TableInfo{}, err
+	}
+	if req.TombstoneGraceMS < scope.MinTombstoneGrace.Milliseconds() || req.TombstoneGraceMS > scope.MaxTombstoneGrace.Milliseconds() {
+		return TableInfo{}, fmt.Errorf("%w: tombstone grace of %d ms: it must be between 1s and 87600h", tables.ErrInvalid, req.TombstoneGraceMS)
+	}
+	info, err := s.store.SetGrace(ctx, req.Table, req.TombstoneGraceMS)
 	if err != nil {
 		return TableInfo{}, err
 	}

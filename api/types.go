@@ -30,7 +30,16 @@ type DropTableRequest struct {
 type CreateTableRequest struct {
 	Table string       `json:"table"`
 	Scope *scope.Scope `json:"scope,omitempty"`
+	// TombstoneGraceMS is how long tombstones are kept at least, in ms (0:
+	// 24 h).
+	TombstoneGraceMS int64 `json:"tombstone_grace_ms,omitempty"`
 	Overrides
+}
+
+// SetTableRequest changes a table's settings: its tombstone grace.
+type SetTableRequest struct {
+	Table            string `json:"table"`
+	TombstoneGraceMS int64  `json:"tombstone_grace_ms"`
 }
 
 // SetScopeRequest changes a table's scope.

@@ -43,18 +43,33 @@ type Replica struct {
 	LastContactMS int64  `json:"last_contact_ms,omitempty"`
 	Failed        string `json:"failed,omitempty"` // writes refused for now, or the copy did not open
 	Damage        string `json:"damage,omitempty"` // damage found in its log and what was done
+	Tombstones    int64  `json:"tombstones"`
+	Floor         uint64 `json:"floor,omitempty"` // purge floor (HLC): tombstones older than it are gone
+	Rebuilding    bool   `json:"rebuilding,omitempty"`
+}
+
+// PurgeStatus is a table's purge horizon: the one in the catalog, and the
+// next one the copies allow now, or what blocks it.
+type PurgeStatus struct {
+	GraceS    float64  `json:"grace_s"`
+	Horizon   uint64   `json:"horizon"`              // HLC, 0: none yet
+	HorizonAt string   `json:"horizon_at,omitempty"` // its wall time
+	Next      uint64   `json:"next,omitempty"`       // what the copies allow now
+	LimitedBy string   `json:"limited_by,omitempty"` // why next is not higher
+	Blocked   []string `json:"blocked,omitempty"`    // what keeps the horizon from moving
 }
 
 // TableStatus is the status of one table across the mesh.
 type TableStatus struct {
-	Table      string      `json:"table"`
-	Scope      scope.Scope `json:"scope"`
-	Replicated bool        `json:"replicated"` // false for local tables
-	Desired    []string    `json:"desired"`
-	Replicas   []Replica   `json:"replicas"`
-	State      string      `json:"state"`
-	InSync     bool        `json:"in_sync"`
-	Note       string      `json:"note,omitempty"` // why the state is unknown, when it is not for want of holders
+	Table      string       `json:"table"`
+	Scope      scope.Scope  `json:"scope"`
+	Replicated bool         `json:"replicated"` // false for local tables
+	Desired    []string     `json:"desired"`
+	Replicas   []Replica    `json:"replicas"`
+	State      string       `json:"state"`
+	InSync     bool         `json:"in_sync"`
+	Note       string       `json:"note,omitempty"` // why the state is unknown, when it is not for want of holders
+	Purge      *PurgeStatus `json:"purge,omitempty"`
 }
 
 // Status is `cortex sync status`.
@@ -250,6 +265,7 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 			}
 			if ok && c.LogID != "" {
 				r.HasCopy, r.Draining, r.LogID, r.Offset, r.Keys, r.Digest = true, c.Draining, c.LogID, c.Offset, c.Keys, c.Digest
+				r.Tombstones, r.Floor, r.Rebuilding = c.Tombstones, c.Floor, c.Rebuilding
 				r.Lag, r.LagS = lags[m].Entries, lags[m].Seconds
 			}
 			if !r.Reachable {
@@ -262,6 +278,9 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 		}
 		ts.State = Verdict(ts.Replicas)
 		ts.InSync = ts.State == InSync
+		if !info.System() {
+			ts.Purge = purgeStatus(stor, info, nodes, copies, now)
+		}
 		st.Tables = append(st.Tables, ts)
 	}
 	return st, nil

@@ -29,6 +29,9 @@ type CopyStatus struct {
 	Damage      string                   `json:"damage,omitempty"` // damage found in its log and what was done
 	Subscribers []SubscriberStatus       `json:"subscribers"`
 	Cursors     map[string]tables.Cursor `json:"cursors"`
+	Floor       uint64                   `json:"floor,omitempty"` // purge floor (HLC)
+	Clock       uint64                   `json:"clock,omitempty"` // the node's clock when the bounds were taken
+	Rebuilding  bool                     `json:"rebuilding,omitempty"`
 }
 
 // SubscriberStatus is how far a subscriber has applied a copy's log.
@@ -36,6 +39,10 @@ type SubscriberStatus struct {
 	Node          string `json:"node"`
 	Acked         uint64 `json:"acked"`
 	LastContactMS int64  `json:"last_contact_ms"`
+	// Bound: every entry of the log after Acked is at or above this HLC
+	// (tables.AckBound); Behind says why there is none.
+	Bound  uint64 `json:"bound,omitempty"`
+	Behind string `json:"behind,omitempty"`
 }
 
 // LocalStatus describes this node's copies (held or being handed off) of
@@ -57,8 +64,18 @@ func LocalStatus(st *store.Store, asker string, names []string) []CopyStatus {
 		cs := CopyStatus{Table: info.Name, ID: info.ID, LogID: s.LogID, FirstOffset: s.FirstOffset, Offset: s.Applied,
 			Keys: s.Keys, Tombstones: s.Tombstones, Digest: strconv.FormatUint(s.Digest, 16), Draining: !st.Holds(info),
 			Cursors: t.Cursors(), Subscribers: []SubscriberStatus{}, Failed: s.Failed, Damage: s.Damage}
-		for node, a := range t.Subscribers() {
-			cs.Subscribers = append(cs.Subscribers, SubscriberStatus{Node: node, Acked: a.Offset, LastContactMS: a.At.UnixMilli()})
+		cs.Floor, cs.Rebuilding = s.Floor, s.Rebuilding
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		now, bounds, err := t.AckBounds(ctx)
+		cs.Clock = now
+		cancel()
+		if err != nil {
+			for node, a := range t.Subscribers() {
+				cs.Subscribers = append(cs.Subscribers, SubscriberStatus{Node: node, Acked: a.Offset, LastContactMS: a.At.UnixMilli(), Behind: "no bound: " + err.Error()})
+			}
+		}
+		for _, b := range bounds {
+			cs.Subscribers = append(cs.Subscribers, SubscriberStatus{Node: b.Subscriber, Acked: b.Offset, LastContactMS: b.At.UnixMilli(), Bound: b.Bound, Behind: b.Behind})
 		}
 		slices.SortFunc(cs.Subscribers, func(a, b SubscriberStatus) int { return cmpString(a.Node, b.Node) })
 		out = append(out, cs)

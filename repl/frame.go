@@ -57,7 +57,7 @@ func decodeRequest(b []byte) (request, error) {
 // batch, error. Subscriber to publisher: ack.
 const (
 	frameStart     = 'L' // log_id, from: the log follows from this offset, no snapshot
-	frameSnapBegin = 'S' // log_id, offset: a snapshot as of offset follows
+	frameSnapBegin = 'S' // log_id, offset, floor: a snapshot as of offset follows, of a copy complete below floor
 	frameSnapRecs  = 'R' // count, entries: part of a snapshot
 	frameSnapEnd   = 'Z' // the snapshot is complete; the log follows from offset+1
 	frameBatch     = 'B' // first offset, count, entries: consecutive log entries
@@ -70,6 +70,7 @@ type frame struct {
 	Type    byte
 	LogID   string
 	Offset  uint64 // start: from; snapshot begin: as-of offset; batch: first offset; ack
+	Floor   uint64 // snapshot begin: the publisher is complete below this HLC (tables.Table.CompleteBelow)
 	Entries []wal.Entry
 	Message string
 }
@@ -81,6 +82,9 @@ func encodeFrame(f *frame) []byte {
 		b = binary.AppendUvarint(b, uint64(len(f.LogID)))
 		b = append(b, f.LogID...)
 		b = binary.AppendUvarint(b, f.Offset)
+		if f.Type == frameSnapBegin {
+			b = binary.AppendUvarint(b, f.Floor)
+		}
 	case frameBatch:
 		b = binary.AppendUvarint(b, f.Offset)
 		b = wal.AppendBatch(b, f.Entries)
@@ -109,6 +113,9 @@ func decodeFrame(b []byte) (frame, error) {
 		if id, b, err = wal.Bytes(b, 64); err == nil {
 			f.LogID = string(id)
 			f.Offset, b, err = wal.Uvarint(b)
+		}
+		if err == nil && f.Type == frameSnapBegin {
+			f.Floor, b, err = wal.Uvarint(b)
 		}
 	case frameBatch:
 		if f.Offset, b, err = wal.Uvarint(b); err == nil {

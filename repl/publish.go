@@ -103,11 +103,12 @@ func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table
 	// A cursor past this log's end means the log lost entries the
 	// subscriber has (a data directory restored from a backup): start over.
 	if first, last := t.Bounds(); NeedsSnapshot(req.LogID, from, logID, first, last) {
+		floor := t.CompleteBelow() // before the records: the floor only rises
 		recs, offset, err := t.Snapshot()
 		if err != nil {
 			return err
 		}
-		if err := send(s, &frame{Type: frameSnapBegin, LogID: logID, Offset: offset}); err != nil {
+		if err := send(s, &frame{Type: frameSnapBegin, LogID: logID, Offset: offset, Floor: floor}); err != nil {
 			return err
 		}
 		if err := sendRecords(s, recs); err != nil {

@@ -219,6 +219,18 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
+	// A copy that forgets its cursors (it is rebuilt) follows again from a
+	// snapshot: end this stream.
+	resync := t.Resync()
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	go func() {
+		select {
+		case <-resync:
+			st.Reset()
+		case <-rctx.Done():
+		}
+	}()
 	cur, _ := t.Cursor(s.Peer)
 	sub, req := newSubscription(info.Name, info.ID, cur)
 	if err := mesh.WriteFrame(st, mustJSON(req)); err != nil {
@@ -250,7 +262,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 			return progressed, err
 		}
 		if len(ready.Apply) > 0 {
-			if err := r.apply(ctx, t, s, ready.Apply); err != nil {
+			if err := r.apply(ctx, t, s, ready); err != nil {
 				return progressed, err
 			}
 			progressed = true
@@ -260,6 +272,18 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 				return progressed, err
 			}
 		}
+		if ready.SnapshotDone {
+			still, err := t.SnapshotDone(ready.Floor)
+			if err != nil {
+				return progressed, err
+			}
+			if still {
+				// This copy is rebuilding and the publisher is not yet at
+				// its floor: ask it again later, for a snapshot that is.
+				t.ForgetCursor(s.Peer)
+				return false, fmt.Errorf("the copy is rebuilding and %s is not yet complete below its floor: asking for a snapshot again", s.Peer)
+			}
+		}
 	}
 }
 
@@ -267,7 +291,8 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 // table's record is read again for every batch: a peer the scope no longer
 // selects (it hands its copy off) gives only what it wrote before the
 // change, even on a stream that began while it was a holder.
-func (r *Replicator) apply(ctx context.Context, t *tables.Table, s Sub, entries []wal.Entry) error {
+func (r *Replicator) apply(ctx context.Context, t *tables.Table, s Sub, ready Ready) error {
+	entries := ready.Apply
 	info, err := r.store.Lookup(s.Table.Name, s.Table.ID)
 	if err != nil {
 		return err
@@ -279,7 +304,12 @@ func (r *Replicator) apply(ctx context.Context, t *tables.Table, s Sub, entries 
 			r.log.Warn("repl: refused entries a draining peer made after it was taken out of the scope", "table", t.Name(), "refused", k)
 		}
 	}
-	adopted, err := t.Apply(ctx, entries)
+	var adopted int
+	if ready.Snapshot {
+		adopted, err = t.ApplySnapshot(ctx, entries, ready.Floor)
+	} else {
+		adopted, err = t.Apply(ctx, entries)
+	}
 	if !tables.OnlyRefused(err) { // entries refused for good are skipped (and logged)
 		return err
 	}

@@ -18,12 +18,19 @@ type subscription struct {
 	logID      string        // the publisher's log, once it said
 	next       uint64        // the next offset of its log expected; 0 until known
 	snapOffset uint64        // during a snapshot: the offset it is as of
+	snapFloor  uint64        // the snapshot's publisher is complete below this HLC
 }
 
 // Ready is what the subscriber does after a step, in this order.
 type Ready struct {
 	Apply  []wal.Entry    // apply these (last-write-wins)
 	Cursor *tables.Cursor // then save and acknowledge this cursor
+	// Snapshot: Apply holds a snapshot's records, of a publisher complete
+	// below Floor (tables.Table.ApplySnapshot).
+	Snapshot bool
+	Floor    uint64
+	// SnapshotDone: the snapshot is complete (tables.Table.SnapshotDone).
+	SnapshotDone bool
 }
 
 // newSubscription returns the state of a stream from the stored cursor
@@ -48,19 +55,19 @@ func (s *subscription) Step(f frame) (Ready, error) {
 		if s.logID != "" {
 			return Ready{}, errors.New("a second snapshot in one stream")
 		}
-		s.logID, s.snapOffset = f.LogID, f.Offset
+		s.logID, s.snapOffset, s.snapFloor = f.LogID, f.Offset, f.Floor
 		return Ready{}, nil
 	case frameSnapRecs:
 		if s.logID == "" || s.next != 0 {
 			return Ready{}, errors.New("snapshot records outside a snapshot")
 		}
-		return Ready{Apply: f.Entries}, nil
+		return Ready{Apply: f.Entries, Snapshot: true, Floor: s.snapFloor}, nil
 	case frameSnapEnd:
 		if s.logID == "" || s.next != 0 {
 			return Ready{}, errors.New("snapshot end outside a snapshot")
 		}
 		s.next = s.snapOffset + 1
-		return Ready{Cursor: &tables.Cursor{LogID: s.logID, Offset: s.snapOffset}}, nil
+		return Ready{Cursor: &tables.Cursor{LogID: s.logID, Offset: s.snapOffset}, SnapshotDone: true, Floor: s.snapFloor}, nil
 	case frameBatch:
 		if s.next == 0 || f.Offset != s.next {
 			return Ready{}, fmt.Errorf("batch at offset %d, expected %d", f.Offset, s.next)

@@ -149,6 +149,9 @@ type TableInfo struct {
 	PrevUntil uint64    `json:"prev_until,omitempty"`
 	Home      string    `json:"home"`
 	Created   time.Time `json:"created,omitzero"`
+	// TombstoneGraceMS is how long a tombstone is kept at least before it
+	// may be purged, in ms (0: DefaultTombstoneGrace).
+	TombstoneGraceMS int64 `json:"tombstone_grace_ms,omitempty"`
 }
 
 // A table's id is made when the table is created: 16 random hex digits, a
@@ -205,6 +208,9 @@ func (ti TableInfo) Validate() error {
 	}
 	if !ti.Scope.valid() || ti.Prev != nil && (!ti.Prev.valid() || ti.PrevUntil == 0) {
 		return fmt.Errorf("%w: table %s: malformed scope", tables.ErrInvalid, ti.Name)
+	}
+	if ms := ti.TombstoneGraceMS; ms != 0 && (ms < MinTombstoneGrace.Milliseconds() || ms > MaxTombstoneGrace.Milliseconds()) {
+		return fmt.Errorf("%w: table %s: tombstone grace of %d ms", tables.ErrInvalid, ti.Name, ms)
 	}
 	return nil
 }

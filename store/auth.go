@@ -26,6 +26,7 @@ var ErrDenied = errors.New("not allowed")
 //	cortex_meta  node/X          put: X only (its own membership record); delete: an admin (forget X)
 //	             table/NAME/ID   put, delete: the home named by ID, or an admin
 //	             table/NAME      (an earlier version's key) delete: an admin
+//	             horizon/ID      put, delete: the home named by ID, or an admin (as the node the record names)
 //	             revoked/X       put, delete: an admin
 //	cortex_identities, cortex_acls: an admin
 //
@@ -43,6 +44,8 @@ func Authorize(table string, e *wal.Entry, s pki.Signer) error {
 			return authorizeMember(rest, e, put, s)
 		case "table":
 			return authorizeTable(rest, e, put, s)
+		case "horizon":
+			return authorizeHorizon(rest, e, put, s)
 		case "revoked":
 			if err := checkRevocation(rest, e, put); err != nil {
 				return err

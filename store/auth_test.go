@@ -37,6 +37,12 @@ func TestAuthorize(t *testing.T) {
 	}
 	raw := func(key, v string) wal.Entry { return wal.Entry{Op: wal.OpPut, Key: []byte(key), Value: []byte(v)} }
 	del := func(key string) wal.Entry { return wal.Entry{Op: wal.OpDelete, Key: []byte(key)} }
+	horizon := func(by string) scope.Horizon {
+		return scope.Horizon{Table: secretID, HLC: 5, By: by, Copies: []scope.CountedCopy{
+			{Node: "home", LogID: "l1", Bound: 9, Acks: map[string]uint64{"office": 3}},
+			{Node: "office", LogID: "l2", Bound: 7, Acks: map[string]uint64{"home": 4}},
+		}}
+	}
 	member := func(node string) Member { return Member{Node: node, PeerID: "p", Addrs: []string{"127.0.0.1:7946"}} }
 	for _, tc := range []struct {
 		name   string
@@ -75,6 +81,17 @@ func TestAuthorize(t *testing.T) {
 		{"an earlier version's key: put", scope.MetaTable, put("table/old", legacy), admin, tables.ErrInvalid},
 		{"an earlier version's key: admin removes it", scope.MetaTable, del("table/old"), admin, nil},
 		{"unknown meta key", scope.MetaTable, raw("other/x", "{}"), admin, tables.ErrInvalid},
+
+		// Purge horizons: the home named by the id, or an admin, as itself.
+		{"home writes its table's horizon", scope.MetaTable, put("horizon/"+secretID, horizon("home")), home, nil},
+		{"an admin writes it", scope.MetaTable, put("horizon/"+secretID, horizon("boss")), admin, nil},
+		{"another member writes it", scope.MetaTable, put("horizon/"+secretID, horizon("evil")), evil, ErrDenied},
+		{"home writes it in another's name", scope.MetaTable, put("horizon/"+secretID, horizon("boss")), home, ErrDenied},
+		{"another member removes it", scope.MetaTable, del("horizon/" + secretID), evil, ErrDenied},
+		{"horizon of another table", scope.MetaTable, put("horizon/0123456789abcdef-evil", horizon("evil")), evil, tables.ErrInvalid},
+		{"horizon with a malformed id", scope.MetaTable, put("horizon/../x", horizon("home")), home, tables.ErrInvalid},
+		{"horizon at zero", scope.MetaTable, put("horizon/"+secretID, scope.Horizon{Table: secretID, By: "home", Copies: horizon("home").Copies}), home, tables.ErrInvalid},
+		{"malformed horizon", scope.MetaTable, raw("horizon/"+secretID, "{"), home, tables.ErrInvalid},
 
 		// Revocations, identities and ACLs: an admin.
 		{"revoke: member", scope.MetaTable, put("revoked/home", Revocation{Target: "home"}), evil, ErrDenied},

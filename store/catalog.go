@@ -177,6 +177,32 @@ func conflictError(name string, claims []scope.TableInfo) error {
 // CreateTable adds a table to the catalog with this node as its home and
 // opens this node's copy if the scope selects it.
 func (s *Store) CreateTable(ctx context.Context, name string, sc scope.Scope) (scope.TableInfo, error) {
+	return s.CreateTableWithGrace(ctx, name, sc, 0)
+}
+
+// SetGrace changes a table's tombstone grace, in ms (its home or an admin
+// node only).
+func (s *Store) SetGrace(ctx context.Context, name string, graceMS int64) (scope.TableInfo, error) {
+	if scope.IsSystem(name) {
+		return scope.TableInfo{}, fmt.Errorf("%w: system table %s keeps its tombstones", tables.ErrInvalid, name)
+	}
+	info, err := s.Info(name)
+	if err != nil {
+		return scope.TableInfo{}, err
+	}
+	info.TombstoneGraceMS = graceMS
+	if err := info.Validate(); err != nil {
+		return scope.TableInfo{}, err
+	}
+	if err := s.putInfo(ctx, info); err != nil {
+		return scope.TableInfo{}, err
+	}
+	return info, s.Reconcile()
+}
+
+// CreateTableWithGrace is CreateTable with a tombstone grace in ms (0: the
+// default).
+func (s *Store) CreateTableWithGrace(ctx context.Context, name string, sc scope.Scope, graceMS int64) (scope.TableInfo, error) {
 	if err := tables.ValidateName(name, false); err != nil {
 		return scope.TableInfo{}, err
 	}
@@ -186,7 +212,10 @@ func (s *Store) CreateTable(ctx context.Context, name string, sc scope.Scope) (s
 		return scope.TableInfo{}, err
 	}
 	info := scope.TableInfo{Name: name, ID: scope.NewTableID(s.opts.Node), Scope: sc, Home: s.opts.Node,
-		Created: time.Now().UTC().Truncate(time.Millisecond)}
+		Created: time.Now().UTC().Truncate(time.Millisecond), TombstoneGraceMS: graceMS}
+	if err := info.Validate(); err != nil {
+		return scope.TableInfo{}, err
+	}
 	if err := s.putInfo(ctx, info); err != nil {
 		return scope.TableInfo{}, err
 	}

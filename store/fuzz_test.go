@@ -19,6 +19,7 @@ func FuzzAuthorize(f *testing.F) {
 	f.Add(0, false, "table/t/0123456789abcdef-h", ``, false)
 	f.Add(0, true, "table/pwn//../../x", `{"name":"pwn","id":"/../../x","scope":"all","home":"m"}`, true)
 	f.Add(0, true, "revoked/h", `{"target":"h"}`, true)
+	f.Add(0, true, "horizon/0123456789abcdef-m", `{"table":"0123456789abcdef-m","hlc":5,"by":"m","copies":[{"node":"m","log_id":"l","bound":5,"acks":{}}]}`, false)
 	f.Add(1, true, "bob", `{"name":"bob","kind":"client"}`, true)
 	f.Add(2, true, "bob/*", `{"identity":"bob","table":"*","perm":"admin"}`, true)
 	f.Fuzz(func(t *testing.T, table int, put bool, key, value string, admin bool) {
@@ -56,8 +57,39 @@ func FuzzAuthorize(f *testing.F) {
 					t.Fatalf("accepted a bad catalog record %+v: %v", info, err)
 				}
 			}
+		case strings.HasPrefix(key, "horizon/"):
+			if home, ok := scope.HomeOf(strings.TrimPrefix(key, "horizon/")); !ok || home != "m" {
+				t.Fatalf("a member may write the horizon %q", key)
+			}
+			if put {
+				if h, err := decodeHorizon(e.Value); err != nil || h.By != "m" {
+					t.Fatalf("accepted a bad horizon record %+v: %v", h, err)
+				}
+			}
 		default:
 			t.Fatalf("a member may change %q", key)
+		}
+	})
+}
+
+// FuzzDecodeHorizon: a horizon record from a peer decodes to a validated
+// record or is refused; never a panic.
+func FuzzDecodeHorizon(f *testing.F) {
+	f.Add([]byte(`{"table":"0123456789abcdef-a","hlc":5,"by":"a","copies":[{"node":"a","log_id":"l","bound":5,"acks":{"b":1}},{"node":"b","log_id":"m","bound":6,"acks":{"a":2}}]}`))
+	f.Add([]byte(`{"table":"0123456789abcdef-a","hlc":5,"by":"a","copies":[{"node":"a","log_id":"l","bound":5,"acks":{}}]}`))
+	f.Add([]byte(`{"table":"../x","hlc":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := decodeHorizon(b)
+		if err != nil {
+			return
+		}
+		if _, ok := scope.HomeOf(h.Table); !ok || h.HLC == 0 || len(h.Copies) == 0 || scope.ValidateNodeName(h.By) != nil {
+			t.Fatalf("accepted %+v", h)
+		}
+		for _, c := range h.Copies {
+			if scope.ValidateNodeName(c.Node) != nil || c.Bound < h.HLC || len(c.Acks) != len(h.Copies)-1 {
+				t.Fatalf("accepted copy %+v", c)
+			}
 		}
 	})
 }

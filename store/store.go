@@ -275,6 +275,9 @@ func (s *Store) Reconcile() error {
 			errs = append(errs, err)
 		}
 	}
+	if err := s.applyHorizons(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

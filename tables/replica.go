@@ -82,6 +82,21 @@ func loadCursors(dir string) (*cursors, error) {
 	return c, nil
 }
 
+// ForgetCursor forgets this copy's cursor in peer's log (on disk too): the
+// next stream from peer starts with a snapshot.
+func (t *Table) ForgetCursor(peer string) {
+	cs := t.cursors
+	cs.mu.Lock()
+	delete(cs.m, peer)
+	delete(cs.onDisk, peer)
+	cs.dirty = true
+	err := cs.saveLocked()
+	cs.mu.Unlock()
+	if err != nil {
+		t.opts.Logger.Warn("saving cursors", "table", t.opts.Name, "err", err)
+	}
+}
+
 // Cursor returns this copy's cursor in the log of peer.
 func (t *Table) Cursor(peer string) (Cursor, bool) {
 	t.cursors.mu.Lock()

@@ -127,6 +127,13 @@ type Table struct {
 	cursors *cursors // how far this copy applied its peers' logs
 	acks    acks     // how far subscribers applied this copy's log
 
+	floorMu    sync.Mutex    // one Purge, Rebuild or SnapshotDone at a time (floor.go)
+	floor      atomic.Uint64 // the purge floor: set by the writer (decide), read anywhere
+	rebuilding atomic.Bool   // waits for a snapshot from a copy complete below the floor
+	below      atomic.Int64  // remote changes not adopted for being older than the floor
+	resyncMu   sync.Mutex
+	resync     chan struct{} // closed and replaced when the cursors are forgotten while open
+
 	ckptMu     sync.Mutex // one checkpoint at a time
 	ckptOffset uint64     // offset of the newest checkpoint on disk
 	ckptKick   chan struct{}
@@ -159,11 +166,23 @@ func Open(dir string, opts Options) (*Table, error) {
 		ckptKick: make(chan struct{}, 1), ckptDone: make(chan struct{}),
 		recoverKick: make(chan struct{}, 1), recoverDone: make(chan struct{}),
 		refusals: refusals{log: ratelog.New(time.Minute, 1024, "(other origins)")},
+		resync:   make(chan struct{}),
 	}
 	if t.cursors, err = loadCursors(dir); err != nil {
 		opts.Logger.Warn("table cursors", "table", opts.Name, "err", err)
 	}
-	if err := t.openAndRecover(); err != nil {
+	fl, err := loadFloor(dir)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open table %s: %w", opts.Name, err)
+	}
+	t.floor.Store(fl.Floor)
+	t.rebuilding.Store(fl.Rebuilding)
+	err = t.openAndRecover()
+	if err == nil {
+		err = t.purgeAtOpen()
+	}
+	if err != nil {
 		db.Close()
 		if t.log != nil {
 			t.log.Close()
@@ -381,6 +400,9 @@ type Stats struct {
 	Digest      uint64
 	Buckets     Digest
 	Refused     int64  // remote entries not admitted since the copy was opened
+	Floor       uint64 // the purge floor (HLC): tombstones older than it are gone
+	Rebuilding  bool   // the copy waits for a snapshot from a copy complete below its floor
+	BelowFloor  int64  // remote changes older than the floor not adopted since the copy was opened
 	Failed      string // why writes are refused for now (a failed write; they resume by themselves)
 	Damage      string // damage found in the log since the copy was opened, and what was done
 }
@@ -396,6 +418,7 @@ func (t *Table) Stats() Stats {
 	s.FirstOffset, _ = l.Bounds()
 	s.Digest = s.Buckets.Sum()
 	s.Refused = t.refusals.count.Load()
+	s.Floor, s.Rebuilding, s.BelowFloor = t.floor.Load(), t.rebuilding.Load(), t.below.Load()
 	t.failMu.Lock()
 	if t.failed != nil {
 		s.Failed = t.failed.Error()

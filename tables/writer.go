@@ -16,11 +16,17 @@ type request struct {
 	entries []wal.Entry
 	remote  bool
 	reply   chan reply
+	// snapshot: the entries are a snapshot's records from a publisher
+	// complete below pubFloor (floor.go).
+	snapshot bool
+	pubFloor uint64
+	purge    *purgeReq // a purge (Purge, Rebuild): no entries
 }
 
 type reply struct {
 	version wal.Version // local writes: the version stamped
 	adopted int         // remote batches: how many entries were newer
+	purged  int         // purges: how many records were dropped
 	err     error
 }
 
@@ -56,6 +62,17 @@ func (t *Table) Delete(ctx context.Context, key []byte) (wal.Version, error) {
 // and logged, and the others are applied: the error is then a *RefusedError
 // (and the caller may go on), unless applying failed too.
 func (t *Table) Apply(ctx context.Context, entries []wal.Entry) (int, error) {
+	return t.apply(ctx, entries, false, 0)
+}
+
+// ApplySnapshot is Apply for the records of a snapshot from a publisher
+// complete below publisherFloor (its Table.CompleteBelow): records older
+// than this copy's floor are adopted only if publisherFloor covers it.
+func (t *Table) ApplySnapshot(ctx context.Context, entries []wal.Entry, publisherFloor uint64) (int, error) {
+	return t.apply(ctx, entries, true, publisherFloor)
+}
+
+func (t *Table) apply(ctx context.Context, entries []wal.Entry, snapshot bool, pubFloor uint64) (int, error) {
 	kept, refused := entries, (*RefusedError)(nil)
 	for i := range entries {
 		if err := t.admit(&entries[i]); err != nil {
@@ -72,7 +89,7 @@ func (t *Table) Apply(ctx context.Context, entries []wal.Entry) (int, error) {
 	if len(kept) == 0 {
 		return 0, refused.orNil()
 	}
-	r, err := t.do(ctx, &request{entries: kept, remote: true})
+	r, err := t.do(ctx, &request{entries: kept, remote: true, snapshot: snapshot, pubFloor: pubFloor})
 	if err == nil {
 		err = refused.orNil()
 	}
@@ -137,7 +154,15 @@ type batch struct {
 	entries []wal.Entry // adopted, in log order
 	recs    []string    // their view encodings
 	first   uint64      // log offset of entries[0]
+	purge   []purgeAt   // purges, each after the entries decided before it
 	err     error
+}
+
+// purgeAt is a purge in a batch: it runs after the batch's first n entries.
+type purgeAt struct {
+	req purgeReq
+	n   int
+	i   int // its request
 }
 
 // decided is the newest version the writer adopted for a key, and the batch
@@ -248,6 +273,14 @@ func requestSize(r *request) int {
 func (t *Table) decide(b *batch, pending map[string]decided) error {
 	return t.db.View(func(tx *buntdb.Tx) error {
 		for i, r := range b.reqs {
+			if r.purge != nil {
+				// Decisions after this one refuse what is older than the
+				// new floor; the applier drops the view's old records
+				// after the entries decided before it.
+				t.floor.Store(max(t.floor.Load(), r.purge.tomb))
+				b.purge = append(b.purge, purgeAt{req: *r.purge, n: len(b.entries), i: i})
+				continue
+			}
 			for _, e := range r.entries {
 				if !r.remote && t.fenced.Load() {
 					b.replies[i].err = fmt.Errorf("table %s: %w", t.opts.Name, ErrFenced)
@@ -257,6 +290,10 @@ func (t *Table) decide(b *batch, pending map[string]decided) error {
 					e.Version = wal.Version{HLC: t.opts.Clock.Now(), Origin: t.opts.Node}
 					b.replies[i].version = e.Version
 				} else {
+					if belowFloor(e.Version.HLC, t.floor.Load(), r.snapshot, r.pubFloor) {
+						t.below.Add(1)
+						continue
+					}
 					t.opts.Clock.ObserveRemote(e.Version.HLC)
 					d, ok := pending[string(e.Key)]
 					cur, curSum := d.version, d.sum
@@ -364,14 +401,29 @@ const commitDelay = 200 * time.Microsecond
 func (t *Table) applier() {
 	defer close(t.done)
 	for b := range t.applyCh {
-		if b.err == nil && len(b.entries) > 0 {
+		if b.err == nil && (len(b.entries) > 0 || len(b.purge) > 0) {
 			err := t.db.Update(func(tx *buntdb.Tx) error {
-				for i := range b.entries {
-					if err := t.setRec(tx, b.entries[i].Key, b.recs[i], b.entries[i].Op); err != nil {
+				done := 0
+				for _, p := range b.purge {
+					for ; done < p.n; done++ {
+						if err := t.setRec(tx, b.entries[done].Key, b.recs[done], b.entries[done].Op); err != nil {
+							return err
+						}
+					}
+					n, err := t.purgeView(tx, p.req)
+					if err != nil {
+						return err
+					}
+					b.replies[p.i].purged = n
+				}
+				for ; done < len(b.entries); done++ {
+					if err := t.setRec(tx, b.entries[done].Key, b.recs[done], b.entries[done].Op); err != nil {
 						return err
 					}
 				}
-				t.applied = b.first + uint64(len(b.entries)) - 1
+				if len(b.entries) > 0 {
+					t.applied = b.first + uint64(len(b.entries)) - 1
+				}
 				return nil
 			})
 			if err != nil {

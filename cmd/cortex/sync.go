@@ -120,9 +120,9 @@ With --json prints {"tables":[{"table","scope","replicated","desired":[...],
 					fmt.Fprintf(a.stdout, "  %s\n", ts.Note)
 					continue
 				}
-				cols := cli.NewColumns(a.stdout, "  NODE", "COPY", "OFFSET", "KEYS", "LAG", "DIGEST")
+				cols := cli.NewColumns(a.stdout, "  NODE", "COPY", "OFFSET", "KEYS", "TOMBSTONES", "LAG", "DIGEST")
 				for _, r := range ts.Replicas {
-					copyWord, offset, keys, lag := "no", "-", "-", "-"
+					copyWord, offset, keys, tombs, lag := "no", "-", "-", "-", "-"
 					switch {
 					case !r.Reachable && r.LastContactMS > 0:
 						copyWord = "unreachable (last heard " + time.Since(time.UnixMilli(r.LastContactMS)).Round(time.Second).String() + " ago)"
@@ -134,12 +134,15 @@ With --json prints {"tables":[{"table","scope","replicated","desired":[...],
 						copyWord = "yes"
 					}
 					if r.HasCopy {
-						offset, keys, lag = fmt.Sprint(r.Offset), fmt.Sprint(r.Keys), fmt.Sprint(r.Lag)
+						offset, keys, tombs, lag = fmt.Sprint(r.Offset), fmt.Sprint(r.Keys), fmt.Sprint(r.Tombstones), fmt.Sprint(r.Lag)
+						if r.Rebuilding {
+							copyWord = "rebuilding"
+						}
 						if r.Lag > 0 {
 							lag += fmt.Sprintf(" (%.1fs)", r.LagS)
 						}
 					}
-					cols.Row("  "+r.Node, copyWord, offset, keys, lag, r.Digest)
+					cols.Row("  "+r.Node, copyWord, offset, keys, tombs, lag, r.Digest)
 				}
 				if err := cols.Flush(); err != nil {
 					return err
@@ -150,6 +153,19 @@ With --json prints {"tables":[{"table","scope","replicated","desired":[...],
 					}
 					if r.Damage != "" {
 						fmt.Fprintf(a.stdout, "  %s: log damage: %s\n", r.Node, r.Damage)
+					}
+				}
+				if p := ts.Purge; p != nil {
+					h := "none yet"
+					if p.Horizon != 0 {
+						h = p.HorizonAt
+					}
+					fmt.Fprintf(a.stdout, "  purge horizon: %s (tombstone grace %s)\n", h, time.Duration(p.GraceS*float64(time.Second)))
+					for _, b := range p.Blocked {
+						fmt.Fprintf(a.stdout, "  purge blocked: %s\n", b)
+					}
+					if len(p.Blocked) == 0 && p.LimitedBy != "" {
+						fmt.Fprintf(a.stdout, "  purge held by: %s\n", p.LimitedBy)
 					}
 				}
 			}

@@ -25,7 +25,7 @@ func tableCmd(a *app) *cobra.Command {
 		"Create, list, re-scope and drop tables.\n\n"+scopeHelp,
 		`  cortex table create users --scope all
   cortex table list`)
-	c.AddCommand(tableCreateCmd(a), tableScopeCmd(a), tableListCmd(a), tableDropCmd(a))
+	c.AddCommand(tableCreateCmd(a), tableScopeCmd(a), tableListCmd(a), tableDropCmd(a), tableSetCmd(a))
 	return c
 }
 
@@ -94,6 +94,7 @@ func guarded(a *app, cmd *cobra.Command, o api.Overrides, do func(context.Contex
 
 func tableCreateCmd(a *app) *cobra.Command {
 	var scope string
+	var grace time.Duration
 	var o api.Overrides
 	c := &cobra.Command{
 		Use:   "create NAME",
@@ -105,6 +106,10 @@ the system tables).
 ` + scopeHelp + `
 
 ` + placementHelp + `
+
+--tombstone-grace (default 24h, 1s to 87600h) is how long a deleted key's
+tombstone is kept at least; it is purged once every holder has it too
+(docs/lifecycle.md). cortex table set changes it later.
 
 Prints "created table NAME (scope SCOPE, home NODE)"; with --json the table
 as "table list --json" prints it. Exits 1 if the table exists.`,
@@ -122,8 +127,11 @@ as "table list --json" prints it. Exits 1 if the table exists.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("tombstone-grace") && grace < time.Second || grace > 87600*time.Hour {
+				return cli.Usagef(cmd, "bad --tombstone-grace %s: it must be between 1s and 87600h", grace)
+			}
 			info, err := guarded(a, cmd, o, func(ctx context.Context, c *api.Client, o api.Overrides) (api.TableInfo, error) {
-				return c.CreateTable(ctx, name, sc, o)
+				return c.CreateTableWith(ctx, api.CreateTableRequest{Table: name, Scope: &sc, TombstoneGraceMS: grace.Milliseconds(), Overrides: o})
 			})
 			if err != nil {
 				return err
@@ -136,7 +144,44 @@ as "table list --json" prints it. Exits 1 if the table exists.`,
 		},
 	}
 	c.Flags().StringVar(&scope, "scope", "local", "where the table has copies: all, local or a,b,...")
+	c.Flags().DurationVar(&grace, "tombstone-grace", 0, "keep tombstones at least this long before purging them (default 24h)")
 	placementFlags(c, &o)
+	return c
+}
+
+func tableSetCmd(a *app) *cobra.Command {
+	var grace time.Duration
+	c := &cobra.Command{
+		Use:   "set TABLE --tombstone-grace DURATION",
+		Short: "Change a table's settings (its tombstone grace)",
+		Long: `Change a table's tombstone grace: how long a deleted key's tombstone is
+kept at least before it may be purged (1s to 87600h). Only the table's home
+node or an admin node may change it. A longer grace keeps tombstones that
+are not purged yet; a shorter one lets the next horizon go further, never
+below a holder that has not acknowledged them (docs/lifecycle.md).`,
+		Example: `  cortex table set notes --tombstone-grace 72h`,
+		Args:    cli.Positional(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("tombstone-grace") {
+				return cli.Usagef(cmd, "nothing to set: give --tombstone-grace DURATION")
+			}
+			if grace < time.Second || grace > 87600*time.Hour {
+				return cli.Usagef(cmd, "bad --tombstone-grace %s: it must be between 1s and 87600h", grace)
+			}
+			info, err := call(a, func(ctx context.Context, c *api.Client) (api.TableInfo, error) {
+				return c.SetTable(ctx, args[0], grace)
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return cli.WriteJSON(a.stdout, newTableJSON(info))
+			}
+			_, err = fmt.Fprintf(a.stdout, "table %s: tombstone grace %s\n", info.Name, grace)
+			return err
+		},
+	}
+	c.Flags().DurationVar(&grace, "tombstone-grace", 0, "keep tombstones at least this long before purging them")
 	return c
 }
 

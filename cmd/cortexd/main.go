@@ -18,6 +18,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/pki"
+	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/pflag"
@@ -107,6 +108,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	handler := api.NewServer(st, limits, log)
 	var cur *pki.Current // the certificate in use, replaced on SIGHUP
 	var reloads *reloader
+	var q repair.Querier // nil: standalone
 	if ident != nil {
 		cur = pki.NewCurrent(ident)
 		mesh, err := startMesh(ctx, cfg, cur, st, log)
@@ -117,6 +119,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 		handler.SetMesh(mesh.node, mesh.peers, mesh.repl)
 		reloads = &reloader{certFile: cfg.MeshCert, keyFile: cfg.MeshKey, roots: ca, cur: cur, store: st,
 			after: mesh.node.CheckCertificates, log: log, now: time.Now}
+		q = mesh.peers
+	}
+	{ // the purge horizon of the tables this node is the home of
+		hctx, hcancel := context.WithCancel(ctx)
+		hdone := make(chan struct{})
+		go func() { defer close(hdone); repair.Horizons(hctx, q, st, time.Second, log) }()
+		defer func() { hcancel(); <-hdone }()
 	}
 	defer startReloads(hup, reloads, log)()
 	if cfg.RPCListen != "" {
