@@ -398,13 +398,13 @@ type Stats struct {
 	Tombstones  int64
 	Digest      uint64
 	Buckets     Digest
-	Refused     int64  // remote entries not admitted since the copy was opened
+	Refused     int64 // remote entries not admitted since the copy was opened
 	// Since the copy was opened: local writes acknowledged (puts and
 	// deletes), remote entries adopted, and remote entries not applied
 	// because the copy held a newer version (lost last-write-wins).
 	Puts, Deletes, Adopted, Rejected int64
-	Failed      string // why writes are refused for now (a failed write; they resume by themselves)
-	Damage      string // damage found in the log since the copy was opened, and what was done
+	Failed                           string // why writes are refused for now (a failed write; they resume by themselves)
+	Damage                           string // damage found in the log since the copy was opened, and what was done
 }
 
 // Stats returns the copy's position, counts and digest, all from one instant.
