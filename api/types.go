@@ -7,6 +7,7 @@ package api
 import (
 	"time"
 
+	"github.com/cortex-mesh/cortex/health"
 	"github.com/cortex-mesh/cortex/repl"
 	"github.com/cortex-mesh/cortex/scope"
 )
@@ -119,6 +120,10 @@ type NodeStatus struct {
 	// Replication counts per table since the start: subscriptions this node
 	// opened, subscribers it refused.
 	Replication map[string]repl.Stats `json:"replication,omitempty"`
+	// Ready is the node's readiness and Healthy its health, as /readyz and
+	// /healthz answer them (absent when cortexd runs no checker).
+	Ready   *health.Status `json:"ready,omitempty"`
+	Healthy *health.Status `json:"healthy,omitempty"`
 }
 
 // AddIdentityRequest registers an identity. CertPEM, if set, pins the

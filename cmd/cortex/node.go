@@ -9,6 +9,7 @@ import (
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/health"
 	"github.com/spf13/cobra"
 )
 
@@ -23,7 +24,7 @@ func nodeCmd(a *app) *cobra.Command {
 func nodeStatusCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the node's name, version, uptime and tables",
+		Short: "Show the node's name, version, uptime, tables, health and readiness",
 		Long: `Show the node's name, the cortexd version, how long it has been up, whether
 it runs in mesh mode and how many table copies it holds (system tables
 included).
@@ -31,7 +32,11 @@ included).
 With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}, plus
 in mesh mode "mesh_addrs" (the HOST:PORT addresses the mesh listens on) and
 "replication": per table, since the start, {"subscribed": subscriptions this
-node opened to peers, "refused": subscribers it refused}.`,
+node opened to peers, "refused": subscribers it refused, "snapshots_sent",
+"snapshots_received"}; and "ready" and "healthy", each {"ok":bool,"reason"}:
+what cortexd's /readyz and /healthz answer (ready: every table this node
+holds caught up with every reachable holder since it started; healthy: every
+table it holds is open).`,
 		Example: `  cortex node status
   cortex node status --json | jq -r .node`,
 		Args: cli.Positional(cobra.NoArgs),
@@ -53,7 +58,16 @@ node opened to peers, "refused": subscribers it refused}.`,
 			if st.Mesh {
 				cols.Row("MESH ADDRS", strings.Join(st.MeshAddrs, " "))
 			}
+			if st.Healthy != nil {
+				cols.Row("HEALTHY", verdict(*st.Healthy))
+			}
+			if st.Ready != nil {
+				cols.Row("READY", verdict(*st.Ready))
+			}
 			return cols.Flush()
 		},
 	}
 }
+
+// verdict shows a health or readiness verdict: yes or no, and why.
+func verdict(s health.Status) string { return yesNo(s.OK) + " (" + s.Reason + ")" }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/health"
+	"github.com/cortex-mesh/cortex/metrics"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
@@ -57,6 +59,7 @@ func newLogger(cfg Config) *slog.Logger {
 // run serves until ctx ends, then stops cleanly: stop accepting, finish the
 // requests in flight, close the tables (checkpointing them), remove the socket.
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	started := time.Now()
 	var ident *pki.Identity
 	var ca *x509.CertPool
 	if cfg.Mesh() {
@@ -84,10 +87,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
+	topts := tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
+		Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery}
+	var met *metrics.Metrics
+	if cfg.MetricsListen != "" {
+		met = metrics.New()
+		topts.Observer = met
+	}
 	st, err := store.Open(store.Options{
-		Dir: cfg.DataDir, Node: node, Logger: log, Identity: ident, CA: ca,
-		Table: tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
-			Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery},
+		Dir: cfg.DataDir, Node: node, Logger: log, Identity: ident, CA: ca, Table: topts,
 	})
 	if err != nil {
 		return err
@@ -103,6 +111,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer os.Remove(cfg.Socket)
 	handler := api.NewServer(st, limits, log)
+	hcfg := health.Config{Store: st, Seeds: len(cfg.Peers) > 0, Started: started, Logger: log}
+	src := metrics.Sources{Store: st, Health: nil, Repairs: func() (map[string]uint64, uint64) {
+		r := handler.RepairStats()
+		return r.Runs, r.Bytes
+	}}
 	if ident != nil {
 		mesh, err := startMesh(ctx, cfg, ident, st, log)
 		if err != nil {
@@ -110,13 +123,33 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		defer mesh.Close()
 		handler.SetMesh(mesh.node, mesh.peers, mesh.repl)
+		hcfg.Peers = meshPeers{mesh.node, mesh.peers}
+		src.Node, src.Repl, src.Cert = mesh.node, mesh.repl, ident.Leaf
+		if src.CA, err = loadCACert(cfg.MeshCA); err != nil {
+			return err
+		}
 	}
+	checker := health.NewChecker(hcfg)
+	defer checker.Close()
+	handler.SetHealth(checker)
+	src.Health = checker
 	if cfg.RPCListen != "" {
-		stopRPC, err := serveRPC(cfg, ident, handler, log)
+		rpc, err := listenRPC(cfg, ident, handler, log)
 		if err != nil {
 			return err
 		}
-		defer stopRPC()
+		defer rpc.stop()
+		src.RPCRefusals = rpc.Refusals
+	}
+	if met != nil {
+		if err := met.Register(src); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		_, stopMetrics, err := metrics.Serve(cfg.MetricsListen, met.Handler(log), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	srv := &http.Server{
 		Handler:           handler,
