@@ -18,7 +18,7 @@ import (
 )
 
 // newNode opens a standalone store whose copies report to a fresh Metrics.
-func newNode(t *testing.T) (*Metrics, *store.Store) {
+func newNode(t testing.TB) (*Metrics, *store.Store) {
 	t.Helper()
 	m := New()
 	st, err := store.Open(store.Options{Dir: t.TempDir(), Node: "home", Logger: slog.New(slog.DiscardHandler),
