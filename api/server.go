@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/cortex-mesh/cortex/health"
 	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/repair"
@@ -32,6 +34,50 @@ type Server struct {
 	peers   *repair.Peers    // nil when standalone
 	repl    *repl.Replicator // nil when standalone
 	watch   *watchState      // the watch streams (watch.go)
+	health  *health.Checker  // nil: node status shows no readiness
+	repairs repairCounts
+}
+
+// SetHealth gives node status the node's health and readiness. Call it
+// before serving.
+func (s *Server) SetHealth(c *health.Checker) { s.health = c }
+
+// repairCounts count the repairs this node ran (sync repair) since it
+// started, by result, and the bytes they moved.
+type repairCounts struct {
+	inSync, notInSync, dryRun, failed, bytes atomic.Uint64
+}
+
+// RepairStats are the repairs this node ran since it started: by result
+// (in_sync, not_in_sync, dry_run, failed) and the bytes that crossed the
+// network for them (digests, hashes and records).
+type RepairStats struct {
+	Runs  map[string]uint64
+	Bytes uint64
+}
+
+// RepairStats returns the counts of the repairs this node ran.
+func (s *Server) RepairStats() RepairStats {
+	r := &s.repairs
+	return RepairStats{Runs: map[string]uint64{"in_sync": r.inSync.Load(), "not_in_sync": r.notInSync.Load(),
+		"dry_run": r.dryRun.Load(), "failed": r.failed.Load()}, Bytes: r.bytes.Load()}
+}
+
+// count adds a repair's outcome.
+func (r *repairCounts) count(rep repair.Report, err error) {
+	for _, m := range rep.Moved {
+		r.bytes.Add(uint64(max(m.Bytes, 0)))
+	}
+	switch {
+	case err != nil:
+		r.failed.Add(1)
+	case rep.DryRun:
+		r.dryRun.Add(1)
+	case rep.InSync:
+		r.inSync.Add(1)
+	default:
+		r.notInSync.Add(1)
+	}
 }
 
 // SetMesh tells the server about the node's mesh (for mesh peers) and its
@@ -143,6 +189,10 @@ func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, 
 		self, ca := s.node.Certificates()
 		st.Cert, st.CA = certStatus(self), certStatus(ca)
 	}
+	if s.health != nil {
+		ready, healthy := s.health.Ready(), s.health.Health()
+		st.Ready, st.Healthy = &ready, &healthy
+	}
 	return st, nil
 }
 
@@ -192,6 +242,7 @@ func (s *Server) syncRepair(ctx context.Context, c caller, req *SyncRepairReques
 		m = s.peers
 	}
 	rep, err := repair.Run(ctx, m, s.store, req.Table, req.DryRun, func(msg string) { s.log.Info("repair: "+msg, "table", req.Table) })
+	s.repairs.count(rep, err)
 	if err != nil {
 		return rep, err
 	}

@@ -7,6 +7,7 @@ package api
 import (
 	"time"
 
+	"github.com/cortex-mesh/cortex/health"
 	"github.com/cortex-mesh/cortex/repl"
 	"github.com/cortex-mesh/cortex/scope"
 )
@@ -128,6 +129,10 @@ type NodeStatus struct {
 	// Replication counts per table since the start: subscriptions this node
 	// opened, subscribers it refused.
 	Replication map[string]repl.Stats `json:"replication,omitempty"`
+	// Ready is the node's readiness and Healthy its health, as /readyz and
+	// /healthz answer them (absent when cortexd runs no checker).
+	Ready   *health.Status `json:"ready,omitempty"`
+	Healthy *health.Status `json:"healthy,omitempty"`
 	// Cert and CA are, in mesh mode, the node's certificate in use (the
 	// one a SIGHUP reload put in place) and the mesh CA's.
 	Cert *CertStatus `json:"cert,omitempty"`

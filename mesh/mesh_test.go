@@ -187,6 +187,10 @@ func TestClockSkew(t *testing.T) {
 	waitFor(t, "both sides to log the refusal", func() bool {
 		return strings.Contains(a.logs.String(), "clock skew of") && strings.Contains(late.logs.String(), "clock skew of")
 	})
+	// Counted by reason: c's own measure, or a's refusal in its hello.
+	if a.Refusals()["clock_skew"] == 0 || late.Refusals()["clock_skew"]+late.Refusals()["refused_by_peer"] == 0 {
+		t.Fatalf("refusals counted: a %v, c %v; want clock_skew on a, clock_skew or refused_by_peer on c", a.Refusals(), late.Refusals())
+	}
 	for _, p := range a.Peers() {
 		if p.Node == "c" && p.Connected {
 			// A refused peer may redial, but is closed again at once.
@@ -207,6 +211,7 @@ type rogue struct {
 	name   string
 	cert   tls.Certificate
 	reason string // what the honest side's log says
+	label  string // the refusal's RefusalReason
 }
 
 func rogues(t *testing.T, m *testMesh) []rogue {
@@ -226,10 +231,10 @@ func rogues(t *testing.T, m *testMesh) []rogue {
 	mismatched := load(m.dir, "node-y.crt", "node-y.key")
 	mismatched.PrivateKey = load(m.dir, "node-old.crt", "node-old.key").PrivateKey
 	return []rogue{
-		{"another CA", load(other, "node-x.crt", "node-x.key"), "not signed by this mesh's CA"},
-		{"client certificate", load(m.dir, "client-alice.crt", "client-alice.key"), "client certificate, not a node certificate"},
-		{"expired", load(m.dir, "node-old.crt", "node-old.key"), "expired"},
-		{"key does not match", mismatched, "invalid signature"},
+		{"another CA", load(other, "node-x.crt", "node-x.key"), "not signed by this mesh's CA", "foreign_ca"},
+		{"client certificate", load(m.dir, "client-alice.crt", "client-alice.key"), "client certificate, not a node certificate", "wrong_kind"},
+		{"expired", load(m.dir, "node-old.crt", "node-old.key"), "expired", "expired"},
+		{"key does not match", mismatched, "invalid signature", "other"},
 	}
 }
 
@@ -240,7 +245,7 @@ func TestRefusedCertificates(t *testing.T) {
 	honest := m.start("a", nil)
 	for _, r := range rogues(t, m) {
 		t.Run(r.name+"/rogue dials", func(t *testing.T) {
-			before := len(honest.logs.String())
+			before, counted := len(honest.logs.String()), honest.Refusals()[r.label]
 			conn, err := net.Dial("tcp", honest.addr())
 			if err != nil {
 				t.Fatal(err)
@@ -259,6 +264,9 @@ func TestRefusedCertificates(t *testing.T) {
 			})
 			if len(honest.connectedTo()) != 0 {
 				t.Fatalf("honest node connected to %v", honest.connectedTo())
+			}
+			if got := honest.Refusals()[r.label]; got != counted+1 {
+				t.Fatalf("refusals for %s: %d, want %d", r.label, got, counted+1)
 			}
 		})
 		t.Run(r.name+"/honest dials", func(t *testing.T) {
@@ -280,9 +288,12 @@ func TestRefusedCertificates(t *testing.T) {
 				}
 				rogueInbound(r.cert, conn)
 			}()
-			before := len(honest.logs.String())
+			before, counted := len(honest.logs.String()), honest.Refusals()[r.label]
 			if _, err := honest.dial(context.Background(), ln.Addr().String()); err == nil {
 				t.Fatal("the honest node connected to a rogue")
+			}
+			if got := honest.Refusals()[r.label]; got != counted+1 {
+				t.Fatalf("refusals for %s: %d, want %d (all: %v)", r.label, got, counted+1, honest.Refusals())
 			}
 			if !strings.Contains(honest.logs.String()[before:], r.reason) {
 				t.Fatalf("the honest side's log does not say %q:\n%s", r.reason, honest.logs.String()[before:])

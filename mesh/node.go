@@ -90,6 +90,7 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	refusals *ratelog.Log[refusal]
+	refused  refusalCounts
 
 	cur    *pki.Current      // this node's certificate now
 	caCert *x509.Certificate // the mesh CA's
@@ -254,6 +255,7 @@ func (n *Node) refusedHandshake(inbound bool, remote net.Addr, err error) {
 
 // refuse counts a refusal and logs it if a line is due.
 func (n *Node) refuse(r refusal, err error) {
+	n.refused.add(RefusalReason(err))
 	r.reason = err.Error()
 	var op *net.OpError
 	if errors.As(err, &op) {
@@ -645,7 +647,7 @@ func (n *Node) handleHello(s network.Stream) {
 
 func skewError(skew time.Duration) error {
 	if skew > MaxRefusedSkew || skew < -MaxRefusedSkew {
-		return fmt.Errorf("clock skew of %s is over the %s limit: fix the clock (NTP) on one of the two nodes", skew.Round(time.Millisecond), MaxRefusedSkew)
+		return &reasonError{ErrClockSkew, fmt.Sprintf("clock skew of %s is over the %s limit: fix the clock (NTP) on one of the two nodes", skew.Round(time.Millisecond), MaxRefusedSkew)}
 	}
 	return nil
 }
@@ -675,7 +677,7 @@ func (n *Node) checkHello(b []byte, id peer.ID) (hello, error) {
 		return h, err
 	}
 	if h.Error != "" {
-		return h, errors.New(h.Error)
+		return h, &reasonError{ErrRefusedByPeer, h.Error}
 	}
 	if name := n.peerName(id); h.Node != name {
 		return h, fmt.Errorf("peer says it is %q but its certificate says %q", h.Node, name)

@@ -131,7 +131,7 @@ func (s *Security) config(verified **x509.Certificate) *tls.Config {
 				return err
 			}
 			if s.revoked != nil && s.revoked(leaf) {
-				return fmt.Errorf("the certificate of %q (%s) is revoked", leaf.Subject.CommonName, pki.Fingerprint(leaf))
+				return &reasonError{ErrRevoked, fmt.Sprintf("the certificate of %q (%s) is revoked", leaf.Subject.CommonName, pki.Fingerprint(leaf))}
 			}
 			*verified = leaf
 			return nil
@@ -195,7 +195,7 @@ func (s *Security) awaitConfirmation(ctx context.Context, c *secureConn) error {
 	defer c.SetReadDeadline(time.Time{})
 	var b [1]byte
 	if _, err := c.Read(b[:]); err != nil {
-		return fmt.Errorf("the peer refused our certificate or closed the connection: %w", err)
+		return fmt.Errorf("%w or closed the connection: %w", ErrRefusedByPeer, err)
 	}
 	if b[0] != confirmAccepted {
 		return fmt.Errorf("the peer sent %#x instead of accepting the connection", b[0])

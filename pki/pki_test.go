@@ -424,6 +424,13 @@ func TestVerify(t *testing.T) {
 	nodeNoServer := signWith(t, dir, &x509.Certificate{Subject: pkix.Name{CommonName: "nn", OrganizationalUnit: []string{"node"}},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 
+	// The refusals errors.Is tells apart (metrics count by them); the
+	// others have no reason of their own.
+	reasons := map[string]error{
+		"node of another CA": ErrForeignCA, "client of another CA": ErrForeignCA, "another CA's chain": ErrForeignCA,
+		"client as node": ErrWrongKind, "node as client": ErrWrongKind,
+		"expired node": ErrExpired, "expired client": ErrExpired, "old client, old CA": ErrExpired, "not yet valid": ErrExpired,
+	}
 	for _, c := range []struct {
 		name  string
 		raw   [][]byte
@@ -475,6 +482,11 @@ func TestVerify(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.error) {
 				t.Errorf("error %q, want %q", err, c.error)
+			}
+			for _, r := range []error{ErrForeignCA, ErrExpired, ErrWrongKind} {
+				if errors.Is(err, r) != (reasons[c.name] == r) {
+					t.Errorf("errors.Is(%q, %v) = %v, want the reason %v", err, r, errors.Is(err, r), reasons[c.name])
+				}
 			}
 		})
 	}

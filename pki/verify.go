@@ -109,13 +109,13 @@ func verifyChain(rawCerts [][]byte, roots *x509.CertPool, want Kind, now time.Ti
 	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &unknown):
-		return nil, nil, fmt.Errorf("certificate of %q is not signed by this mesh's CA", leaf.Subject.CommonName)
+		return nil, nil, reasonf(ErrForeignCA, "certificate of %q is not signed by this mesh's CA", leaf.Subject.CommonName)
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return nil, nil, fmt.Errorf("certificate of %q is expired or not yet valid (valid %s to %s)", leaf.Subject.CommonName,
+		return nil, nil, reasonf(ErrExpired, "certificate of %q is expired or not yet valid (valid %s to %s)", leaf.Subject.CommonName,
 			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
 		if kind, kerr := KindOf(leaf); kerr == nil && kind != want {
-			return nil, nil, fmt.Errorf("certificate of %q is a %s certificate, not a %s certificate", leaf.Subject.CommonName, kind, want)
+			return nil, nil, reasonf(ErrWrongKind, "certificate of %q is a %s certificate, not a %s certificate", leaf.Subject.CommonName, kind, want)
 		}
 		return nil, nil, fmt.Errorf("certificate of %q cannot serve as a %s certificate: it lacks the key usage one needs (make it again with cortex cert)", leaf.Subject.CommonName, want)
 	case err != nil:
@@ -126,7 +126,7 @@ func verifyChain(rawCerts [][]byte, roots *x509.CertPool, want Kind, now time.Ti
 		return nil, nil, err
 	}
 	if kind != want {
-		return nil, nil, fmt.Errorf("certificate of %q is a %s certificate, not a %s certificate", leaf.Subject.CommonName, kind, want)
+		return nil, nil, reasonf(ErrWrongKind, "certificate of %q is a %s certificate, not a %s certificate", leaf.Subject.CommonName, kind, want)
 	}
 	if err := ValidateName(leaf.Subject.CommonName); err != nil {
 		return nil, nil, fmt.Errorf("certificate name: %w", err)
@@ -135,6 +135,28 @@ func verifyChain(rawCerts [][]byte, roots *x509.CertPool, want Kind, now time.Ti
 		return nil, nil, err
 	}
 	return leaf, chains[0], nil
+}
+
+// The reasons Verify refuses a certificate for, as errors.Is tells them
+// apart (the error's text says more).
+var (
+	ErrForeignCA = errors.New("not signed by this mesh's CA")
+	ErrExpired   = errors.New("expired or not yet valid")
+	ErrWrongKind = errors.New("not of the kind needed")
+)
+
+// reasonError is an error whose text is msg and that errors.Is takes for
+// reason.
+type reasonError struct {
+	reason error
+	msg    string
+}
+
+func (e *reasonError) Error() string        { return e.msg }
+func (e *reasonError) Is(target error) bool { return target == e.reason }
+
+func reasonf(reason error, format string, args ...any) error {
+	return &reasonError{reason, fmt.Sprintf(format, args...)}
 }
 
 // Fingerprint is the SHA-256 of a certificate's DER bytes, as "sha256:<hex>".

@@ -114,6 +114,7 @@ func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table
 		if err := sendRecords(s, recs); err != nil {
 			return err
 		}
+		r.count(t.Name(), Stats{SnapshotsSent: 1})
 		from = offset + 1
 	} else if err := send(s, &frame{Type: frameStart, LogID: logID, Offset: from}); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cortex-mesh/cortex/mesh"
@@ -40,10 +41,13 @@ type Replicator struct {
 
 // Stats counts, per table since the start, what replication did: the
 // subscriptions this node opened (as a subscriber) and the subscribers it
-// refused (as a publisher).
+// refused (as a publisher), the snapshots it sent to subscribers in full and
+// those it received in full.
 type Stats struct {
-	Subscribed int `json:"subscribed"`
-	Refused    int `json:"refused"`
+	Subscribed        int `json:"subscribed"`
+	Refused           int `json:"refused"`
+	SnapshotsSent     int `json:"snapshots_sent"`
+	SnapshotsReceived int `json:"snapshots_received"`
 }
 
 // count adds to a table's stats.
@@ -53,6 +57,8 @@ func (r *Replicator) count(table string, add Stats) {
 	st := r.stats[table]
 	st.Subscribed += add.Subscribed
 	st.Refused += add.Refused
+	st.SnapshotsSent += add.SnapshotsSent
+	st.SnapshotsReceived += add.SnapshotsReceived
 	r.stats[table] = st
 }
 
@@ -70,6 +76,27 @@ func (r *Replicator) Stats() map[string]Stats {
 type running struct {
 	sub    Sub
 	cancel context.CancelFunc
+	up     *atomic.Bool // a stream is open and the publisher answered
+}
+
+// SubState is a subscription that should run, and whether its stream is up
+// now (open, and the publisher answered it) or not (being opened, or
+// waiting to retry after an interruption).
+type SubState struct {
+	Sub
+	Up bool
+}
+
+// SubscriptionStates lists the subscriptions running now and whether each
+// one's stream is up.
+func (r *Replicator) SubscriptionStates() []SubState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]SubState, 0, len(r.running))
+	for _, s := range r.running {
+		out = append(out, SubState{s.sub, s.up.Load()})
+	}
+	return out
 }
 
 // Start serves the replication protocol on t and starts following peers.
@@ -136,9 +163,10 @@ func (r *Replicator) loop() {
 		for k, s := range want {
 			if _, ok := r.running[k]; !ok {
 				ctx, cancel := context.WithCancel(r.ctx)
-				r.running[k] = running{s, cancel}
+				up := new(atomic.Bool)
+				r.running[k] = running{s, cancel, up}
 				r.wg.Add(1)
-				go r.subscribe(ctx, s)
+				go r.subscribe(ctx, s, up)
 			}
 		}
 		r.mu.Unlock()
@@ -179,11 +207,11 @@ func (r *Replicator) systemSynced() bool {
 
 // subscribe follows one table of one peer until ctx ends, resuming from
 // the stored cursor after every interruption, with capped backoff.
-func (r *Replicator) subscribe(ctx context.Context, s Sub) {
+func (r *Replicator) subscribe(ctx context.Context, s Sub, up *atomic.Bool) {
 	defer r.wg.Done()
 	b := mesh.NewBackoff()
 	for ctx.Err() == nil {
-		progressed, err := r.subscribeOnce(ctx, s)
+		progressed, err := r.subscribeOnce(ctx, s, up)
 		if ctx.Err() != nil {
 			return
 		}
@@ -203,7 +231,7 @@ func (r *Replicator) subscribe(ctx context.Context, s Sub) {
 // subscribeOnce runs one replication stream: it steps the subscription with
 // each frame and does what each step says. It reports whether anything was
 // applied, so that a working stream that breaks is retried at once.
-func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool, err error) {
+func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) (progressed bool, err error) {
 	info, err := r.store.Lookup(s.Table.Name, s.Table.ID)
 	if err != nil {
 		return false, err
@@ -240,6 +268,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 	r.count(info.Name, Stats{Subscribed: 1})
 	ack := &acker{r: r, s: st, t: t, peer: s.Peer}
 	defer ack.stop()
+	defer up.Store(false)
 	for {
 		b, err := mesh.ReadFrame(st, maxReplFrame)
 		if err != nil && !errors.Is(err, mesh.ErrFrameTooLarge) {
@@ -261,6 +290,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 		if err != nil {
 			return progressed, err
 		}
+		up.Store(true)
 		if len(ready.Apply) > 0 {
 			if err := r.apply(ctx, t, s, ready); err != nil {
 				return progressed, err
@@ -271,6 +301,9 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub) (progressed bool,
 			if err := ack.advance(*ready.Cursor); err != nil {
 				return progressed, err
 			}
+		}
+		if f.Type == frameSnapEnd {
+			r.count(info.Name, Stats{SnapshotsReceived: 1})
 		}
 		if ready.SnapshotDone {
 			still, err := t.SnapshotDone(ready.Floor)

@@ -62,6 +62,23 @@ type Options struct {
 	// Sign, if set, gives each local write its proof once its version is
 	// stamped (the system tables carry their origin node's signature).
 	Sign func(e *wal.Entry) []byte
+	// Observer, if set, is told of every fsync of the copy's log as it
+	// happens (the daemon's metrics).
+	Observer Observer
+}
+
+// Observer is told of events of a copy as they happen. Its methods are
+// called on the write path: they must be quick and must not block.
+type Observer interface {
+	// Synced: one fsync of table's log made entries log entries durable
+	// (group commit) and took took.
+	Synced(table string, took time.Duration, entries int)
+}
+
+// counters count what a copy did since it was opened (read by Stats).
+type counters struct {
+	puts, deletes     atomic.Int64 // local writes acknowledged
+	adopted, rejected atomic.Int64 // remote entries applied, and not applied because they lost last-write-wins
 }
 
 func (o Options) withDefaults() Options {
@@ -122,6 +139,7 @@ type Table struct {
 	salvagedFrom, salvagedID string // Open only: where a salvaged log was set aside, and its id
 
 	refusals refusals    // remote entries not admitted
+	counts   counters    // writes and applies since the copy was opened
 	fenced   atomic.Bool // local writes refused (Fence)
 
 	cursors *cursors // how far this copy applied its peers' logs
@@ -403,8 +421,12 @@ type Stats struct {
 	Floor       uint64 // the purge floor (HLC): tombstones older than it are gone
 	Rebuilding  bool   // the copy waits for a snapshot from a copy complete below its floor
 	BelowFloor  int64  // remote changes older than the floor not adopted since the copy was opened
-	Failed      string // why writes are refused for now (a failed write; they resume by themselves)
-	Damage      string // damage found in the log since the copy was opened, and what was done
+	// Since the copy was opened: local writes acknowledged (puts and
+	// deletes), remote entries adopted, and remote entries not applied
+	// because the copy held a newer version (lost last-write-wins).
+	Puts, Deletes, Adopted, Rejected int64
+	Failed                           string // why writes are refused for now (a failed write; they resume by themselves)
+	Damage                           string // damage found in the log since the copy was opened, and what was done
 }
 
 // Stats returns the copy's position, counts and digest, all from one instant.
@@ -419,6 +441,8 @@ func (t *Table) Stats() Stats {
 	s.Digest = s.Buckets.Sum()
 	s.Refused = t.refusals.count.Load()
 	s.Floor, s.Rebuilding, s.BelowFloor = t.floor.Load(), t.rebuilding.Load(), t.below.Load()
+	s.Puts, s.Deletes = t.counts.puts.Load(), t.counts.deletes.Load()
+	s.Adopted, s.Rejected = t.counts.adopted.Load(), t.counts.rejected.Load()
 	t.failMu.Lock()
 	if t.failed != nil {
 		s.Failed = t.failed.Error()
@@ -469,4 +493,13 @@ func (t *Table) checkpointer() {
 			}
 		}
 	}
+}
+
+// LogFiles counts the copy's log segment files and their bytes on disk.
+func (t *Table) LogFiles() (segments int, bytes int64, err error) { return t.current().Files() }
+
+// EntryVersion returns the version of the entry at offset in the copy's log.
+func (t *Table) EntryVersion(offset uint64) (wal.Version, error) {
+	e, err := t.current().Read(offset)
+	return e.Version, err
 }

@@ -381,8 +381,17 @@ func (t *Table) syncer() {
 		}
 		lastCallers = callers
 		if !t.opts.NoSync && t.failure() == nil {
+			entries := 0
+			for _, b := range group {
+				if b.err == nil {
+					entries += len(b.entries)
+				}
+			}
+			start := time.Now()
 			if err := t.current().Sync(); err != nil {
 				t.fail(err)
+			} else if entries > 0 && t.opts.Observer != nil { // no entries: Sync had nothing to do
+				t.opts.Observer.Synced(t.opts.Name, time.Since(start), entries)
 			}
 		}
 		for _, b := range group {
@@ -435,9 +444,24 @@ func (t *Table) applier() {
 			if b.err != nil {
 				b.replies[i] = reply{err: fmt.Errorf("table %s: write: %w", t.opts.Name, b.err)}
 			}
+			t.count(r, b.replies[i])
 			r.reply <- b.replies[i]
 		}
 		t.inflight.Add(-1)
+	}
+}
+
+// count adds a request answered without error to the copy's counters.
+func (t *Table) count(r *request, rep reply) {
+	switch {
+	case rep.err != nil:
+	case r.remote:
+		t.counts.adopted.Add(int64(rep.adopted))
+		t.counts.rejected.Add(int64(len(r.entries) - rep.adopted))
+	case len(r.entries) == 1 && r.entries[0].Op == wal.OpDelete:
+		t.counts.deletes.Add(1)
+	default:
+		t.counts.puts.Add(int64(len(r.entries)))
 	}
 }
 

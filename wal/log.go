@@ -432,3 +432,22 @@ func (l *Log) Sync() error {
 	l.publishLocked(target)
 	return nil
 }
+
+// Files counts the log's segment files and their bytes on disk, as they are
+// now (the tail segment grows as entries are written). It reads the log's
+// directory, not the segments.
+func (l *Log) Files() (segments int, bytes int64, err error) {
+	segs, _ := segmentFiles(l.dir)
+	for _, s := range segs {
+		fi, err := os.Stat(s.path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // removed by a truncation meanwhile
+			}
+			return segments, bytes, fmt.Errorf("wal %s: %w", l.name, err)
+		}
+		segments++
+		bytes += fi.Size()
+	}
+	return segments, bytes, nil
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/health"
 	"github.com/spf13/cobra"
 )
 
@@ -23,7 +24,7 @@ func nodeCmd(a *app) *cobra.Command {
 func nodeStatusCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the node's name, version, uptime and tables",
+		Short: "Show the node's name, version, uptime, tables, health and readiness",
 		Long: `Show the node's name, the cortexd version, how long it has been up, whether
 it runs in mesh mode and how many table copies it holds (system tables
 included).
@@ -31,10 +32,14 @@ included).
 With --json prints {"node","version","uptime_s","mesh":bool,"tables":N}, plus
 in mesh mode "mesh_addrs" (the HOST:PORT addresses the mesh listens on) and
 "replication": per table, since the start, {"subscribed": subscriptions this
-node opened to peers, "refused": subscribers it refused}, and "cert" (the
-node's certificate in use: the one the last SIGHUP reload put in place) and
-"ca" (the mesh CA's), each {"name","mesh","serial","fingerprint","not_after",
-"days_left"}; the text shows their end and days left, and the mesh's name.`,
+node opened to peers, "refused": subscribers it refused, "snapshots_sent",
+"snapshots_received"}; "ready" and "healthy", each {"ok":bool,"reason"}:
+what cortexd's /readyz and /healthz answer (ready: every table this node
+holds caught up with every reachable holder since it started; healthy: every
+table it holds is open); and "cert" (the node's certificate in use: the one
+the last SIGHUP reload put in place) and "ca" (the mesh CA's), each
+{"name","mesh","serial","fingerprint","not_after","days_left"}; the text
+shows their end and days left, and the mesh's name.`,
 		Example: `  cortex node status
   cortex node status --json | jq -r .node`,
 		Args: cli.Positional(cobra.NoArgs),
@@ -65,6 +70,12 @@ node's certificate in use: the one the last SIGHUP reload put in place) and
 			if st.CA != nil {
 				cols.Row("CA", certDays(st.CA))
 			}
+			if st.Healthy != nil {
+				cols.Row("HEALTHY", verdict(*st.Healthy))
+			}
+			if st.Ready != nil {
+				cols.Row("READY", verdict(*st.Ready))
+			}
 			return cols.Flush()
 		},
 	}
@@ -78,3 +89,6 @@ func certDays(c *api.CertStatus) string {
 	}
 	return s
 }
+
+// verdict shows a health or readiness verdict: yes or no, and why.
+func verdict(s health.Status) string { return yesNo(s.OK) + " (" + s.Reason + ")" }

@@ -38,6 +38,10 @@ type Config struct {
 	Peers        []string      `toml:"peers"`
 	RPCListen    string        `toml:"rpc_listen"`
 	MaxClockSkew time.Duration `toml:"max_clock_skew"`
+
+	// MetricsListen is the HOST:PORT of /metrics, /healthz and /readyz
+	// (plain HTTP, off when empty).
+	MetricsListen string `toml:"metrics_listen"`
 }
 
 // Mesh reports whether the configuration asks for mesh mode.
@@ -76,6 +80,7 @@ func flagSet(cfg *Config, configFile *string) *pflag.FlagSet {
 	fs.StringSliceVar(&cfg.Peers, "peer", cfg.Peers, "HOST:PORT of a node to join through (repeatable); the others are found through it")
 	fs.StringVar(&cfg.RPCListen, "rpc-listen", cfg.RPCListen, "HOST:PORT of the mTLS API for remote clients (cortex --addr): TLS 1.3, a client certificate of the mesh CA whose identity is registered here, ACL-checked; clients check this node's certificate names the HOST they dial (cortex cert create-node --host); off when empty")
 	fs.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "log a peer whose clock is further off than this (peers over 60s off are refused)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "HOST:PORT to serve Prometheus metrics (/metrics), /healthz and /readyz on, plain HTTP without authentication: bind it to 127.0.0.1 or a private address; off when empty")
 	return fs
 }
 

@@ -106,3 +106,23 @@ func FuzzDecodeConfig(f *testing.F) {
 		}
 	})
 }
+
+// --metrics-listen and the TOML key metrics_listen: off by default, the
+// flag wins over the file.
+func TestConfigMetricsListen(t *testing.T) {
+	env := func(string) string { return "" }
+	cfg, err := loadConfig(nil, env)
+	if err != nil || cfg.MetricsListen != "" {
+		t.Fatalf("default: %q, %v; want off", cfg.MetricsListen, err)
+	}
+	file := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(file, []byte("metrics_listen = \"127.0.0.1:9100\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = loadConfig([]string{"--config", file}, env); err != nil || cfg.MetricsListen != "127.0.0.1:9100" {
+		t.Fatalf("from the file: %q, %v", cfg.MetricsListen, err)
+	}
+	if cfg, err = loadConfig([]string{"--config", file, "--metrics-listen", "127.0.0.1:9200"}, env); err != nil || cfg.MetricsListen != "127.0.0.1:9200" {
+		t.Fatalf("flag over file: %q, %v", cfg.MetricsListen, err)
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/health"
+	"github.com/cortex-mesh/cortex/metrics"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/store"
@@ -60,6 +62,7 @@ func newLogger(cfg Config) *slog.Logger {
 // requests in flight, close the tables (checkpointing them), remove the socket.
 // Each signal on hup reloads the node's certificate (reload.go).
 func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal) error {
+	started := time.Now()
 	var ident *pki.Identity
 	var ca *x509.CertPool
 	if cfg.Mesh() {
@@ -87,10 +90,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 		return err
 	}
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
+	topts := tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
+		Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery}
+	var met *metrics.Metrics
+	if cfg.MetricsListen != "" {
+		met = metrics.New()
+		topts.Observer = met
+	}
 	st, err := store.Open(store.Options{
-		Dir: cfg.DataDir, Node: node, Logger: log, Identity: ident, CA: ca,
-		Table: tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
-			Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery},
+		Dir: cfg.DataDir, Node: node, Logger: log, Identity: ident, CA: ca, Table: topts,
 	})
 	if err != nil {
 		return err
@@ -109,6 +117,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	var cur *pki.Current // the certificate in use, replaced on SIGHUP
 	var reloads *reloader
 	var q repair.Querier // nil: standalone
+	hcfg := health.Config{Store: st, Seeds: len(cfg.Peers) > 0, Started: started, Logger: log}
+	src := metrics.Sources{Store: st, Health: nil, Repairs: func() (map[string]uint64, uint64) {
+		r := handler.RepairStats()
+		return r.Runs, r.Bytes
+	}}
 	if ident != nil {
 		cur = pki.NewCurrent(ident)
 		mesh, err := startMesh(ctx, cfg, cur, st, log)
@@ -120,6 +133,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 		reloads = &reloader{certFile: cfg.MeshCert, keyFile: cfg.MeshKey, roots: ca, cur: cur, store: st,
 			after: mesh.node.CheckCertificates, log: log, now: time.Now}
 		q = mesh.peers
+		hcfg.Peers = meshPeers{mesh.node, mesh.peers}
+		src.Node, src.Repl, src.Cert = mesh.node, mesh.repl, ident.Leaf // the expiry gauge shows the certificate cortexd started with
+		if src.CA, err = loadCACert(cfg.MeshCA); err != nil {
+			return err
+		}
 	}
 	{ // the purge horizon of the tables this node is the home of
 		hctx, hcancel := context.WithCancel(ctx)
@@ -128,12 +146,27 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 		defer func() { hcancel(); <-hdone }()
 	}
 	defer startReloads(hup, reloads, log)()
+	checker := health.NewChecker(hcfg)
+	defer checker.Close()
+	handler.SetHealth(checker)
+	src.Health = checker
 	if cfg.RPCListen != "" {
-		stopRPC, err := serveRPC(cfg, cur, handler, log)
+		rpc, err := listenRPC(cfg, cur, handler, log)
 		if err != nil {
 			return err
 		}
-		defer stopRPC()
+		defer rpc.stop()
+		src.RPCRefusals = rpc.Refusals
+	}
+	if met != nil {
+		if err := met.Register(src); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		_, stopMetrics, err := metrics.Serve(cfg.MetricsListen, met.Handler(log), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	srv := &http.Server{
 		Handler:           handler,

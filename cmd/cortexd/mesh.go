@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/pki"
@@ -28,6 +32,30 @@ func startMesh(ctx context.Context, cfg Config, cur *pki.Current, st *store.Stor
 		return nil, err
 	}
 	return &meshed{node: n, repl: repl.Start(n, st, log), peers: repair.NewPeers(n, st, log)}, nil
+}
+
+// meshPeers is the mesh as the readiness check asks it: the peers
+// connected now, and their copies' state.
+type meshPeers struct {
+	*mesh.Node
+	*repair.Peers
+}
+
+// loadCACert reads the mesh CA's certificate (its expiry is a metric).
+func loadCACert(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load mesh CA: %w", err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return nil, fmt.Errorf("load mesh CA: %s holds no PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("load mesh CA %s: %w", path, err)
+	}
+	return c, nil
 }
 
 // Close stops replication, then leaves the mesh.

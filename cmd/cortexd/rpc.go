@@ -59,6 +59,55 @@ type rpcServer struct {
 	stop func()
 }
 
+// Refusals counts the connections the listener refused since it started,
+// by reason (rpcRefusalReason).
+func (s *rpcServer) Refusals() map[string]uint64 { return s.ln.counts.snapshot() }
+
+// refusalCounts counts refusals by a reason of a bounded set.
+type refusalCounts struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (c *refusalCounts) add(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]uint64{}
+	}
+	c.n[reason]++
+}
+
+func (c *refusalCounts) snapshot() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]uint64, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+// rpcRefusalReasons are the reasons the RPC listener counts refusals by:
+// its connection caps, a client certificate pki.Verify refused (another CA,
+// expired, a node certificate used as a client, or other), none presented,
+// a handshake that was abandoned or timed out (port scans, floods), and any
+// other TLS failure.
+var rpcRefusalReasons = []string{"limits", "foreign_ca", "expired", "wrong_kind", "bad_certificate", "no_certificate", "aborted", "tls"}
+
+// certReason is the reason of a certificate pki.Verify refused.
+func certReason(err error) string {
+	switch {
+	case errors.Is(err, pki.ErrForeignCA):
+		return "foreign_ca"
+	case errors.Is(err, pki.ErrExpired):
+		return "expired"
+	case errors.Is(err, pki.ErrWrongKind):
+		return "wrong_kind"
+	}
+	return "bad_certificate"
+}
+
 func listenRPC(cfg Config, ident *pki.Current, h http.Handler, log *slog.Logger) (*rpcServer, error) {
 	if ident == nil {
 		return nil, errors.New("--rpc-listen needs mesh mode (--mesh-ca, --mesh-cert and --mesh-key)")
@@ -159,6 +208,7 @@ type handshakeListener struct {
 	log      *slog.Logger
 	limiter  *connLimiter
 	refusals *ratelog.Log[refusal]
+	counts   refusalCounts // by rpcRefusalReasons
 
 	ready     chan net.Conn
 	ctx       context.Context // canceled by Close: ends handshakes in flight
@@ -231,6 +281,7 @@ func (l *handshakeListener) acceptLoop() {
 		slot, err := l.limiter.admit(remote)
 		if err != nil {
 			c.Close()
+			l.counts.add("limits")
 			l.refuse(remote, err)
 			continue
 		}
@@ -274,23 +325,29 @@ func (l *handshakeListener) refused(remote net.Addr, err error) {
 	switch {
 	case errors.As(err, &re):
 		reason = re.err.Error()
+		l.counts.add(certReason(re.err))
 	case errors.As(err, &cve):
 		// The standard verification failed; say why in the mesh's words.
 		raw := make([][]byte, len(cve.UnverifiedCertificates))
 		for i, c := range cve.UnverifiedCertificates {
 			raw[i] = c.Raw
 		}
-		if _, verr := pki.Verify(raw, l.pool, pki.KindClient, time.Now()); verr != nil {
+		verr := error(nil)
+		if _, verr = pki.Verify(raw, l.pool, pki.KindClient, time.Now()); verr != nil {
 			reason = verr.Error()
 		} else {
 			reason = cve.Err.Error()
 		}
+		l.counts.add(certReason(verr))
 	case strings.Contains(err.Error(), "didn't provide a certificate"):
 		reason = "no client certificate presented (remote clients need a client certificate of the mesh CA: cortex cert create-client)"
+		l.counts.add("no_certificate")
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		l.counts.add("aborted")
 		l.log.Debug("rpc: a connection closed or timed out during the TLS handshake", "remote", remote.String(), "err", err)
 		return
 	default:
+		l.counts.add("tls")
 		l.log.Info("rpc: TLS handshake failed", "remote", remote.String(), "err", err)
 		return
 	}

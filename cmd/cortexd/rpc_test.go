@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -396,6 +398,9 @@ func TestRPCFloodOfSilentConnections(t *testing.T) {
 	// Admitted: the per-address handshake cap, plus any whose 3 s
 	// handshake timed out before the last flood connection came in.
 	total, _, admitted, refused := lim.stats()
+	if got := srv.Refusals()["limits"]; got != refused {
+		t.Errorf("refusals counted for the limits: %d, the limiter refused %d", got, refused)
+	}
 	if total.handshakes > rpcMaxHandshakesPerIP || total.conns > rpcMaxHandshakesPerIP {
 		t.Errorf("during the flood: %+v in flight, over the per-address cap of %d", total, rpcMaxHandshakesPerIP)
 	}
@@ -442,5 +447,43 @@ func TestRPCFloodOfSilentConnections(t *testing.T) {
 	// And the listener still serves.
 	if err := get(); err != nil {
 		t.Fatalf("after the flood: %v", err)
+	}
+}
+
+// The listener counts its refusals by reason (the metrics read them).
+func TestRPCRefusalCounts(t *testing.T) {
+	f := newRPCFixture(t)
+	srv, err := listenRPC(Config{RPCListen: "127.0.0.1:0", MeshCA: filepath.Join(f.dir, "ca.crt")}, pki.NewCurrent(f.ident), http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	addr := srv.ln.Addr().String()
+	want := map[string]uint64{}
+	for _, c := range []struct {
+		cfg    *tls.Config
+		reason string
+	}{
+		{f.tlsConfig(t, f.dir, "node", "home"), "wrong_kind"},
+		{f.tlsConfig(t, f.other, "client", "alice"), "foreign_ca"},
+		{f.tlsConfig(t, f.other, "client", "alice"), "foreign_ca"},
+		{f.tlsConfig(t, f.dir, "client", "old"), "expired"},
+		{f.tlsConfig(t, f.dir, "", ""), "no_certificate"},
+	} {
+		cl := api.DialTLS(addr, c.cfg)
+		if _, err := cl.NodeStatus(context.Background()); !errors.Is(err, api.ErrUnreachable) {
+			t.Errorf("%s: %v, want a refused handshake", c.reason, err)
+		}
+		cl.Close()
+		want[c.reason]++
+		waitUntil(t, "the refusal counted as "+c.reason, func() bool { return srv.Refusals()[c.reason] == want[c.reason] })
+	}
+	for reason := range srv.Refusals() {
+		if !slices.Contains(rpcRefusalReasons, reason) {
+			t.Errorf("reason %q is not in rpcRefusalReasons", reason)
+		}
+	}
+	if got := srv.Refusals(); !maps.Equal(got, want) {
+		t.Errorf("refusals %v, want %v", got, want)
 	}
 }
