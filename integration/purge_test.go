@@ -164,7 +164,7 @@ func TestPurgeNeverResurrects(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("c keeps %d keys after its restore, want 1 (anchor)\n%s", r.Keys, c.logs)
+			t.Fatalf("c keeps %d keys after its restore, want 1 (anchor): %+v\n%s", r.Keys, r, c.logs)
 		}
 		time.Sleep(100 * time.Millisecond) // poll interval
 	}

@@ -280,6 +280,7 @@ func (p *rawPeer) serveRepl(s network.Stream) {
 	if req.LogID != logID || req.From != 1 { // no cursor yet: a "snapshot" of the entries
 		begin := binary.AppendUvarint([]byte{'S'}, uint64(len(logID)))
 		begin = binary.AppendUvarint(append(begin, logID...), uint64(len(entries)))
+		begin = binary.AppendUvarint(begin, 0) // floor: complete below nothing
 		mesh.WriteFrame(s, begin)
 		if len(entries) > 0 {
 			mesh.WriteFrame(s, recordsFrame('R', 0, entries))

@@ -97,8 +97,14 @@ func (t *Table) ForgetCursor(peer string) {
 	}
 }
 
-// Cursor returns this copy's cursor in the log of peer.
+// Cursor returns this copy's cursor in the log of peer: none while the copy
+// is rebuilding (Rebuild), so that every stream opened then asks for a
+// snapshot, even if a stream that was running when Rebuild forgot the
+// cursors saved one again as it ended.
 func (t *Table) Cursor(peer string) (Cursor, bool) {
+	if t.rebuilding.Load() {
+		return Cursor{}, false
+	}
 	t.cursors.mu.Lock()
 	defer t.cursors.mu.Unlock()
 	c, ok := t.cursors.m[peer]
