@@ -33,6 +33,15 @@ func benchSocketPut(b *testing.B, conns int, noSync bool) {
 	if _, err := c.CreateTable(ctx, "bench", scope.Scope{Local: true}, Overrides{}); err != nil {
 		b.Fatal(err)
 	}
+	putLoad(b, c, conns)
+}
+
+// putLoad makes b.N puts of 100-byte values into table bench over conns
+// concurrent calls of c, timed between b.ResetTimer and b.StopTimer, and
+// reports writes/s and the latency percentiles of acknowledged writes. It
+// returns how long the puts took.
+func putLoad(b *testing.B, c *Client, conns int) time.Duration {
+	ctx := context.Background()
 	value := make([]byte, 100)
 	lat := make([][]time.Duration, conns)
 	var next atomic.Int64
@@ -65,6 +74,7 @@ func benchSocketPut(b *testing.B, conns int, noSync bool) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
 	b.ReportMetric(float64(percentile(all, 50).Microseconds()), "p50_us")
 	b.ReportMetric(float64(percentile(all, 99).Microseconds()), "p99_us")
+	return elapsed
 }
 
 func percentile(sorted []time.Duration, p int) time.Duration {

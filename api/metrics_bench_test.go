@@ -2,12 +2,10 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,39 +75,9 @@ func benchMetricsPut(b *testing.B, observed, scraped bool) {
 			}
 		}()
 	}
-	value := make([]byte, 100)
-	lat := make([][]time.Duration, conns)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for w := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				t0 := time.Now()
-				if _, err := c.Put(ctx, "bench", fmt.Appendf(nil, "key-%09d", i), value); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[w] = append(lat[w], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
+	elapsed := putLoad(b, c, conns)
 	close(stop)
 	scraper.Wait()
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
-	b.ReportMetric(float64(percentile(all, 99).Microseconds()), "p99_us")
 	if scraped {
 		b.ReportMetric(float64(scrapes.Load())/elapsed.Seconds(), "scrapes/s")
 	}

@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,41 +50,11 @@ func benchWatchedPut(b *testing.B, watcher string) {
 			time.Sleep(time.Millisecond) // poll: the stream starts
 		}
 	}
-	value := make([]byte, 100)
-	lat := make([][]time.Duration, conns)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
 	start := time.Now()
-	for w := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				t0 := time.Now()
-				if _, err := ws.c.Put(ctx, "bench", fmt.Appendf(nil, "key-%09d", i), value); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[w] = append(lat[w], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
+	elapsed := putLoad(b, ws.c, conns)
 	if watcher == "stalled" && ws.srv.Watchers() != 1 {
 		b.Errorf("the stalled watcher was dropped during the run")
 	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
-	b.ReportMetric(float64(percentile(all, 50).Microseconds()), "p50_us")
-	b.ReportMetric(float64(percentile(all, 99).Microseconds()), "p99_us")
 	if watcher == "reading" {
 		for seen.Load() < int64(b.N) && time.Since(start) < elapsed+10*time.Second {
 			time.Sleep(time.Millisecond) // poll: the watcher catches up

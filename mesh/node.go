@@ -90,7 +90,7 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	refusals *ratelog.Log[refusal]
-	refused  refusalCounts
+	refused  RefusalCounts
 
 	cur    *pki.Current      // this node's certificate now
 	caCert *x509.Certificate // the mesh CA's
@@ -255,7 +255,7 @@ func (n *Node) refusedHandshake(inbound bool, remote net.Addr, err error) {
 
 // refuse counts a refusal and logs it if a line is due.
 func (n *Node) refuse(r refusal, err error) {
-	n.refused.add(RefusalReason(err))
+	n.refused.Add(RefusalReason(err))
 	r.reason = err.Error()
 	var op *net.OpError
 	if errors.As(err, &op) {

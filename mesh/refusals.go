@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"errors"
+	"maps"
 	"sync"
 
 	"github.com/cortex-mesh/cortex/pki"
@@ -53,13 +54,16 @@ func RefusalReason(err error) string {
 	return "other"
 }
 
-// refusalCounts counts refusals by reason since the start.
-type refusalCounts struct {
+// RefusalCounts counts refusals by reason (a bounded set, such as
+// RefusalReasons) since the start; the zero value is ready. The mesh and
+// cortexd's RPC listener count theirs in one each, for the metrics.
+type RefusalCounts struct {
 	mu sync.Mutex
 	n  map[string]uint64
 }
 
-func (c *refusalCounts) add(reason string) {
+// Add counts one refusal for reason.
+func (c *RefusalCounts) Add(reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == nil {
@@ -68,14 +72,13 @@ func (c *refusalCounts) add(reason string) {
 	c.n[reason]++
 }
 
+// Snapshot returns the counts so far, by reason.
+func (c *RefusalCounts) Snapshot() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
+
 // Refusals counts the connections and hellos this node refused, or that
 // were refused to it, by RefusalReason, since it started.
-func (n *Node) Refusals() map[string]uint64 {
-	n.refused.mu.Lock()
-	defer n.refused.mu.Unlock()
-	out := make(map[string]uint64, len(n.refused.n))
-	for k, v := range n.refused.n {
-		out[k] = v
-	}
-	return out
-}
+func (n *Node) Refusals() map[string]uint64 { return n.refused.Snapshot() }

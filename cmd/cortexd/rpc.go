@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cortex-mesh/cortex/mesh"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/ratelog"
 )
@@ -61,32 +62,7 @@ type rpcServer struct {
 
 // Refusals counts the connections the listener refused since it started,
 // by reason (rpcRefusalReason).
-func (s *rpcServer) Refusals() map[string]uint64 { return s.ln.counts.snapshot() }
-
-// refusalCounts counts refusals by a reason of a bounded set.
-type refusalCounts struct {
-	mu sync.Mutex
-	n  map[string]uint64
-}
-
-func (c *refusalCounts) add(reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]uint64{}
-	}
-	c.n[reason]++
-}
-
-func (c *refusalCounts) snapshot() map[string]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]uint64, len(c.n))
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
-}
+func (s *rpcServer) Refusals() map[string]uint64 { return s.ln.counts.Snapshot() }
 
 // rpcRefusalReasons are the reasons the RPC listener counts refusals by:
 // its connection caps, a client certificate pki.Verify refused (another CA,
@@ -95,15 +71,13 @@ func (c *refusalCounts) snapshot() map[string]uint64 {
 // other TLS failure.
 var rpcRefusalReasons = []string{"limits", "foreign_ca", "expired", "wrong_kind", "bad_certificate", "no_certificate", "aborted", "tls"}
 
-// certReason is the reason of a certificate pki.Verify refused.
+// certReason is the reason of a certificate pki.Verify refused: the one
+// mesh.RefusalReason gives for another CA, expiry or the wrong kind, else
+// bad_certificate.
 func certReason(err error) string {
-	switch {
-	case errors.Is(err, pki.ErrForeignCA):
-		return "foreign_ca"
-	case errors.Is(err, pki.ErrExpired):
-		return "expired"
-	case errors.Is(err, pki.ErrWrongKind):
-		return "wrong_kind"
+	switch r := mesh.RefusalReason(err); r {
+	case "foreign_ca", "expired", "wrong_kind":
+		return r
 	}
 	return "bad_certificate"
 }
@@ -208,7 +182,7 @@ type handshakeListener struct {
 	log      *slog.Logger
 	limiter  *connLimiter
 	refusals *ratelog.Log[refusal]
-	counts   refusalCounts // by rpcRefusalReasons
+	counts   mesh.RefusalCounts // by rpcRefusalReasons
 
 	ready     chan net.Conn
 	ctx       context.Context // canceled by Close: ends handshakes in flight
@@ -281,7 +255,7 @@ func (l *handshakeListener) acceptLoop() {
 		slot, err := l.limiter.admit(remote)
 		if err != nil {
 			c.Close()
-			l.counts.add("limits")
+			l.counts.Add("limits")
 			l.refuse(remote, err)
 			continue
 		}
@@ -325,7 +299,7 @@ func (l *handshakeListener) refused(remote net.Addr, err error) {
 	switch {
 	case errors.As(err, &re):
 		reason = re.err.Error()
-		l.counts.add(certReason(re.err))
+		l.counts.Add(certReason(re.err))
 	case errors.As(err, &cve):
 		// The standard verification failed; say why in the mesh's words.
 		raw := make([][]byte, len(cve.UnverifiedCertificates))
@@ -338,16 +312,16 @@ func (l *handshakeListener) refused(remote net.Addr, err error) {
 		} else {
 			reason = cve.Err.Error()
 		}
-		l.counts.add(certReason(verr))
+		l.counts.Add(certReason(verr))
 	case strings.Contains(err.Error(), "didn't provide a certificate"):
 		reason = "no client certificate presented (remote clients need a client certificate of the mesh CA: cortex cert create-client)"
-		l.counts.add("no_certificate")
+		l.counts.Add("no_certificate")
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		l.counts.add("aborted")
+		l.counts.Add("aborted")
 		l.log.Debug("rpc: a connection closed or timed out during the TLS handshake", "remote", remote.String(), "err", err)
 		return
 	default:
-		l.counts.add("tls")
+		l.counts.Add("tls")
 		l.log.Info("rpc: TLS handshake failed", "remote", remote.String(), "err", err)
 		return
 	}
