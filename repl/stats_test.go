@@ -31,6 +31,12 @@ func TestSnapshotCountsAndSubscriptionStates(t *testing.T) {
 	a.put(t, "t", "k", 10)
 	waitSame(t, "t", a, b)
 	waitFor(t, "b's subscription to a for t to be up", func() bool { _, up := subUp(b, "t", "a"); return up })
+	// The snapshot's records are applied before its end frame is read, and
+	// a counts its snapshot after sending it: both counters can lag the
+	// copy by a moment, so wait for them, then check there was one.
+	waitFor(t, "b to count a's snapshot and a to count sending it", func() bool {
+		return b.repl.Stats()["t"].SnapshotsReceived > 0 && a.repl.Stats()["t"].SnapshotsSent > 0
+	})
 	if got := b.repl.Stats()["t"].SnapshotsReceived; got != 1 {
 		t.Fatalf("b received %d snapshots of t, want 1", got)
 	}
