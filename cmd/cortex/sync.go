@@ -77,9 +77,13 @@ degraded, catching up or unknown; 7 when one diverged (so that
 every table is in sync or the time is up, and shows the last answer.
 
 With --json prints {"tables":[{"table","scope","replicated","desired":[...],
-"replicas":[{"node","desired","has_copy","reachable","offset","keys","digest",
-"lag","lag_s","last_contact_ms","failed","damage"}],
-"state":"in_sync|degraded|catching_up|diverged|unknown","in_sync":bool,"note"}]}.`,
+"replicas":[{"node","desired","has_copy","reachable","log_id","offset","keys",
+"digest","lag","lag_s","last_contact_ms","failed","damage","tombstones",
+"floor"}],"state":"in_sync|degraded|catching_up|diverged|unknown",
+"in_sync":bool,"note","purge":{"grace_s","horizon","horizon_at","next",
+"limited_by","blocked":[...]}}]}: tombstones is the copy's count of deleted
+keys not yet purged, floor the version below which it purged them; purge
+(replicated tables) is the table's purge horizon and what holds it back.`,
 		Example: `  cortex sync status
   cortex sync status fruit --json | jq .tables[0].state
   cortex sync status --wait 30s && echo every copy agrees`,
