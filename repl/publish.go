@@ -22,9 +22,12 @@ const requestTimeout = 10 * time.Second
 // a subscriber that belongs in the table's scope by this node's catalog. A
 // node outside the scope gets a refusal and not a byte of data.
 func (r *Replicator) serve(peerName string, s mesh.Stream) {
-	r.wg.Add(1)
-	defer r.wg.Done()
 	defer s.Close()
+	if !r.enter() {
+		s.Reset()
+		return
+	}
+	defer r.wg.Done()
 	s.SetReadDeadline(time.Now().Add(requestTimeout))
 	b, err := mesh.ReadFrame(s, 64<<10)
 	if err != nil {

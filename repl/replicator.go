@@ -35,6 +35,7 @@ type Replicator struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
+	closed  bool               // by Close: no stream is served after it
 	running map[string]running // by Sub.key
 	stats   map[string]Stats   // by table name
 }
@@ -114,8 +115,24 @@ func Start(t mesh.Transport, st *store.Store, log *slog.Logger) *Replicator {
 
 // Close stops every subscription and waits for them.
 func (r *Replicator) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+}
+
+// enter counts a stream being served in r.wg, unless r is closed: the
+// transport may still hand over a stream after Close (and a WaitGroup may
+// not grow while Wait runs).
+func (r *Replicator) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
+	return true
 }
 
 // Subscriptions lists the subscriptions running now.
