@@ -84,9 +84,10 @@ func replDiff(got, want map[string]string) string {
 func replWaitContents(t *testing.T, table string, want map[string]string, nodes ...*node) {
 	t.Helper()
 	for _, n := range nodes {
-		deadline := time.Now().Add(40 * time.Second)
+		deadline := time.Now().Add(60 * time.Second)
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// A scan of many large values takes seconds on a loaded machine.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			recs, err := n.replScan(ctx, table)
 			cancel()
 			got := replValues(recs)
