@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -493,4 +494,84 @@ func TestBackupRestorePermissionsOverRPC(t *testing.T) {
 		t.Errorf("t/k = %q: the restore replaced a newer version", got)
 	}
 	expect(t, "a system table", n.cli("backup", "--out", file+"2", "cortex_acls"), 2, "system table")
+}
+
+// A cortexd killed with SIGKILL while a restore uploads leaves its spool in
+// the data directory; at the next start cortexd removes it (and logs it with
+// its size), and nothing of the interrupted restore was applied: the table
+// merged into is as it was, the table it would have created does not exist.
+func TestRestoreSpoolRemovedAfterKill9(t *testing.T) {
+	n := newNode(t, "home")
+	n.start()
+	n.must("table", "create", "t")
+	big := strings.Repeat("v", 4000)
+	for i := range 40 {
+		n.must("put", "t", fmt.Sprintf("k%02d", i), big)
+	}
+	file := filepath.Join(t.TempDir(), "t.cxb")
+	n.must("backup", "--out", file, "t")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := backup.Verify(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the restore would change: every key of the file is newer than
+	// what t holds now, and t2 would be created.
+	for i := range 40 {
+		n.must("del", "t", fmt.Sprintf("k%02d", i))
+	}
+	n.must("put", "t", "mine", "kept")
+	before, _ := bkExport(t, n, "t")
+
+	// Upload half of the file and hold the rest back, then kill the node.
+	for _, as := range []string{"", "t2"} {
+		pr, pw := io.Pipe()
+		c := n.client()
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Restore(context.Background(), api.RestoreRequest{Sections: m.Tables, As: as, Size: int64(len(data)),
+				Overrides: api.Overrides{Confirmed: true}}, pr)
+			done <- err
+		}()
+		if _, err := pw.Write(data[:len(data)/2]); err != nil {
+			t.Fatal(err)
+		}
+		var spool string
+		plPoll(t, "the restore spools half of the file", func() (bool, string) {
+			left, _ := filepath.Glob(filepath.Join(n.dir, "restore-*.tmp"))
+			if len(left) != 1 {
+				return false, fmt.Sprintf("spools %v", left)
+			}
+			fi, err := os.Stat(left[0])
+			spool = left[0]
+			return err == nil && fi.Size() >= int64(len(data)/2)-64<<10, fmt.Sprintf("%v", err)
+		})
+		n.kill()
+		pw.CloseWithError(errors.New("the test stops uploading"))
+		if err := <-done; err == nil {
+			t.Fatal("a restore into a killed node succeeded")
+		}
+		c.Close()
+		if _, err := os.Stat(spool); err != nil {
+			t.Fatalf("the spool is not left by kill -9: %v", err)
+		}
+		n.start()
+		n.waitLog(`removed the spool of an interrupted restore.*file=` + regexp.QuoteMeta(spool) + ` bytes=\d+`)
+		if left, _ := filepath.Glob(filepath.Join(n.dir, "restore-*.tmp")); len(left) != 0 {
+			t.Fatalf("spools after the restart: %v", left)
+		}
+		after, _ := bkExport(t, n, "t")
+		bkCompare(t, "t after the interrupted restore", after, before)
+		if r := n.cli("get", "t2", "k00"); r.code != 3 || !strings.Contains(r.stderr, "t2") {
+			t.Fatalf("t2 after the interrupted restore: %+v", r)
+		}
+	}
 }
