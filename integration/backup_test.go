@@ -575,3 +575,43 @@ func TestRestoreSpoolRemovedAfterKill9(t *testing.T) {
 		}
 	}
 }
+
+// A copy whose scope no longer selects this node is being handed off and
+// takes no local writes: a restore or an import into it is refused (the
+// node holds no copy to write to), and changes nothing; restoring into a
+// system table is refused too.
+func TestRestoreRefusedIntoHandedOffCopy(t *testing.T) {
+	certs := meshCerts(t, "a", "d")
+	a := plMesh(t, certs, "a")[0]
+	a.must("table", "create", "t", "--scope", "a")
+	a.must("put", "t", "k", "v1")
+	file := filepath.Join(t.TempDir(), "t.cxb")
+	a.must("backup", "--out", file, "t")
+	a.must("put", "t", "k2", "v2")
+	// t now belongs to d, which never joins: a keeps its copy, draining.
+	a.must("table", "scope", "t", "d", "--allow-unknown", "--yes")
+	draining := func() (bool, string) {
+		list, err := a.plTables()
+		ti := list["t"]
+		return err == nil && ti.Draining && !ti.Held && ti.Keys == 2, fmt.Sprintf("%+v %v", ti, err)
+	}
+	plPoll(t, "a keeps t draining", draining)
+	expect(t, "restore into the handed-off copy", a.cli("restore", file, "--yes"), 1, "this node holds no copy of it")
+	expect(t, "import into the handed-off copy", a.cliIn(`{"key":"k3","value":"x","hlc":"5","origin":"x","deleted":false}`+"\n", "import", "t"),
+		1, "this node holds no copy of it")
+	if ok, desc := draining(); !ok {
+		t.Fatalf("the handed-off copy changed: %s", desc)
+	}
+	expect(t, "restore into a system table", a.cli("restore", file, "--as", "cortex_acls"), 2, "reserved for system tables")
+	// The node refuses it too, whatever the client checked.
+	m := bkManifest(t, file)
+	c := a.client()
+	defer c.Close()
+	for _, req := range []api.RestoreRequest{{Sections: m.Tables, As: "cortex_acls"}, {Sections: m.Tables, As: "cortex_meta", Import: true}} {
+		_, err := c.RestorePlan(context.Background(), req)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != api.CodeInvalid || !strings.Contains(ae.Message, "reserved for system tables") {
+			t.Errorf("restore plan into %s: %v", req.As, err)
+		}
+	}
+}
