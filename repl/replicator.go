@@ -269,6 +269,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 	ack := &acker{r: r, s: st, t: t, peer: s.Peer}
 	defer ack.stop()
 	defer up.Store(false)
+	var snapGen uint64 // the copy's rebuild generation when the snapshot began
 	for {
 		b, err := mesh.ReadFrame(st, maxReplFrame)
 		if err != nil && !errors.Is(err, mesh.ErrFrameTooLarge) {
@@ -285,6 +286,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 		}
 		if f.Type == frameSnapBegin {
 			r.log.Info("repl: receiving a snapshot", "table", info.Name, "peer", s.Peer, "as_of", f.Offset)
+			snapGen = t.RebuildGeneration()
 		}
 		ready, err := sub.Step(f)
 		if err != nil {
@@ -306,7 +308,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 			r.count(info.Name, Stats{SnapshotsReceived: 1})
 		}
 		if ready.SnapshotDone {
-			still, err := t.SnapshotDone(ready.Floor)
+			still, err := t.SnapshotDone(ready.Floor, snapGen)
 			if err != nil {
 				return progressed, err
 			}

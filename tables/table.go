@@ -150,6 +150,7 @@ type Table struct {
 	floor      atomic.Uint64 // the purge floor: set by the writer (decide), read anywhere
 	rebuilding atomic.Bool   // waits for a snapshot from a copy complete below the floor
 	below      atomic.Int64  // remote changes not adopted for being older than the floor
+	rebuildGen atomic.Uint64 // rebuilds since the copy was opened (SnapshotDone)
 	resyncMu   sync.Mutex
 	resync     chan struct{} // closed and replaced when the cursors are forgotten while open
 
