@@ -22,9 +22,16 @@ const requestTimeout = 10 * time.Second
 // a subscriber that belongs in the table's scope by this node's catalog. A
 // node outside the scope gets a refusal and not a byte of data.
 func (r *Replicator) serve(peerName string, s mesh.Stream) {
-	r.wg.Add(1)
-	defer r.wg.Done()
 	defer s.Close()
+	r.mu.Lock()
+	if r.closed { // Close is waiting for the streams: take no new one
+		r.mu.Unlock()
+		s.Reset()
+		return
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	defer r.wg.Done()
 	s.SetReadDeadline(time.Now().Add(requestTimeout))
 	b, err := mesh.ReadFrame(s, 64<<10)
 	if err != nil {

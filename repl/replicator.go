@@ -37,6 +37,7 @@ type Replicator struct {
 	mu      sync.Mutex
 	running map[string]running // by Sub.key
 	stats   map[string]Stats   // by table name
+	closed  bool               // Close began: serve takes no new stream
 }
 
 // Stats counts, per table since the start, what replication did: the
@@ -114,6 +115,9 @@ func Start(t mesh.Transport, st *store.Store, log *slog.Logger) *Replicator {
 
 // Close stops every subscription and waits for them.
 func (r *Replicator) Close() {
+	r.mu.Lock()
+	r.closed = true // no wg.Add after this: it would race with Wait
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 }
