@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cortex-mesh/cortex/backup"
@@ -362,7 +364,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) (RestoreResult,
 	}
 
 	// Spool and verify the whole file before anything changes.
-	spool, err := os.CreateTemp(s.store.Dir(), "restore-*.tmp")
+	spool, err := os.CreateTemp(s.store.Dir(), restoreSpoolPattern)
 	if err != nil {
 		return RestoreResult{}, fmt.Errorf("restore: spool: %w", err)
 	}
@@ -416,6 +418,44 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) (RestoreResult,
 			"seconds", time.Since(start).Seconds())
 	}
 	return res, nil
+}
+
+// restoreSpoolPattern names the file a restore spools its upload to, in
+// the data directory.
+const restoreSpoolPattern = "restore-*.tmp"
+
+// RemoveRestoreSpools removes the spool files of restores that a crash or a
+// kill -9 interrupted (a restore removes its own when it ends), logging each
+// with its size. Call it at start, holding the data directory's lock and
+// before the API serves: a spool is never applied from, so removing one
+// changes no table. It returns how many it removed; a spool it could not
+// remove is an error naming it (the rest are still removed).
+func RemoveRestoreSpools(dataDir string, log *slog.Logger) (int, error) {
+	files, err := filepath.Glob(filepath.Join(dataDir, restoreSpoolPattern))
+	if err != nil {
+		return 0, fmt.Errorf("restore spools in %s: %w", dataDir, err)
+	}
+	removed := 0
+	var errs []error
+	for _, f := range files {
+		fi, err := os.Lstat(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore spool %s: %w", f, err))
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("restore spool %s is not a regular file (mode %s): left in place", f, fi.Mode()))
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			errs = append(errs, fmt.Errorf("removing restore spool %s: %w", f, err))
+			continue
+		}
+		removed++
+		log.Warn("removed the spool of an interrupted restore (nothing of it was applied, or what was stays)",
+			"file", f, "bytes", fi.Size(), "modified", fi.ModTime().UTC().Format(time.RFC3339))
+	}
+	return removed, errors.Join(errs...)
 }
 
 // verifyUpload reads the whole file, checking it (backup.Read) and every

@@ -5,6 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cortex-mesh/cortex/backup"
@@ -92,5 +96,53 @@ func TestBackupRestoreAPI(t *testing.T) {
 	// System tables are never backed up.
 	if err := src.Backup(ctx, BackupRequest{Tables: []string{scope.ACLsTable}}, &bytes.Buffer{}); !errors.As(err, &ae) || ae.Code != CodeInvalid {
 		t.Errorf("a backup of a system table: %v", err)
+	}
+}
+
+// Spools left by interrupted restores are removed at start, each logged with
+// its size; other files, and a "spool" that is not a regular file, stay.
+func TestRemoveRestoreSpools(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, size int) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{0xc7}, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	big := write("restore-1234.tmp", 3<<20)
+	small := write("restore-.tmp", 0)
+	keep := []string{write("restore-1234.tmp.bak", 10), write("NODE", 5), write("xrestore-1.tmp", 1)}
+	if err := os.Mkdir(filepath.Join(dir, "restore-dir.tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(keep[1], filepath.Join(dir, "restore-link.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	n, err := RemoveRestoreSpools(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if n != 2 {
+		t.Errorf("removed %d spools, want 2", n)
+	}
+	if err == nil || !strings.Contains(err.Error(), "restore-dir.tmp is not a regular file") ||
+		!strings.Contains(err.Error(), "restore-link.tmp is not a regular file") {
+		t.Errorf("err = %v, want the directory and the link named", err)
+	}
+	for _, p := range []string{big, small} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: still there (%v)", p, err)
+		}
+	}
+	for _, p := range append(keep, filepath.Join(dir, "restore-dir.tmp"), filepath.Join(dir, "restore-link.tmp")) {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if got := logs.String(); !strings.Contains(got, "file="+big+" bytes=3145728") || !strings.Contains(got, "bytes=0") {
+		t.Errorf("log does not name each spool with its size:\n%s", got)
+	}
+	// Nothing left: nothing to do.
+	if n, err := RemoveRestoreSpools(t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil))); n != 0 || err != nil {
+		t.Errorf("empty directory: %d, %v", n, err)
 	}
 }

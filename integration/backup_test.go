@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -493,4 +494,124 @@ func TestBackupRestorePermissionsOverRPC(t *testing.T) {
 		t.Errorf("t/k = %q: the restore replaced a newer version", got)
 	}
 	expect(t, "a system table", n.cli("backup", "--out", file+"2", "cortex_acls"), 2, "system table")
+}
+
+// A cortexd killed with SIGKILL while a restore uploads leaves its spool in
+// the data directory; at the next start cortexd removes it (and logs it with
+// its size), and nothing of the interrupted restore was applied: the table
+// merged into is as it was, the table it would have created does not exist.
+func TestRestoreSpoolRemovedAfterKill9(t *testing.T) {
+	n := newNode(t, "home")
+	n.start()
+	n.must("table", "create", "t")
+	big := strings.Repeat("v", 4000)
+	for i := range 40 {
+		n.must("put", "t", fmt.Sprintf("k%02d", i), big)
+	}
+	file := filepath.Join(t.TempDir(), "t.cxb")
+	n.must("backup", "--out", file, "t")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := backup.Verify(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the restore would change: every key of the file is newer than
+	// what t holds now, and t2 would be created.
+	for i := range 40 {
+		n.must("del", "t", fmt.Sprintf("k%02d", i))
+	}
+	n.must("put", "t", "mine", "kept")
+	before, _ := bkExport(t, n, "t")
+
+	// Upload half of the file and hold the rest back, then kill the node.
+	for _, as := range []string{"", "t2"} {
+		pr, pw := io.Pipe()
+		c := n.client()
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Restore(context.Background(), api.RestoreRequest{Sections: m.Tables, As: as, Size: int64(len(data)),
+				Overrides: api.Overrides{Confirmed: true}}, pr)
+			done <- err
+		}()
+		if _, err := pw.Write(data[:len(data)/2]); err != nil {
+			t.Fatal(err)
+		}
+		var spool string
+		plPoll(t, "the restore spools half of the file", func() (bool, string) {
+			left, _ := filepath.Glob(filepath.Join(n.dir, "restore-*.tmp"))
+			if len(left) != 1 {
+				return false, fmt.Sprintf("spools %v", left)
+			}
+			fi, err := os.Stat(left[0])
+			spool = left[0]
+			return err == nil && fi.Size() >= int64(len(data)/2)-64<<10, fmt.Sprintf("%v", err)
+		})
+		n.kill()
+		pw.CloseWithError(errors.New("the test stops uploading"))
+		if err := <-done; err == nil {
+			t.Fatal("a restore into a killed node succeeded")
+		}
+		c.Close()
+		if _, err := os.Stat(spool); err != nil {
+			t.Fatalf("the spool is not left by kill -9: %v", err)
+		}
+		n.start()
+		n.waitLog(`removed the spool of an interrupted restore.*file=` + regexp.QuoteMeta(spool) + ` bytes=\d+`)
+		if left, _ := filepath.Glob(filepath.Join(n.dir, "restore-*.tmp")); len(left) != 0 {
+			t.Fatalf("spools after the restart: %v", left)
+		}
+		after, _ := bkExport(t, n, "t")
+		bkCompare(t, "t after the interrupted restore", after, before)
+		if r := n.cli("get", "t2", "k00"); r.code != 3 || !strings.Contains(r.stderr, "t2") {
+			t.Fatalf("t2 after the interrupted restore: %+v", r)
+		}
+	}
+}
+
+// A copy whose scope no longer selects this node is being handed off and
+// takes no local writes: a restore or an import into it is refused (the
+// node holds no copy to write to), and changes nothing; restoring into a
+// system table is refused too.
+func TestRestoreRefusedIntoHandedOffCopy(t *testing.T) {
+	certs := meshCerts(t, "a", "d")
+	a := plMesh(t, certs, "a")[0]
+	a.must("table", "create", "t", "--scope", "a")
+	a.must("put", "t", "k", "v1")
+	file := filepath.Join(t.TempDir(), "t.cxb")
+	a.must("backup", "--out", file, "t")
+	a.must("put", "t", "k2", "v2")
+	// t now belongs to d, which never joins: a keeps its copy, draining.
+	a.must("table", "scope", "t", "d", "--allow-unknown", "--yes")
+	draining := func() (bool, string) {
+		list, err := a.plTables()
+		ti := list["t"]
+		return err == nil && ti.Draining && !ti.Held && ti.Keys == 2, fmt.Sprintf("%+v %v", ti, err)
+	}
+	plPoll(t, "a keeps t draining", draining)
+	expect(t, "restore into the handed-off copy", a.cli("restore", file, "--yes"), 1, "this node holds no copy of it")
+	expect(t, "import into the handed-off copy", a.cliIn(`{"key":"k3","value":"x","hlc":"5","origin":"x","deleted":false}`+"\n", "import", "t"),
+		1, "this node holds no copy of it")
+	if ok, desc := draining(); !ok {
+		t.Fatalf("the handed-off copy changed: %s", desc)
+	}
+	expect(t, "restore into a system table", a.cli("restore", file, "--as", "cortex_acls"), 2, "reserved for system tables")
+	// The node refuses it too, whatever the client checked.
+	m := bkManifest(t, file)
+	c := a.client()
+	defer c.Close()
+	for _, req := range []api.RestoreRequest{{Sections: m.Tables, As: "cortex_acls"}, {Sections: m.Tables, As: "cortex_meta", Import: true}} {
+		_, err := c.RestorePlan(context.Background(), req)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != api.CodeInvalid || !strings.Contains(ae.Message, "reserved for system tables") {
+			t.Errorf("restore plan into %s: %v", req.As, err)
+		}
+	}
 }

@@ -23,10 +23,14 @@ const requestTimeout = 10 * time.Second
 // node outside the scope gets a refusal and not a byte of data.
 func (r *Replicator) serve(peerName string, s mesh.Stream) {
 	defer s.Close()
-	if !r.enter() {
+	r.mu.Lock()
+	if r.closed { // Close is waiting for the streams: take no new one
+		r.mu.Unlock()
 		s.Reset()
 		return
 	}
+	r.wg.Add(1)
+	r.mu.Unlock()
 	defer r.wg.Done()
 	s.SetReadDeadline(time.Now().Add(requestTimeout))
 	b, err := mesh.ReadFrame(s, 64<<10)
@@ -48,6 +52,16 @@ func (r *Replicator) serve(peerName string, s mesh.Stream) {
 		}
 		send(s, &frame{Type: frameError, Message: err.Error()})
 		return
+	}
+	// A cursor in this copy's log past what this copy could have given the
+	// subscriber: the copy was restored from older files. A new log id
+	// makes the cursor one of another log, answered with a snapshot.
+	if req.LogID != "" && req.From > 0 {
+		if _, err := t.CheckClaim(tables.LogClaim{Peer: peerName, LogID: req.LogID, Offset: req.From - 1, Source: "replication request"}); err != nil {
+			r.log.Error("repl: giving the log a new id", "table", req.Table, "err", err)
+			send(s, &frame{Type: frameError, Message: "the publisher's log is behind this cursor and could not be given a new id"})
+			return
+		}
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -85,7 +99,7 @@ func (r *Replicator) serve(peerName string, s mesh.Stream) {
 			}
 		}
 	}()
-	err = r.publish(ctx, s, t, req)
+	err = r.publish(ctx, s, t, peerName, req)
 	select {
 	case err = <-revoked:
 		r.log.Info("repl: subscriber no longer admitted", "peer", peerName, "table", req.Table, "err", err)
@@ -100,7 +114,7 @@ func (r *Replicator) serve(peerName string, s mesh.Stream) {
 
 // publish sends a snapshot if the cursor is not in this copy's log, then
 // the log from the cursor, then every entry as it becomes durable.
-func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table, req request) error {
+func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table, peer string, req request) error {
 	logID := t.LogID()
 	from := req.From
 	// A cursor past this log's end means the log lost entries the
@@ -111,6 +125,7 @@ func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table
 		if err != nil {
 			return err
 		}
+		t.Served(peer, logID, offset)
 		if err := send(s, &frame{Type: frameSnapBegin, LogID: logID, Offset: offset, Floor: floor}); err != nil {
 			return err
 		}
@@ -134,6 +149,7 @@ func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table
 		for i := range recs {
 			entries[i] = recs[i].Entry
 		}
+		t.Served(peer, logID, recs[len(recs)-1].Offset)
 		if err := send(s, &frame{Type: frameBatch, Offset: from, Entries: entries}); err != nil {
 			return err
 		}

@@ -35,9 +35,9 @@ type Replicator struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	closed  bool               // by Close: no stream is served after it
 	running map[string]running // by Sub.key
 	stats   map[string]Stats   // by table name
+	closed  bool               // Close began: serve takes no new stream
 }
 
 // Stats counts, per table since the start, what replication did: the
@@ -116,23 +116,10 @@ func Start(t mesh.Transport, st *store.Store, log *slog.Logger) *Replicator {
 // Close stops every subscription and waits for them.
 func (r *Replicator) Close() {
 	r.mu.Lock()
-	r.closed = true
+	r.closed = true // no wg.Add after this: it would race with Wait
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
-}
-
-// enter counts a stream being served in r.wg, unless r is closed: the
-// transport may still hand over a stream after Close (and a WaitGroup may
-// not grow while Wait runs).
-func (r *Replicator) enter() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.wg.Add(1)
-	return true
 }
 
 // Subscriptions lists the subscriptions running now.
@@ -286,6 +273,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 	ack := &acker{r: r, s: st, t: t, peer: s.Peer}
 	defer ack.stop()
 	defer up.Store(false)
+	var snapGen uint64 // the copy's rebuild generation when the snapshot began
 	for {
 		b, err := mesh.ReadFrame(st, maxReplFrame)
 		if err != nil && !errors.Is(err, mesh.ErrFrameTooLarge) {
@@ -302,6 +290,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 		}
 		if f.Type == frameSnapBegin {
 			r.log.Info("repl: receiving a snapshot", "table", info.Name, "peer", s.Peer, "as_of", f.Offset)
+			snapGen = t.RebuildGeneration()
 		}
 		ready, err := sub.Step(f)
 		if err != nil {
@@ -323,7 +312,7 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 			r.count(info.Name, Stats{SnapshotsReceived: 1})
 		}
 		if ready.SnapshotDone {
-			still, err := t.SnapshotDone(ready.Floor)
+			still, err := t.SnapshotDone(ready.Floor, snapGen)
 			if err != nil {
 				return progressed, err
 			}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
@@ -85,6 +87,24 @@ func (s *Store) PutHorizon(ctx context.Context, h scope.Horizon) error {
 	return s.Reconcile()
 }
 
+// checkHorizonClaims hands the copy what the horizon says its peers
+// acknowledged of its log (tables.Table.CheckClaim): a copy restored from
+// older files learns it at start from its own catalog, or as soon as a
+// newer horizon arrives from a peer.
+func (s *Store) checkHorizonClaims(t *tables.Table, h scope.Horizon) {
+	for _, cc := range h.Copies {
+		if cc.Node != s.opts.Node {
+			continue
+		}
+		for _, peer := range slices.Sorted(maps.Keys(cc.Acks)) {
+			c := tables.LogClaim{Peer: peer, LogID: cc.LogID, Offset: cc.Acks[peer], Source: "purge horizon"}
+			if _, err := t.CheckClaim(c); err != nil {
+				s.log.Error("giving the log a new id", "table", t.Name(), "err", err)
+			}
+		}
+	}
+}
+
 // applyHorizons brings every copy this node holds to its table's horizon:
 // a copy counted in it and still in sync purges, any other rebuilds
 // (scope.FloorAction). Reconcile calls it.
@@ -102,6 +122,7 @@ func (s *Store) applyHorizons() error {
 		if !ok {
 			continue
 		}
+		s.checkHorizonClaims(t, h)
 		step, why := scope.FloorAction(h, s.opts.Node, t.Floor(), t.Rebuilding(), t.Cursors())
 		if step == scope.FloorKeep {
 			continue

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -153,9 +154,17 @@ func (t *Table) loadCheckpoint(salvaged bool) (uint64, []error) {
 	if salvaged { // the old log's checkpoints went aside with it
 		dir, logID = t.salvagedFrom, t.salvagedID
 	}
+	ids := []string{logID}
+	if !salvaged { // the log's earlier ids (LostEntries), for the same offsets
+		prev, err := wal.PreviousIDs(t.walDir())
+		if err != nil {
+			t.opts.Logger.Error("the log's earlier ids", "table", t.opts.Name, "err", err)
+		}
+		ids = append(ids, prev...)
+	}
 	var skipped []error
 	for _, f := range checkpointFiles(dir) {
-		offset, err := t.loadCheckpointFile(f, logID)
+		offset, err := t.loadCheckpointFile(f, ids)
 		if err == nil {
 			return offset, skipped
 		}
@@ -172,8 +181,9 @@ func (t *Table) resetView() {
 	t.applied, t.digest, t.keys, t.tombstones = 0, Digest{}, 0, 0
 }
 
-// loadCheckpointFile loads one checkpoint, which must belong to logID.
-func (t *Table) loadCheckpointFile(f ckptFile, logID string) (uint64, error) {
+// loadCheckpointFile loads one checkpoint, which must belong to the log
+// (ids[0], or an id it had before: the same entries at the same offsets).
+func (t *Table) loadCheckpointFile(f ckptFile, ids []string) (uint64, error) {
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: %w", err)
@@ -182,8 +192,8 @@ func (t *Table) loadCheckpointFile(f ckptFile, logID string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint %s: %w", f.path, err)
 	}
-	if ck.LogID != logID {
-		return 0, fmt.Errorf("checkpoint %s belongs to log %s, not to this copy's log %s", f.path, ck.LogID, logID)
+	if !slices.Contains(ids, ck.LogID) {
+		return 0, fmt.Errorf("checkpoint %s belongs to log %s, not to this copy's log %s", f.path, ck.LogID, ids[0])
 	}
 	if ck.Offset != f.offset {
 		return 0, fmt.Errorf("checkpoint %s says offset %d", f.path, ck.Offset)

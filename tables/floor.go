@@ -126,6 +126,11 @@ func (t *Table) lower(ctx context.Context, h uint64, rebuild bool) (int, error) 
 	}
 	t.rebuilding.Store(rebuilding)
 	r, err := t.do(ctx, &request{remote: true, purge: req})
+	if rebuild {
+		// After the drop: a snapshot that began before it may have had
+		// records dropped, and does not complete the copy (SnapshotDone).
+		t.rebuildGen.Add(1)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -141,17 +146,22 @@ func (t *Table) lower(ctx context.Context, h uint64, rebuild bool) (int, error) 
 	return r.purged, nil
 }
 
+// RebuildGeneration counts the rebuilds of the copy since it was opened:
+// take it when a snapshot begins and give it to SnapshotDone.
+func (t *Table) RebuildGeneration() uint64 { return t.rebuildGen.Load() }
+
 // SnapshotDone tells a rebuilding copy that a snapshot from a publisher
-// complete below publisherFloor was applied in full: if that covers the
-// copy's floor, the copy is complete again. It reports whether the copy is
-// still rebuilding.
-func (t *Table) SnapshotDone(publisherFloor uint64) (bool, error) {
+// complete below publisherFloor was applied in full, a snapshot that began
+// at rebuild generation gen (RebuildGeneration): if that covers the copy's
+// floor, and no rebuild dropped records since the snapshot began, the copy
+// is complete again. It reports whether the copy is still rebuilding.
+func (t *Table) SnapshotDone(publisherFloor, gen uint64) (bool, error) {
 	t.floorMu.Lock()
 	defer t.floorMu.Unlock()
 	if !t.rebuilding.Load() {
 		return false, nil
 	}
-	if publisherFloor < t.floor.Load() {
+	if publisherFloor < t.floor.Load() || gen != t.rebuildGen.Load() {
 		return true, nil
 	}
 	if err := WriteFloor(t.dir, t.floor.Load(), false); err != nil {

@@ -198,13 +198,13 @@ func TestRebuildTakesOldRecordsOnlyFromACompletePublisher(t *testing.T) {
 	if n, _ := tb.ApplySnapshot(ctx, []wal.Entry{live, utPut("gone", "old", 100, "laptop")}, 400); n != 0 {
 		t.Fatal("records older than the floor adopted from a publisher not complete below it")
 	}
-	if still, err := tb.SnapshotDone(400); err != nil || !still {
+	if still, err := tb.SnapshotDone(400, tb.RebuildGeneration()); err != nil || !still {
 		t.Fatalf("a snapshot of a publisher behind the floor ended the rebuild: %v %v", still, err)
 	}
 	if n, _ := tb.ApplySnapshot(ctx, []wal.Entry{live}, 600); n != 1 {
 		t.Fatal("a complete publisher's record older than the floor was refused")
 	}
-	if still, err := tb.SnapshotDone(600); err != nil || still {
+	if still, err := tb.SnapshotDone(600, tb.RebuildGeneration()); err != nil || still {
 		t.Fatalf("SnapshotDone(600): still rebuilding %v, %v", still, err)
 	}
 	if tb.CompleteBelow() != 500 {
@@ -270,5 +270,42 @@ func TestAckBounds(t *testing.T) {
 	}
 	if got["office"] != now || got["laptop"] != 100 {
 		t.Fatalf("bounds %v (now %d): want office at now, laptop at 100", got, now)
+	}
+}
+
+// A snapshot that began before a rebuild (a higher horizon) had its records
+// older than the new floor dropped by it: it does not complete the copy,
+// whose next snapshot must be whole.
+func TestSnapshotAcrossARebuildDoesNotComplete(t *testing.T) {
+	ctx := context.Background()
+	tb := utOpen(t, t.TempDir(), utOptions("home"))
+	defer tb.Close()
+	if _, err := tb.Rebuild(ctx, 500); err != nil {
+		t.Fatal(err)
+	}
+	gen := tb.RebuildGeneration() // the snapshot begins
+	if n, _ := tb.ApplySnapshot(ctx, []wal.Entry{utPut("early", "v", 550, "office")}, 800); n != 1 {
+		t.Fatal("a complete publisher's record was refused")
+	}
+	if _, err := tb.Rebuild(ctx, 600); err != nil { // drops "early"
+		t.Fatal(err)
+	}
+	if n, _ := tb.ApplySnapshot(ctx, []wal.Entry{utPut("late", "v", 560, "office")}, 800); n != 1 {
+		t.Fatal("a complete publisher's record was refused")
+	}
+	if still, err := tb.SnapshotDone(800, gen); err != nil || !still {
+		t.Fatalf("a snapshot that began before the rebuild completed the copy: still %v, %v", still, err)
+	}
+	if _, err := tb.Get([]byte("early")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("early: %v", err)
+	}
+	// A whole snapshot after the rebuild completes it.
+	gen = tb.RebuildGeneration()
+	tb.ApplySnapshot(ctx, []wal.Entry{utPut("early", "v", 550, "office"), utPut("late", "v", 560, "office")}, 800)
+	if still, err := tb.SnapshotDone(800, gen); err != nil || still {
+		t.Fatalf("a whole snapshot after the rebuild: still %v, %v", still, err)
+	}
+	if _, err := tb.Get([]byte("early")); err != nil {
+		t.Fatalf("early after the whole snapshot: %v", err)
 	}
 }

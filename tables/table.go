@@ -144,11 +144,13 @@ type Table struct {
 
 	cursors *cursors // how far this copy applied its peers' logs
 	acks    acks     // how far subscribers applied this copy's log
+	watch   logWatch // what peers may have applied of this log (restored.go)
 
 	floorMu    sync.Mutex    // one Purge, Rebuild or SnapshotDone at a time (floor.go)
 	floor      atomic.Uint64 // the purge floor: set by the writer (decide), read anywhere
 	rebuilding atomic.Bool   // waits for a snapshot from a copy complete below the floor
 	below      atomic.Int64  // remote changes not adopted for being older than the floor
+	rebuildGen atomic.Uint64 // rebuilds since the copy was opened (SnapshotDone)
 	resyncMu   sync.Mutex
 	resync     chan struct{} // closed and replaced when the cursors are forgotten while open
 
@@ -198,6 +200,7 @@ func Open(dir string, opts Options) (*Table, error) {
 	t.rebuilding.Store(fl.Rebuilding)
 	err = t.openAndRecover()
 	if err == nil {
+		_, t.watch.openedLast = t.log.Bounds()
 		err = t.purgeAtOpen()
 	}
 	if err != nil {

@@ -279,6 +279,15 @@ func (t *Table) decide(b *batch, pending map[string]decided) error {
 				// after the entries decided before it.
 				t.floor.Store(max(t.floor.Load(), r.purge.tomb))
 				b.purge = append(b.purge, purgeAt{req: *r.purge, n: len(b.entries), i: i})
+				// What was decided before is applied, then dropped if older
+				// than a rebuild's floor: it no longer makes the same
+				// version a duplicate (a rebuilt copy takes it again from
+				// a snapshot).
+				for k, d := range pending {
+					if d.version.HLC < r.purge.all {
+						delete(pending, k)
+					}
+				}
 				continue
 			}
 			for _, e := range r.entries {

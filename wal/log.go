@@ -171,7 +171,11 @@ func parseID(path string, b []byte) (string, error) {
 }
 
 // ID is the log's random identity, made when the log was created.
-func (l *Log) ID() string { return l.id }
+func (l *Log) ID() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.id
+}
 
 // Dir is the directory holding the log.
 func (l *Log) Dir() string { return l.dir }
@@ -450,4 +454,80 @@ func (l *Log) Files() (segments int, bytes int64, err error) {
 		bytes += fi.Size()
 	}
 	return segments, bytes, nil
+}
+
+// prevIDFile lists the ids the log had before NewID gave it its current
+// one, one a line, oldest first (at most maxPrevIDs).
+const (
+	prevIDFile = "LOG_ID.prev"
+	maxPrevIDs = 16
+)
+
+// NewID gives the log a new random id, for the same entries at the same
+// offsets: an offset of the old id no longer means anything to a peer (a
+// cursor in it is answered with a snapshot), while what this node made of
+// the old id (a checkpoint) stays valid, since the files are the same. The
+// old id is recorded first (PreviousIDs), then LOG_ID is replaced; each
+// atomically, so a crash leaves the old id or the new one, and either way
+// the checkpoints of both. It returns the new id.
+func (l *Log) NewID() (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return "", ErrClosed
+	}
+	prev, err := PreviousIDs(l.dir)
+	if err != nil {
+		return "", fmt.Errorf("wal %s: new log id: %w", l.name, err)
+	}
+	prev = append(prev, l.id)
+	if len(prev) > maxPrevIDs {
+		prev = prev[len(prev)-maxPrevIDs:]
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(raw[:])
+	err = WriteFileAtomic(filepath.Join(l.dir, prevIDFile), func(w io.Writer) error {
+		_, err := io.WriteString(w, strings.Join(prev, "\n")+"\n")
+		return err
+	})
+	if err == nil {
+		err = WriteFileAtomic(filepath.Join(l.dir, idFile), func(w io.Writer) error {
+			_, err := io.WriteString(w, id+"\n")
+			return err
+		})
+	}
+	if err != nil {
+		return "", fmt.Errorf("wal %s: new log id: %w", l.name, err)
+	}
+	l.id = id
+	return id, nil
+}
+
+// PreviousIDs returns the ids the log in dir had before its current one
+// (NewID), oldest first; none if it never changed. A malformed file is an
+// error.
+func PreviousIDs(dir string) ([]string, error) {
+	path := filepath.Join(dir, prevIDFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		id, err := parseID(path, []byte(line))
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) > maxPrevIDs {
+		return nil, fmt.Errorf("%s: %d ids, at most %d are kept", path, len(ids), maxPrevIDs)
+	}
+	return ids, nil
 }

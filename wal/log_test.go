@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -772,5 +773,57 @@ func TestBatchSpanningSegments(t *testing.T) {
 		if !entriesEqual(r.Entry, big[i]) {
 			t.Fatalf("record %d differs", i+1)
 		}
+	}
+}
+
+// NewID changes the id of the same entries, keeps the old ones in
+// PreviousIDs (at most 16), and survives a reopen.
+func TestNewID(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append([]Entry{{Op: OpPut, Version: Version{HLC: 1, Origin: "a"}, Key: []byte("k"), Value: []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range maxPrevIDs + 2 {
+		ids = append(ids, l.ID())
+		id, err := l.NewID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == ids[len(ids)-1] || id != l.ID() {
+			t.Fatalf("NewID = %s, ID = %s, was %s", id, l.ID(), ids[len(ids)-1])
+		}
+	}
+	cur := l.ID()
+	l.Close()
+	prev, err := PreviousIDs(dir)
+	if err != nil || !slices.Equal(prev, ids[len(ids)-maxPrevIDs:]) {
+		t.Fatalf("PreviousIDs = %v, %v; want %v", prev, err, ids[len(ids)-maxPrevIDs:])
+	}
+	l, err = Open(dir, Options{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.ID() != cur {
+		t.Fatalf("reopened with id %s, want %s", l.ID(), cur)
+	}
+	if e, err := l.Read(1); err != nil || string(e.Value) != "v" {
+		t.Fatalf("entry 1 after NewID: %+v, %v", e, err)
+	}
+	if _, err := l.NewID(); err != nil {
+		t.Fatal(err)
+	}
+	// A malformed list is an error, not a silent empty one.
+	os.WriteFile(filepath.Join(dir, prevIDFile), []byte("nothex\n"), 0o600)
+	if _, err := PreviousIDs(dir); err == nil || !strings.Contains(err.Error(), "malformed log id") {
+		t.Fatalf("malformed list: %v", err)
+	}
+	if ids, err := PreviousIDs(t.TempDir()); ids != nil || err != nil {
+		t.Fatalf("no list: %v, %v", ids, err)
 	}
 }

@@ -89,6 +89,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	if err != nil {
 		return err
 	}
+	// Under the lock: no other cortexd can be restoring into this directory.
+	// One that cannot be removed is only disk space: say so and go on.
+	if _, err := api.RemoveRestoreSpools(cfg.DataDir, log); err != nil {
+		log.Error("leftover restore spools", "err", err)
+	}
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
 	topts := tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
 		Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery}
