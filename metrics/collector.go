@@ -36,6 +36,8 @@ var (
 	descSubRef   = desc("cortex_replication_subscribers_refused_total", "Subscribers this node refused (outside the table's scope, unknown table), since it started.", "table")
 	descSnapSent = desc("cortex_replication_snapshots_sent_total", "Snapshots of this node's copy sent in full to subscribers, since it started.", "table")
 	descSnapRecv = desc("cortex_replication_snapshots_received_total", "Snapshots of peers' copies received in full, since this node started.", "table")
+	descEntSent  = desc("cortex_replication_entries_sent_total", "Log entries of this node's copy sent to a subscriber, since this node started.", "table", "peer")
+	descEntSkip  = desc("cortex_replication_entries_skipped_total", "Log entries of this node's copy not sent to a subscriber because it claimed them (it had them, or newer versions), since this node started.", "table")
 	descPeers    = desc("cortex_mesh_peers_connected", "Peers connected and past the hello.")
 	descSkew     = desc("cortex_mesh_peer_clock_skew_seconds", "A connected peer's clock minus this node's, measured at connect.", "peer")
 	descRefusals = desc("cortex_mesh_handshake_refusals_total", "Mesh connections and hellos refused (either way), since the start, by reason.", "reason")
@@ -45,7 +47,7 @@ var (
 	descCertExp  = desc("cortex_certificate_expiry_timestamp_seconds", "When this node's certificate (kind=node) and the mesh CA's (kind=ca) expire, in Unix seconds.", "kind")
 	descReady    = desc("cortex_ready", "1 when the node is ready (/readyz answers 200).")
 	descHealthy  = desc("cortex_healthy", "1 when the node is healthy (/healthz answers 200).")
-	allDescs     = []*prometheus.Desc{descWrites, descRemote, descKeys, descTombs, descOpen, descWALBytes, descWALSegs, descLag, descLagS, descSubUp, descSubs, descSubRef, descSnapSent, descSnapRecv, descPeers, descSkew, descRefusals, descRPCRef, descRepairs, descRepairB, descCertExp, descReady, descHealthy}
+	allDescs     = []*prometheus.Desc{descWrites, descRemote, descKeys, descTombs, descOpen, descWALBytes, descWALSegs, descLag, descLagS, descSubUp, descSubs, descSubRef, descSnapSent, descSnapRecv, descEntSent, descEntSkip, descPeers, descSkew, descRefusals, descRPCRef, descRepairs, descRepairB, descCertExp, descReady, descHealthy}
 )
 
 func newCollector(src Sources) *collector { return &collector{src: src} }
@@ -104,6 +106,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descSubRef, float64(s.Refused), table)
 			counter(descSnapSent, float64(s.SnapshotsSent), table)
 			counter(descSnapRecv, float64(s.SnapshotsReceived), table)
+			counter(descEntSkip, float64(s.EntriesSkipped), table)
+			for peer, n := range s.SentTo {
+				counter(descEntSent, float64(n), table, peer)
+			}
 		}
 	}
 	if n := c.src.Node; n != nil {

@@ -47,6 +47,7 @@ type tnode struct {
 	repl  *Replicator // nil for a node the test speaks for itself
 	logs  *logBuffer
 	addr  string // libp2p only: its listen address
+	dir   string // its data directory
 }
 
 type cluster struct {
@@ -82,6 +83,12 @@ func newCluster(t *testing.T, transport string) *cluster {
 // before it.
 func (c *cluster) add(name string, replicate bool) *tnode {
 	c.t.Helper()
+	return c.addDir(name, replicate, c.t.TempDir())
+}
+
+// addDir is add with the node's data directory (a node restarted on it).
+func (c *cluster) addDir(name string, replicate bool, dir string) *tnode {
+	c.t.Helper()
 	crt, key := pki.NodeCertFiles(c.certs, name)
 	if _, err := os.Stat(crt); err != nil {
 		if err := pki.CreateNodeCert(c.certs, name, pki.RoleMember, []string{"127.0.0.1"}, false, time.Now()); err != nil {
@@ -94,11 +101,11 @@ func (c *cluster) add(name string, replicate bool) *tnode {
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.Open(store.Options{Dir: c.t.TempDir(), Node: name, Table: tables.Options{NoSync: true}, Logger: log, Identity: id, CA: c.ca})
+	st, err := store.Open(store.Options{Dir: dir, Node: name, Table: tables.Options{NoSync: true}, Logger: log, Identity: id, CA: c.ca})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	n := &tnode{name: name, store: st, logs: logs}
+	n := &tnode{name: name, store: st, logs: logs, dir: dir}
 	if c.mem != nil {
 		n.mesh = c.mem.Node(name)
 	} else {

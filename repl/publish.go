@@ -22,16 +22,12 @@ const requestTimeout = 10 * time.Second
 // a subscriber that belongs in the table's scope by this node's catalog. A
 // node outside the scope gets a refusal and not a byte of data.
 func (r *Replicator) serve(peerName string, s mesh.Stream) {
-	defer s.Close()
-	r.mu.Lock()
-	if r.closed { // Close is waiting for the streams: take no new one
-		r.mu.Unlock()
+	if !r.enter() {
 		s.Reset()
 		return
 	}
-	r.wg.Add(1)
-	r.mu.Unlock()
 	defer r.wg.Done()
+	defer s.Close()
 	s.SetReadDeadline(time.Now().Add(requestTimeout))
 	b, err := mesh.ReadFrame(s, 64<<10)
 	if err != nil {
@@ -65,20 +61,32 @@ func (r *Replicator) serve(peerName string, s mesh.Stream) {
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
-	go func() { // acknowledgements, until the subscriber goes away
+	have := newHaveVec(req.Have)
+	limit := 64
+	if req.Relay {
+		limit = maxHaveFrame
+	}
+	go func() { // acknowledgements and claims, until the subscriber goes away
 		defer cancel()
 		for {
-			b, err := mesh.ReadFrame(s, 64)
+			b, err := mesh.ReadFrame(s, limit)
 			if err != nil {
 				return
 			}
 			f, err := decodeFrame(b)
-			if err != nil || f.Type != frameAck {
+			switch {
+			case err == nil && f.Type == frameAck:
+				t.Ack(peerName, f.Offset)
+			case err == nil && f.Type == frameHave && req.Relay:
+				have.Set(f.Have)
+			default:
+				if err == nil {
+					err = fmt.Errorf("unexpected frame %q", f.Type)
+				}
 				r.log.Warn("repl: bad frame from subscriber", "peer", peerName, "table", req.Table, "err", err)
 				s.Reset()
 				return
 			}
-			t.Ack(peerName, f.Offset)
 		}
 	}()
 	// A catalog change may take the subscriber out of the table's scope (or
@@ -99,7 +107,7 @@ func (r *Replicator) serve(peerName string, s mesh.Stream) {
 			}
 		}
 	}()
-	err = r.publish(ctx, s, t, peerName, req)
+	err = r.publish(ctx, s, t, req, peerName, have)
 	select {
 	case err = <-revoked:
 		r.log.Info("repl: subscriber no longer admitted", "peer", peerName, "table", req.Table, "err", err)
@@ -113,10 +121,16 @@ func (r *Replicator) serve(peerName string, s mesh.Stream) {
 }
 
 // publish sends a snapshot if the cursor is not in this copy's log, then
-// the log from the cursor, then every entry as it becomes durable.
-func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table, peer string, req request) error {
+// the log from the cursor, then every entry as it becomes durable: to a
+// subscriber that asked for it, filtered by its claims (publishFiltered).
+func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table, req request, peer string, have *haveVec) error {
 	logID := t.LogID()
 	from := req.From
+	if req.Relay {
+		if err := send(s, &frame{Type: frameRelay}); err != nil {
+			return err
+		}
+	}
 	// A cursor past this log's end means the log lost entries the
 	// subscriber has (a data directory restored from a backup): start over.
 	if first, last := t.Bounds(); NeedsSnapshot(req.LogID, from, logID, first, last) {
@@ -137,6 +151,9 @@ func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table
 	} else if err := send(s, &frame{Type: frameStart, LogID: logID, Offset: from}); err != nil {
 		return err
 	}
+	if req.Relay {
+		return r.publishFiltered(ctx, s, t, logID, from, peer, have)
+	}
 	for {
 		recs, err := t.Changes(ctx, from, maxBatchCount)
 		if errors.Is(err, wal.ErrTruncated) {
@@ -153,7 +170,99 @@ func (r *Replicator) publish(ctx context.Context, s mesh.Stream, t *tables.Table
 		if err := send(s, &frame{Type: frameBatch, Offset: from, Entries: entries}); err != nil {
 			return err
 		}
+		r.countSent(t.Name(), peer, len(entries), 0)
 		from = recs[len(recs)-1].Offset + 1
+	}
+}
+
+// relayHold is how long a publisher at the end of its log holds an entry
+// of a third origin that the subscriber follows directly, waiting for the
+// subscriber to claim it (it normally has it from the origin within a
+// round trip and a commit). After that the entry is sent.
+const relayHold = 500 * time.Millisecond
+
+// skipReport is how long a publisher may leave offsets it skipped
+// unreported when nothing else is to be sent: then a filtered batch with
+// no entries moves the subscriber's cursor (and so its acknowledgement,
+// which sync status and the purge horizon read) past them.
+const skipReport = 100 * time.Millisecond
+
+// publishFiltered streams the log from offset from to a subscriber that
+// sends its claims: every entry Relay says to send, in log order, in
+// filtered batches that also cover the offsets skipped before them.
+func (r *Replicator) publishFiltered(ctx context.Context, s mesh.Stream, t *tables.Table, logID string, from uint64, peer string, have *haveVec) error {
+	self := r.mesh.Name()
+	base := from // the first offset not yet covered by a frame sent
+	flush := func(entries []wal.Entry) error {
+		if from > base {
+			t.Served(peer, logID, from-1)
+		}
+		if err := send(s, &frame{Type: frameFiltered, Offset: base, Span: from - base, Entries: entries}); err != nil {
+			return err
+		}
+		base = from
+		return nil
+	}
+	for {
+		wctx, wcancel := ctx, context.CancelFunc(func() {})
+		if base < from {
+			wctx, wcancel = context.WithTimeout(ctx, skipReport)
+		}
+		recs, err := t.Changes(wctx, from, maxBatchCount)
+		wcancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			if err := flush(nil); err != nil { // quiet: report what was skipped
+				return err
+			}
+			continue
+		}
+		if errors.Is(err, wal.ErrTruncated) {
+			return fmt.Errorf("offset %d left the log: subscribe again for a snapshot", from)
+		}
+		if err != nil {
+			return err
+		}
+		_, last := t.Bounds()
+		tail := recs[len(recs)-1].Offset >= last
+		deadline := time.Now().Add(relayHold)
+		vs := make([]wal.Version, len(recs))
+		for i := range recs {
+			vs[i] = recs[i].Entry.Version
+		}
+		for len(recs) > 0 {
+			claims, changed := have.Get()
+			plan, n := PlanBatch(vs, self, peer, claims, tail && time.Now().Before(deadline))
+			var entries []wal.Entry
+			for i := range n {
+				if plan[i] {
+					entries = append(entries, recs[i].Entry)
+				}
+			}
+			if n > 0 {
+				from = recs[n-1].Offset + 1
+				r.countSent(t.Name(), peer, len(entries), n-len(entries))
+			}
+			if len(entries) > 0 || from-base >= maxFilteredSpan-maxBatchCount {
+				if err := flush(entries); err != nil {
+					return err
+				}
+			}
+			recs, vs = recs[n:], vs[n:]
+			if len(recs) == 0 {
+				break
+			}
+			// A held entry: wait for the subscriber's claims to move, or
+			// for the deadline, then plan the rest again.
+			wait := time.NewTimer(time.Until(deadline))
+			select {
+			case <-ctx.Done():
+				wait.Stop()
+				return ctx.Err()
+			case <-changed:
+			case <-wait.C:
+			}
+			wait.Stop()
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -37,18 +38,23 @@ type Replicator struct {
 	mu      sync.Mutex
 	running map[string]running // by Sub.key
 	stats   map[string]Stats   // by table name
-	closed  bool               // Close began: serve takes no new stream
+	claims  map[string]*claims // by copy: its directory and log id
+	closed  bool               // Close was called: no stream is served any more
 }
 
 // Stats counts, per table since the start, what replication did: the
 // subscriptions this node opened (as a subscriber) and the subscribers it
 // refused (as a publisher), the snapshots it sent to subscribers in full and
-// those it received in full.
+// those it received in full, and the log entries it sent to subscribers
+// (in all and per subscriber) and skipped because they claimed them.
 type Stats struct {
-	Subscribed        int `json:"subscribed"`
-	Refused           int `json:"refused"`
-	SnapshotsSent     int `json:"snapshots_sent"`
-	SnapshotsReceived int `json:"snapshots_received"`
+	Subscribed        int            `json:"subscribed"`
+	Refused           int            `json:"refused"`
+	SnapshotsSent     int            `json:"snapshots_sent"`
+	SnapshotsReceived int            `json:"snapshots_received"`
+	EntriesSent       int            `json:"entries_sent"`
+	EntriesSkipped    int            `json:"entries_skipped"`
+	SentTo            map[string]int `json:"sent_to,omitempty"`
 }
 
 // count adds to a table's stats.
@@ -60,7 +66,23 @@ func (r *Replicator) count(table string, add Stats) {
 	st.Refused += add.Refused
 	st.SnapshotsSent += add.SnapshotsSent
 	st.SnapshotsReceived += add.SnapshotsReceived
+	st.EntriesSent += add.EntriesSent
+	st.EntriesSkipped += add.EntriesSkipped
+	for p, n := range add.SentTo {
+		if st.SentTo == nil {
+			st.SentTo = map[string]int{}
+		}
+		st.SentTo[p] += n
+	}
 	r.stats[table] = st
+}
+
+// countSent counts log entries sent to, and skipped for, a subscriber.
+func (r *Replicator) countSent(table, peer string, sent, skipped int) {
+	if sent == 0 && skipped == 0 {
+		return
+	}
+	r.count(table, Stats{EntriesSent: sent, EntriesSkipped: skipped, SentTo: map[string]int{peer: sent}})
 }
 
 // Stats returns the counts of every table with any.
@@ -69,9 +91,23 @@ func (r *Replicator) Stats() map[string]Stats {
 	defer r.mu.Unlock()
 	out := make(map[string]Stats, len(r.stats))
 	for k, v := range r.stats {
+		v.SentTo = maps.Clone(v.SentTo)
 		out[k] = v
 	}
 	return out
+}
+
+// claimsOf returns the claims of a copy (made empty on first use).
+func (r *Replicator) claimsOf(t *tables.Table) *claims {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := t.Dir() + "\x00" + t.LogID()
+	c, ok := r.claims[k]
+	if !ok {
+		c = newClaims(r.mesh.Name())
+		r.claims[k] = c
+	}
+	return c
 }
 
 type running struct {
@@ -105,7 +141,7 @@ func Start(t mesh.Transport, st *store.Store, log *slog.Logger) *Replicator {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Replicator{mesh: t, store: st, log: log, running: map[string]running{}, stats: map[string]Stats{}}
+	r := &Replicator{mesh: t, store: st, log: log, running: map[string]running{}, stats: map[string]Stats{}, claims: map[string]*claims{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	t.Handle(ID, r.serve)
 	r.wg.Add(1)
@@ -113,13 +149,25 @@ func Start(t mesh.Transport, st *store.Store, log *slog.Logger) *Replicator {
 	return r
 }
 
-// Close stops every subscription and waits for them.
+// Close stops every subscription and every stream served, and waits for
+// them.
 func (r *Replicator) Close() {
 	r.mu.Lock()
-	r.closed = true // no wg.Add after this: it would race with Wait
+	r.closed = true // no wg.Add after this: Wait may begin
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+}
+
+// enter counts a served stream in, unless the Replicator is closed.
+func (r *Replicator) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
+	return true
 }
 
 // Subscriptions lists the subscriptions running now.
@@ -264,7 +312,8 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 		}
 	}()
 	cur, _ := t.Cursor(s.Peer)
-	sub, req := newSubscription(info.Name, info.ID, cur)
+	cl := r.claimsOf(t)
+	sub, req := newSubscription(info.Name, info.ID, cur, cl.Vector())
 	if err := mesh.WriteFrame(st, mustJSON(req)); err != nil {
 		return false, err
 	}
@@ -274,6 +323,15 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 	defer ack.stop()
 	defer up.Store(false)
 	var snapGen uint64 // the copy's rebuild generation when the snapshot began
+	var claimsSent sync.WaitGroup
+	defer claimsSent.Wait()
+	defer rcancel() // before the wait: ends the claims sender
+	live := false
+	defer func() {
+		if live {
+			cl.Live(s.Peer, false)
+		}
+	}()
 	for {
 		b, err := mesh.ReadFrame(st, maxReplFrame)
 		if err != nil && !errors.Is(err, mesh.ErrFrameTooLarge) {
@@ -297,9 +355,27 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 			return progressed, err
 		}
 		up.Store(true)
+		if f.Type == frameRelay {
+			claimsSent.Add(1)
+			go func() {
+				defer claimsSent.Done()
+				ack.sendClaims(rctx, cl, req.Have)
+			}()
+		}
+		if !live && (f.Type == frameStart || f.Type == frameSnapBegin) {
+			live = true
+			cl.Live(s.Peer, true)
+		}
 		if len(ready.Apply) > 0 {
-			if err := r.apply(ctx, t, s, ready); err != nil {
+			refused, err := r.apply(ctx, t, s, ready)
+			if err != nil {
 				return progressed, err
+			}
+			switch {
+			case refused:
+				cl.Refused(s.Peer)
+			case !ready.Snapshot:
+				cl.Applied(s.Peer, ready.Apply)
 			}
 			progressed = true
 		}
@@ -329,17 +405,19 @@ func (r *Replicator) subscribeOnce(ctx context.Context, s Sub, up *atomic.Bool) 
 // apply adopts entries (LWW); a catalog change is acted on at once. The
 // table's record is read again for every batch: a peer the scope no longer
 // selects (it hands its copy off) gives only what it wrote before the
-// change, even on a stream that began while it was a holder.
-func (r *Replicator) apply(ctx context.Context, t *tables.Table, s Sub, ready Ready) error {
+// change, even on a stream that began while it was a holder. It reports
+// whether any entry was refused (for good: the stream goes on past it).
+func (r *Replicator) apply(ctx context.Context, t *tables.Table, s Sub, ready Ready) (refused bool, err error) {
 	entries := ready.Apply
 	info, err := r.store.Lookup(s.Table.Name, s.Table.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !scope.Holds(info, s.Peer) {
 		n := len(entries)
 		entries = slices.DeleteFunc(slices.Clone(entries), func(e wal.Entry) bool { return !scope.FromDraining(info, e.Version.HLC) })
 		if k := n - len(entries); k > 0 {
+			refused = true
 			r.log.Warn("repl: refused entries a draining peer made after it was taken out of the scope", "table", t.Name(), "refused", k)
 		}
 	}
@@ -350,14 +428,15 @@ func (r *Replicator) apply(ctx context.Context, t *tables.Table, s Sub, ready Re
 		adopted, err = t.Apply(ctx, entries)
 	}
 	if !tables.OnlyRefused(err) { // entries refused for good are skipped (and logged)
-		return err
+		return refused, err
 	}
+	refused = refused || err != nil
 	if adopted > 0 && t.Name() == scope.MetaTable {
 		if err := r.store.Reconcile(); err != nil {
 			r.log.Error("repl: applying the catalog", "err", err)
 		}
 	}
-	return nil
+	return refused, nil
 }
 
 // acker stores a subscription's cursor and acknowledges to the publisher
@@ -407,6 +486,41 @@ func (a *acker) sendLocked(saved tables.Cursor) error {
 	}
 	a.acked = saved.Offset
 	return send(a.s, &frame{Type: frameAck, Offset: saved.Offset})
+}
+
+// claimsEvery is the shortest time between two claims frames of a
+// stream: claims change with every batch applied from any peer, and one
+// frame then says what a burst of them did.
+const claimsEvery = 10 * time.Millisecond
+
+// sendClaims sends the copy's claims to the publisher whenever they change
+// (at most every claimsEvery), until ctx ends or the stream fails. sent is
+// what the request already said.
+func (a *acker) sendClaims(ctx context.Context, cl *claims, sent map[string]Claim) {
+	for {
+		changed := cl.Changed()
+		if v := cl.Vector(); !maps.Equal(v, sent) {
+			a.mu.Lock()
+			err := send(a.s, &frame{Type: frameHave, Have: v})
+			a.mu.Unlock()
+			if err != nil {
+				return
+			}
+			sent = v
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		pause := time.NewTimer(claimsEvery)
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return
+		case <-pause.C:
+		}
+	}
 }
 
 func (a *acker) stop() {

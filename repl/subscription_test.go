@@ -56,6 +56,32 @@ func TestSubscriptionSteps(t *testing.T) {
 			{f: frame{Type: frameSnapEnd}, cursor: cur("L", 1)},
 			{f: frame{Type: frameSnapRecs, Entries: []wal.Entry{e}}, err: "outside a snapshot"},
 		}},
+		{"filtered: the relay frame, then batches that cover skipped offsets", tables.Cursor{LogID: "L", Offset: 40}, []step{
+			{f: frame{Type: frameRelay}},
+			{f: frame{Type: frameStart, LogID: "L", Offset: 41}, cursor: cur("L", 40)},
+			{f: frame{Type: frameFiltered, Offset: 41, Span: 5, Entries: []wal.Entry{e, e}}, apply: 2, cursor: cur("L", 45)},
+			{f: frame{Type: frameFiltered, Offset: 46, Span: 3}, cursor: cur("L", 48)},
+			{f: frame{Type: frameBatch, Offset: 49, Entries: []wal.Entry{e}}, apply: 1, cursor: cur("L", 49)},
+		}},
+		{"filtered after a snapshot", tables.Cursor{}, []step{
+			{f: frame{Type: frameRelay}},
+			{f: frame{Type: frameSnapBegin, LogID: "L", Offset: 9}},
+			{f: frame{Type: frameSnapEnd}, cursor: cur("L", 9)},
+			{f: frame{Type: frameFiltered, Offset: 10, Span: 1}, cursor: cur("L", 10)},
+		}},
+		{"a filtered batch without the relay frame", tables.Cursor{LogID: "L", Offset: 40}, []step{
+			{f: frame{Type: frameStart, LogID: "L", Offset: 41}, cursor: cur("L", 40)},
+			{f: frame{Type: frameFiltered, Offset: 41, Span: 1}, err: "did not say it filters"},
+		}},
+		{"a gap before a filtered batch", tables.Cursor{LogID: "L", Offset: 40}, []step{
+			{f: frame{Type: frameRelay}},
+			{f: frame{Type: frameStart, LogID: "L", Offset: 41}, cursor: cur("L", 40)},
+			{f: frame{Type: frameFiltered, Offset: 42, Span: 1}, err: "expected 41"},
+		}},
+		{"the relay frame after the start", tables.Cursor{LogID: "L", Offset: 40}, []step{
+			{f: frame{Type: frameStart, LogID: "L", Offset: 41}, cursor: cur("L", 40)},
+			{f: frame{Type: frameRelay}, err: "out of place"},
+		}},
 		{"the publisher refuses", tables.Cursor{}, []step{
 			{f: frame{Type: frameError, Message: "c is not in the scope"}, err: "the publisher says: c is not in the scope"},
 		}},
@@ -64,8 +90,8 @@ func TestSubscriptionSteps(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sub, req := newSubscription("t", "id", tc.from)
-			if req.LogID != tc.from.LogID || req.From != tc.from.Offset+1 {
+			sub, req := newSubscription("t", "id", tc.from, map[string]Claim{"b": {HLC: 3}})
+			if req.LogID != tc.from.LogID || req.From != tc.from.Offset+1 || !req.Relay || req.Have["b"].HLC != 3 {
 				t.Fatalf("request %+v from cursor %+v", req, tc.from)
 			}
 			for i, st := range tc.steps {
