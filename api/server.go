@@ -36,11 +36,16 @@ type Server struct {
 	watch   *watchState      // the watch streams (watch.go)
 	health  *health.Checker  // nil: node status shows no readiness
 	repairs repairCounts
+	version string // node status's version: Version unless SetVersion
 }
 
 // SetHealth gives node status the node's health and readiness. Call it
 // before serving.
 func (s *Server) SetHealth(c *health.Checker) { s.health = c }
+
+// SetVersion sets the version node status reports (cortexd's build
+// version, the one cortexd --version prints). Call it before serving.
+func (s *Server) SetVersion(v string) { s.version = v }
 
 // repairCounts count the repairs this node ran (sync repair) since it
 // started, by result, and the bytes they moved.
@@ -99,7 +104,7 @@ func NewServer(st *store.Store, limits tables.Limits, log *slog.Logger) *Server 
 	if limits.MaxValueSize <= 0 {
 		limits.MaxValueSize = tables.DefaultMaxValueSize
 	}
-	s := &Server{store: st, log: log, started: time.Now(), limits: limits, mux: http.NewServeMux()}
+	s := &Server{store: st, log: log, started: time.Now(), limits: limits, mux: http.NewServeMux(), version: Version}
 	route(s, "node/status", s.nodeStatus)
 	route(s, "mesh/peers", s.meshPeers)
 	route(s, "sync/status", s.syncStatus)
@@ -182,7 +187,7 @@ func (s *Server) check(c caller, table string, perm store.Perm) error {
 }
 
 func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, error) {
-	st := NodeStatus{Node: s.store.Node(), Version: Version, UptimeS: int64(time.Since(s.started).Seconds()),
+	st := NodeStatus{Node: s.store.Node(), Version: s.version, UptimeS: int64(time.Since(s.started).Seconds()),
 		Mesh: s.node != nil, Tables: s.store.Held()}
 	if s.node != nil {
 		st.MeshAddrs, st.Replication = s.node.ListenAddrs(), s.repl.Stats()

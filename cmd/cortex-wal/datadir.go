@@ -49,17 +49,31 @@ func (a *app) openDataDir(path string) (*dataDir, error) {
 	}
 	d := &dataDir{path: path}
 	lockPath := filepath.Join(path, "LOCK")
-	f, err := os.Open(lockPath) // read-only: never created
-	if errors.Is(err, os.ErrNotExist) {
-		return d, nil // no cortexd ever ran here
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cannot check whether cortexd runs on %s: %w", path, err)
-	}
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
-	if err == nil {
-		d.lock = f
-		return d, nil
+	var f *os.File
+	for try := 0; ; try++ {
+		f, err = os.Open(lockPath) // read-only: never created
+		if errors.Is(err, os.ErrNotExist) {
+			return d, nil // no cortexd ever ran here
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot check whether cortexd runs on %s: %w", path, err)
+		}
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err != nil {
+			break
+		}
+		// A cortexd whose start was refused removes the LOCK it made: the
+		// lock is on a file that may no longer be LOCK. Look again.
+		opened, serr := f.Stat()
+		now, lerr := os.Lstat(lockPath)
+		if serr == nil && lerr == nil && os.SameFile(opened, now) {
+			d.lock = f
+			return d, nil
+		}
+		f.Close()
+		if try == 2 {
+			return nil, fmt.Errorf("cannot check whether cortexd runs on %s: %s keeps being replaced", path, lockPath)
+		}
 	}
 	if !errors.Is(err, syscall.EWOULDBLOCK) {
 		f.Close()

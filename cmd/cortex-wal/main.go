@@ -109,5 +109,6 @@ func newRootCmd(a *app) *cobra.Command {
 	cli.Conventions(root, a.stdout, a.stderr, "  cortex-wal help dump")
 	root.PersistentFlags().BoolVar(&a.live, "live", false, "read even while cortexd holds the data directory (the last entry may be an append in progress)")
 	root.AddCommand(lsCmd(a), dumpCmd(a), verifyCmd(a))
+	cli.AddVersion(root, "cortex-wal")
 	return root
 }

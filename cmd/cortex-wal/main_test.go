@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -574,6 +575,24 @@ func TestUsageAndHelp(t *testing.T) {
 		}
 	}
 	contains(t, "lss", runCmd("lss", n.dir).stderr, `did you mean "ls"?`)
+	// The arguments come from cobra's check and the Use line, flags left out.
+	if r := runCmd("dump", n.dir); r.stderr != "error: missing TABLE: usage: cortex-wal dump DATA_DIR TABLE [--from N] [--limit N] [--json] [--values] (see: cortex-wal dump --help)\n" {
+		t.Errorf("dump DATA_DIR: %q", r.stderr)
+	}
+	contains(t, "verify", runCmd("verify").stderr, "error: missing DATA_DIR: usage: cortex-wal verify DATA_DIR [TABLE] [--json]")
+	contains(t, "verify extra", runCmd("verify", n.dir, "users", "extra").stderr, `error: unexpected argument "extra"`)
+	contains(t, "vers", runCmd("vers").stderr, `did you mean "version"?`)
+	if r := want(t, 0, "dump", "--help"); strings.Contains(r.stdout, "true|false") || !strings.Contains(r.stdout, "      --json ") {
+		t.Errorf("dump --help shows bool flags with a value:\n%s", r.stdout)
+	}
+	// --version and version: the same line on stdout.
+	v := want(t, 0, "--version")
+	if !regexp.MustCompile(`^cortex-wal \S+ \(commit \S+, go[0-9.]+\S*\)\n$`).MatchString(v.stdout) || v.stderr != "" {
+		t.Errorf("--version: %q, %q", v.stdout, v.stderr)
+	}
+	if r := want(t, 0, "version"); r.stdout != v.stdout {
+		t.Errorf("version %q, --version %q", r.stdout, v.stdout)
+	}
 	for _, args := range [][]string{{"--help"}, {"ls", "--help"}, {"dump", "--help"}, {"verify", "--help"}, {"help", "dump"}} {
 		r := want(t, 0, args...)
 		contains(t, fmt.Sprint(args), r.stdout, "Examples:", "cortex-wal")
@@ -591,7 +610,9 @@ func TestBinary(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "cortex-wal")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	// As the Makefile sets them.
+	ldflags := "-X github.com/cortex-mesh/cortex/cmd/internal/cli.version=v9.8.7-1-gabc1234 -X github.com/cortex-mesh/cortex/cmd/internal/cli.commit=abc1234"
+	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	n := buildNode(t)
@@ -618,6 +639,12 @@ func TestBinary(t *testing.T) {
 		}
 		if code, _, errs := exitCode("ls"); code != 2 || !strings.HasPrefix(errs, "error: ") {
 			t.Fatalf("ls without DATA_DIR: exit %d, %q", code, errs)
+		}
+		if code, _, errs := exitCode("dump", n.dir); code != 2 || !strings.HasPrefix(errs, "error: missing TABLE: ") {
+			t.Fatalf("dump without TABLE: exit %d, %q", code, errs)
+		}
+		if code, out, _ := exitCode("--version"); code != 0 || out != "cortex-wal 9.8.7-1-gabc1234 (commit abc1234, "+runtime.Version()+")\n" {
+			t.Fatalf("--version: exit %d, %q; want the version and commit the build set", code, out)
 		}
 	})
 	flipInFrame(t, n.segments(t)[0], 2)

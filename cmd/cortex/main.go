@@ -225,6 +225,7 @@ func newRootCmd(a *app) *cobra.Command {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
+	cli.AddVersion(root, "cortex")
 	return root
 }
 

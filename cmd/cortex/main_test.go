@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
@@ -272,6 +274,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"sync", "status", "a", "b"}, `unexpected argument "b"`},
 		{[]string{"sync", "repair"}, "missing TABLE"},
 		{[]string{"snyc", "status"}, `did you mean "sync"`},
+		{[]string{"gett", "t", "k"}, `unknown command "gett" for cortex: did you mean "get"?`},  // not cert, 2 edits away
+		{[]string{"pt", "t", "k", "v"}, `unknown command "pt" for cortex: did you mean "put"?`}, // not get, 2 edits away
+		{[]string{"version", "x"}, `unexpected argument "x"`},
 		{[]string{"get", "--bogus", "t", "k"}, "unknown flag: --bogus"},
 		{[]string{"--bogus"}, "unknown flag: --bogus"},
 		{[]string{"table", "list", "-x"}, "unknown shorthand flag"},
@@ -736,8 +741,8 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	walk(newRootCmd(newApp(nil, nil, nil, nil, false)), nil)
-	if len(paths) != 43 {
-		t.Errorf("%d commands, want 43 (root, 8 groups, 34 commands)", len(paths))
+	if len(paths) != 44 {
+		t.Errorf("%d commands, want 44 (root, 8 groups, 35 commands)", len(paths))
 	}
 	for _, path := range paths {
 		r := runEnv(t, nil, "", append(slices.Clone(path), "--help")...)
@@ -756,4 +761,27 @@ func TestHelp(t *testing.T) {
 		t.Errorf("cortex help table create: %v", r)
 	}
 	fails(t, runEnv(t, nil, "", "help", "table", "nosuch"), 2, `no command "table nosuch"`)
+}
+
+// cortex --version and cortex version print one line on stdout: the
+// version, the commit and the Go release; bool flags show without a value.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	want := cli.Version("cortex") + "\n"
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		if r := runEnv(t, nil, "", args...); r.code != 0 || r.stdout != want || r.stderr != "" {
+			t.Errorf("cortex %s: %v, want %q", args[0], r, want)
+		}
+	}
+	if !regexp.MustCompile(`^cortex \S+ \(commit \S+, go\S+\)\n$`).MatchString(want) {
+		t.Errorf("version line %q", want)
+	}
+	r := runEnv(t, nil, "", "version", "--json")
+	var info cli.BuildInfo
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &info) != nil || info != cli.Build("cortex") {
+		t.Errorf("cortex version --json: %v", r)
+	}
+	if r := runEnv(t, nil, "", "get", "--help"); strings.Contains(r.stdout, "true|false") || !strings.Contains(r.stdout, "      --json ") {
+		t.Errorf("get --help shows bool flags with a value:\n%s", r.stdout)
+	}
 }

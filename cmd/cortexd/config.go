@@ -62,6 +62,7 @@ func defaultConfig(getenv func(string) string) Config {
 func flagSet(cfg *Config, configFile *string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("cortexd", pflag.ContinueOnError)
 	fs.SortFlags = false
+	fs.Usage = func() {} // cortexd --help is the command's (command.go)
 	fs.StringVar(configFile, "config", "", "TOML file with the same keys as the flags (data_dir, node_name, ...); flags win")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (env CORTEX_DATA_DIR)")
 	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name (default: the name stored in the data directory, else the host name)")
@@ -85,8 +86,8 @@ func flagSet(cfg *Config, configFile *string) *pflag.FlagSet {
 }
 
 // loadConfig builds the configuration from args, the environment and the
-// config file the args name. The flags are parsed twice: once to find the
-// file, once more over the file's values so that the flags win.
+// config file the args name (the flags win over the file), as cortexd does
+// for its command line (command.go), without the commands.
 func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	cfg := defaultConfig(getenv)
 	var file string
@@ -97,6 +98,15 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	return settleConfig(cfg, file, fs, getenv)
+}
+
+// settleConfig finishes a configuration whose flags fs has parsed over
+// cfg: if they name a config file, it is read over the defaults and the
+// environment and the flags given are set again over it, so that they win.
+// Then the defaults that depend on others are filled in, and the whole is
+// checked.
+func settleConfig(cfg Config, file string, fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -106,7 +116,19 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 		if err := decodeConfig(data, &cfg); err != nil {
 			return cfg, fmt.Errorf("config %s: %w", file, err)
 		}
-		if err := flagSet(&cfg, &file).Parse(args); err != nil {
+		again := flagSet(&cfg, &file)
+		fs.Visit(func(f *pflag.Flag) {
+			g := again.Lookup(f.Name) // nil for --help and --version
+			if g == nil || err != nil {
+				return
+			}
+			if s, ok := f.Value.(pflag.SliceValue); ok {
+				err = g.Value.(pflag.SliceValue).Replace(s.GetSlice())
+			} else {
+				err = g.Value.Set(f.Value.String())
+			}
+		})
+		if err != nil {
 			return cfg, usageError{err}
 		}
 	}

@@ -19,6 +19,12 @@ import (
 type dataDir struct {
 	path string
 	lock *os.File
+	// For release: whether this process made the directory, and LOCK
+	// (else prev is what LOCK held before: the pid of an earlier run), and
+	// the other entries the directory held when it was locked.
+	madeDir, created bool
+	prev             []byte
+	entries          map[string]bool
 }
 
 // lockDataDir checks the data directory, creates it (mode 0700) if it does
@@ -31,9 +37,28 @@ type dataDir struct {
 // so a link planted between the check and the open is refused too). A LOCK
 // this call created is removed again if the lock cannot be taken.
 func lockDataDir(path string) (*dataDir, error) {
-	if err := prepareDataDir(path); err != nil {
+	madeDir, err := prepareDataDir(path)
+	if err != nil {
 		return nil, err
 	}
+	// A refused start removes the LOCK it made (release), perhaps just
+	// after this process opened it: the lock then holds a file that is no
+	// longer LOCK, and is taken again on the new one.
+	for range 3 {
+		d, err := lockOnce(path)
+		if !errors.Is(err, errLockReplaced) {
+			if d != nil {
+				d.madeDir = madeDir
+			}
+			return d, err
+		}
+	}
+	return nil, fmt.Errorf("data directory %s: %w three times: is another cortexd starting and failing there?", path, errLockReplaced)
+}
+
+var errLockReplaced = errors.New("LOCK was removed or replaced while it was being locked")
+
+func lockOnce(path string) (*dataDir, error) {
 	lockPath := filepath.Join(path, "LOCK")
 	if fi, err := os.Lstat(lockPath); err == nil {
 		if err := checkLockFile(lockPath, fi); err != nil {
@@ -73,42 +98,59 @@ func lockDataDir(path string) (*dataDir, error) {
 		}
 		return fail(fmt.Errorf("data directory %s: lock: %w", path, err))
 	}
+	if now, err := os.Lstat(lockPath); err != nil || !os.SameFile(fi, now) {
+		f.Close() // not LOCK any more: whoever replaced it owns the new one
+		return nil, errLockReplaced
+	}
+	d := &dataDir{path: path, lock: f, created: created, entries: map[string]bool{}}
+	if !created {
+		d.prev, _ = io.ReadAll(io.LimitReader(f, 64))
+	}
+	des, err := os.ReadDir(path)
+	if err != nil {
+		f.Close() // a LOCK this call made stays: the directory cannot be read to check it is the only new entry
+		return nil, fmt.Errorf("data directory %s: %w", path, err)
+	}
+	for _, de := range des {
+		d.entries[de.Name()] = true
+	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &dataDir{path: path, lock: f}, nil
+	return d, nil
 }
 
 // prepareDataDir creates the data directory (mode 0700) if it does not
 // exist and checks what is there. Only the last element of path is checked
 // for a symbolic link: links higher up (/var -> /private/var) are the
 // system's, and one whose owner is not trusted cannot be told apart here.
-func prepareDataDir(path string) error {
+func prepareDataDir(path string) (made bool, err error) {
 	// Clean drops a trailing slash, with which lstat would follow a link.
 	path = filepath.Clean(path)
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(path, 0o700); err != nil {
-			return fmt.Errorf("data directory %s: %w", path, err)
+			return false, fmt.Errorf("data directory %s: %w", path, err)
 		}
+		made = true
 	} else if err != nil {
-		return fmt.Errorf("data directory %s: %w", path, err)
+		return false, fmt.Errorf("data directory %s: %w", path, err)
 	}
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return fmt.Errorf("data directory %s: %w", path, err)
+		return made, fmt.Errorf("data directory %s: %w", path, err)
 	}
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		if target, err := filepath.EvalSymlinks(path); err == nil {
-			return fmt.Errorf("data directory %s is a symbolic link to %s: give the real path (--data-dir %s)", path, target, target)
+			return made, fmt.Errorf("data directory %s is a symbolic link to %s: give the real path (--data-dir %s)", path, target, target)
 		}
-		return fmt.Errorf("data directory %s is a symbolic link: give the real path of the directory", path)
+		return made, fmt.Errorf("data directory %s is a symbolic link: give the real path of the directory", path)
 	case !fi.IsDir():
-		return fmt.Errorf("data directory %s is not a directory", path)
+		return made, fmt.Errorf("data directory %s is not a directory", path)
 	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("data directory %s is writable by its group or others (mode %04o): only the user cortexd runs as may write there (chmod 700 %s)",
+		return made, fmt.Errorf("data directory %s is writable by its group or others (mode %04o): only the user cortexd runs as may write there (chmod 700 %s)",
 			path, fi.Mode().Perm(), path)
 	}
-	return nil
+	return made, nil
 }
 
 // openLock opens LOCK without following a symbolic link, creating it if
@@ -140,7 +182,42 @@ func lockSymlinkError(path string) error {
 	return fmt.Errorf("%s is a symbolic link: cortexd never writes through one; remove it (rm %s) and start again", path, path)
 }
 
+// unlock lets the directory go after a run: LOCK stays, holding the pid
+// of the run (cortex-wal and the next cortexd lock it again).
 func (d *dataDir) unlock() { d.lock.Close() }
+
+// release lets the directory go after a refused start, as it was before,
+// while still holding the lock (so that no other process is in it): the
+// entries the start added (NODE, tables/ in a new directory) are removed,
+// a LOCK it made too, one that was there gets its old content back, and a
+// directory it made is removed. Whatever was there before is not touched.
+func (d *dataDir) release() error {
+	defer d.lock.Close()
+	des, err := os.ReadDir(d.path)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", d.path, err)
+	}
+	var errs []error
+	for _, de := range des {
+		if name := de.Name(); name != "LOCK" && !d.entries[name] {
+			errs = append(errs, os.RemoveAll(filepath.Join(d.path, name)))
+		}
+	}
+	if d.created {
+		errs = append(errs, os.Remove(filepath.Join(d.path, "LOCK")))
+		if d.madeDir {
+			errs = append(errs, os.Remove(d.path))
+		}
+	} else {
+		errs = append(errs, d.lock.Truncate(0))
+		_, err := d.lock.WriteAt(d.prev, 0)
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("data directory %s: undoing a refused start: %w", d.path, err)
+	}
+	return nil
+}
 
 // nodeName settles this node's name: the one stored in the directory, which
 // a different --node-name may not change (every record written here carries

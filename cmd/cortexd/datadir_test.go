@@ -211,3 +211,50 @@ func TestLockDataDirRefusesLockSymlink(t *testing.T) {
 		}
 	}
 }
+
+// release undoes what a refused start did: a directory it made goes; in
+// one that was there, what it added goes, LOCK gets its old content back,
+// and what was there stays.
+func TestReleaseUndoesRefusedStart(t *testing.T) {
+	made := filepath.Join(t.TempDir(), "made")
+	d, err := lockDataDir(made)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(made, "NODE"), []byte("home\n"), 0o600)
+	os.MkdirAll(filepath.Join(made, "tables", "cortex_meta-system"), 0o700)
+	if err := d.release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(made); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a directory the start made is still there: %v", err)
+	}
+
+	old := t.TempDir()
+	os.Chmod(old, 0o700)
+	os.WriteFile(filepath.Join(old, "LOCK"), []byte("4242\n"), 0o600)
+	os.WriteFile(filepath.Join(old, "NODE"), []byte("home\n"), 0o600)
+	os.Mkdir(filepath.Join(old, "tables"), 0o700)
+	if d, err = lockDataDir(old); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(old, "tables", "users-1"), 0o700) // inside an entry that was there: stays
+	os.WriteFile(filepath.Join(old, "added"), nil, 0o600)
+	if err := d.release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(t, old); !slices.Equal(got, []string{"LOCK", "NODE", "tables"}) {
+		t.Errorf("entries %v", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(old, "LOCK")); string(b) != "4242\n" {
+		t.Errorf("LOCK holds %q, want the earlier run's 4242", b)
+	}
+	if got := entries(t, filepath.Join(old, "tables")); !slices.Equal(got, []string{"users-1"}) {
+		t.Errorf("tables/: %v", got)
+	}
+	// Released means unlocked: the next start takes it.
+	if d, err = lockDataDir(old); err != nil {
+		t.Fatal(err)
+	}
+	d.unlock()
+}

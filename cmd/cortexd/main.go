@@ -6,8 +6,8 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,45 +17,36 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/cmd/internal/cli"
 	"github.com/cortex-mesh/cortex/health"
 	"github.com/cortex-mesh/cortex/metrics"
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/tables"
-	"github.com/spf13/pflag"
 )
 
 func main() {
-	cfg, err := loadConfig(os.Args[1:], os.Getenv)
-	if errors.Is(err, pflag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "error: %v\n", err)
-		if _, ok := err.(usageError); ok {
-			fmt.Fprintln(os.Stderr, "run cortexd --help for the flags")
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-	hup := notifyReload() // SIGHUP reloads the certificates, never stops (reload.go)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := run(ctx, cfg, newLogger(cfg), hup); err != nil {
-		fmt.Fprintf(os.Stderr, "error: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(execute(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, serve))
 }
 
-func newLogger(cfg Config) *slog.Logger {
+// serve runs the daemon on cfg until SIGTERM or SIGINT; SIGHUP reloads the
+// certificates, never stops it (reload.go).
+func serve(cfg Config, stderr io.Writer) error {
+	hup := notifyReload()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return run(ctx, cfg, newLogger(cfg, stderr), hup)
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(strings.ToLower(cfg.LogLevel)))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // run serves until ctx ends, then stops cleanly: stop accepting, finish the
@@ -63,6 +54,7 @@ func newLogger(cfg Config) *slog.Logger {
 // Each signal on hup reloads the node's certificate (reload.go).
 func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal) error {
 	started := time.Now()
+	build := cli.Build("cortexd")
 	var ident *pki.Identity
 	var ca *x509.CertPool
 	if cfg.Mesh() {
@@ -84,7 +76,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	if err != nil {
 		return err
 	}
-	defer dir.unlock()
+	ready := false // until then, a return is a refused start
+	defer func() {
+		if ready {
+			dir.unlock()
+		} else if err := dir.release(); err != nil {
+			log.Error("refused start", "err", err)
+		}
+	}()
 	node, err := dir.nodeName(cfg.NodeName)
 	if err != nil {
 		return err
@@ -119,6 +118,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	}
 	defer os.Remove(cfg.Socket)
 	handler := api.NewServer(st, limits, log)
+	handler.SetVersion(build.Version)
 	var cur *pki.Current // the certificate in use, replaced on SIGHUP
 	var reloads *reloader
 	var q repair.Querier // nil: standalone
@@ -182,7 +182,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	if cfg.Fsync == "never" {
 		log.Warn("fsync=never: acknowledged writes are lost if the machine crashes; use it for benchmarks only")
 	}
-	log.Info("cortexd ready", "node", node, "data_dir", cfg.DataDir, "socket", cfg.Socket, "version", api.Version)
+	ready = true
+	log.Info("cortexd ready", "node", node, "data_dir", cfg.DataDir, "socket", cfg.Socket, "version", build.Version, "commit", build.Commit)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

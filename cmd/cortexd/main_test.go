@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -140,5 +142,105 @@ func TestDaemonRefusesUnsafeDataDir(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
 		t.Errorf("written through the LOCK link: %q", b)
+	}
+}
+
+// A refused start leaves the data directory as it found it: a new one is
+// removed again; in one that was there, a LOCK of an earlier run keeps its
+// content and nothing is added (no LOCK, no NODE, no tables/); the LOCK
+// of a running cortexd is never touched. Each is refused at a different
+// step: a port taken (after the tables are open), a socket that cannot be
+// made, a certificate that cannot be read, a directory in use.
+func TestRefusedStartLeavesNoLock(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	base := t.TempDir()
+	earlier := func(name string) string { // a data directory an earlier run left
+		dir := filepath.Join(base, name)
+		os.Mkdir(dir, 0o700)
+		os.WriteFile(filepath.Join(dir, "LOCK"), []byte("4242\n"), 0o600)
+		os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o600)
+		return dir
+	}
+	empty := filepath.Join(base, "empty")
+	os.Mkdir(empty, 0o700)
+	for _, c := range []struct {
+		name string
+		dir  string
+		args []string
+		want string
+	}{
+		{"new dir, port taken", filepath.Join(base, "new1"), []string{"--metrics-listen", busy.Addr().String()}, busy.Addr().String()},
+		{"new dir, no socket", filepath.Join(base, "new2"), []string{"--socket", filepath.Join(base, "none", "s.sock")}, "bind: no such file or directory"},
+		{"earlier LOCK, port taken", earlier("old1"), []string{"--metrics-listen", busy.Addr().String()}, busy.Addr().String()},
+		{"earlier LOCK, bad certificate path", earlier("old2"), []string{"--mesh-ca", filepath.Join(base, "ca.crt"),
+			"--mesh-cert", filepath.Join(base, "none.crt"), "--mesh-key", filepath.Join(base, "none.key"), "--mesh-listen", "127.0.0.1:0"}, "none.crt"},
+		{"empty dir, port taken", empty, []string{"--metrics-listen", busy.Addr().String()}, busy.Addr().String()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var before []string
+			var lock []byte
+			_, err := os.Stat(c.dir)
+			existed := err == nil
+			if existed {
+				before = entries(t, c.dir)
+				lock, _ = os.ReadFile(filepath.Join(c.dir, "LOCK"))
+			}
+			code, stderr := cortexd(t, append([]string{"--data-dir", c.dir, "--node-name", "home"}, c.args...)...)
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") // the log, then the error
+			if last := lines[len(lines)-1]; code != 1 || !strings.HasPrefix(last, "error: ") || !strings.Contains(last, c.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 1 saying %q", code, stderr, c.want)
+			}
+			if !existed {
+				if _, err := os.Lstat(c.dir); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("the refused start left the data directory it made: %v %v", err, entries(t, c.dir))
+				}
+				return
+			}
+			if got := entries(t, c.dir); !slices.Equal(got, before) {
+				t.Errorf("entries %v, were %v", got, before)
+			}
+			if got, _ := os.ReadFile(filepath.Join(c.dir, "LOCK")); !bytes.Equal(got, lock) {
+				t.Errorf("LOCK holds %q, held %q", got, lock)
+			}
+		})
+	}
+	// A directory a running cortexd holds (here: this process, through the
+	// same lock): refused, and its LOCK stays, locked, with its pid.
+	held := filepath.Join(base, "held")
+	d, err := lockDataDir(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.unlock()
+	pid := strconv.Itoa(os.Getpid())
+	code, stderr := cortexd(t, "--data-dir", held, "--node-name", "home")
+	if want := "in use by another cortexd (pid " + pid + ")"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want exit 1 saying %q", code, stderr, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(held, "LOCK")); err != nil || string(b) != pid+"\n" {
+		t.Errorf("the running cortexd's LOCK: %q, %v", b, err)
+	}
+	if _, err := lockDataDir(held); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("the LOCK is no longer locked: %v", err)
+	}
+}
+
+// cortexd --help and --version, as a script sees them: stdout, exit 0.
+func TestDaemonHelpBinary(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"--version"}, {"completion", "bash"}} {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "CORTEXD_TEST_MAIN=1")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil || errb.Len() != 0 || out.Len() == 0 {
+			t.Errorf("cortexd %s: %v, stderr %q, %d bytes on stdout", args, err, errb.String(), out.Len())
+		}
+	}
+	if code, stderr := cortexd(t, "--nope"); code != 2 || stderr != "error: unknown flag: --nope (see: cortexd --help)\n" {
+		t.Errorf("--nope: exit %d, %q", code, stderr)
 	}
 }
