@@ -85,22 +85,6 @@ func flagSet(cfg *Config, configFile *string) *pflag.FlagSet {
 	return fs
 }
 
-// loadConfig builds the configuration from args, the environment and the
-// config file the args name (the flags win over the file), as cortexd does
-// for its command line (command.go), without the commands.
-func loadConfig(args []string, getenv func(string) string) (Config, error) {
-	cfg := defaultConfig(getenv)
-	var file string
-	fs := flagSet(&cfg, &file)
-	if err := fs.Parse(args); err != nil {
-		return cfg, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return cfg, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	return settleConfig(cfg, file, fs, getenv)
-}
-
 // settleConfig finishes a configuration whose flags fs has parsed over
 // cfg: if they name a config file, it is read over the defaults and the
 // environment and the flags given are set again over it, so that they win.

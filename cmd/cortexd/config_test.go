@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,4 +126,20 @@ func TestConfigMetricsListen(t *testing.T) {
 	if cfg, err = loadConfig([]string{"--config", file, "--metrics-listen", "127.0.0.1:9200"}, env); err != nil || cfg.MetricsListen != "127.0.0.1:9200" {
 		t.Fatalf("flag over file: %q, %v", cfg.MetricsListen, err)
 	}
+}
+
+// loadConfig builds the configuration from args (for the tests), the environment and the
+// config file the args name (the flags win over the file), as cortexd does
+// for its command line (command.go), without the commands.
+func loadConfig(args []string, getenv func(string) string) (Config, error) {
+	cfg := defaultConfig(getenv)
+	var file string
+	fs := flagSet(&cfg, &file)
+	if err := fs.Parse(args); err != nil {
+		return cfg, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return settleConfig(cfg, file, fs, getenv)
 }
