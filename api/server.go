@@ -122,8 +122,9 @@ func NewServer(st *store.Store, limits tables.Limits, log *slog.Logger) *Server 
 	route(s, "node/revoke", s.revokeNode)
 	route(s, "node/revocations", s.listRevocations)
 	s.watch = newWatchState()
-	s.mux.HandleFunc("/v1/watch", s.serveWatch) // a stream, not request/response: watch.go
-	route(s, "restore/plan", s.restorePlan)     // backups and restores: backup.go
+	s.mux.HandleFunc("/v1/watch", s.serveWatch)   // a stream, not request/response: watch.go
+	s.mux.HandleFunc("/v1/stream", s.serveStream) // puts, gets and deletes in frames: stream.go
+	route(s, "restore/plan", s.restorePlan)       // backups and restores: backup.go
 	s.mux.HandleFunc("/v1/backup", s.serveBackup)
 	s.mux.HandleFunc("/v1/restore", s.serveRestore)
 	return s
