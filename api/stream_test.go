@@ -620,3 +620,38 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestCopyCacheFollowsTheCatalog: the server's cache of table lookups
+// forgets a dropped table (its writes fail as before, with not_found) and
+// finds the table re-created under the same name.
+func TestCopyCacheFollowsTheCatalog(t *testing.T) {
+	ctx := context.Background()
+	st, c := newTestServer(t, tables.Options{NoSync: true})
+	j := jsonOnly(t, c)
+	for round := range 2 {
+		if _, err := c.CreateTable(ctx, "t", scope.Scope{Local: true}, Overrides{}); err != nil {
+			t.Fatal(err)
+		}
+		for i, cl := range []*Client{c, j} {
+			key := fmt.Appendf(nil, "k%d", i)
+			if _, err := cl.Get(ctx, "t", key); !isCode(err, CodeNotFound) {
+				t.Fatalf("round %d, client %d: a new table has the old key: %v", round, i, err)
+			}
+			if _, err := cl.Put(ctx, "t", key, []byte("v")); err != nil {
+				t.Fatalf("round %d, client %d: %v", round, i, err)
+			}
+		}
+		tb, err := st.Table("t")
+		if err != nil || tb.Stats().Keys != 2 {
+			t.Fatalf("round %d: the store's copy: %v", round, err)
+		}
+		if err := c.DropTable(ctx, "t", ""); err != nil {
+			t.Fatal(err)
+		}
+		for i, cl := range []*Client{c, j} {
+			if _, err := cl.Put(ctx, "t", []byte("x"), []byte("v")); !isCode(err, CodeNotFound) {
+				t.Fatalf("round %d, client %d: put after drop: %v", round, i, err)
+			}
+		}
+	}
+}
