@@ -104,8 +104,12 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	stopRead := context.AfterFunc(s.watch.stop, func() { rc.SetReadDeadline(time.Now()) })
 	defer stopRead()
 
+	// The requests read are carried out and answered even when reading
+	// ends: the connection's context is canceled as soon as a read of the
+	// body fails (StopStreams, the client closing its side), and a JSON
+	// call in flight is not canceled by a shutdown either.
 	var calls sync.WaitGroup
-	err := s.readStream(r.Context(), r.Body, out, &calls)
+	err := s.readStream(context.WithoutCancel(r.Context()), r.Body, out, &calls)
 	calls.Wait()
 	if s.watch.stop.Err() != nil {
 		err = &Error{http.StatusServiceUnavailable, CodeUnavailable, "cortexd is stopping"}

@@ -151,6 +151,9 @@ func TestPurge10kDeletes(t *testing.T) {
 	}
 	purgeKeys(t, a, "gone", "k", n, true)
 	deleted := time.Now()
+	// The deletes are acknowledged by a; b gets them by replication (with
+	// puts through the socket's stream, a can be ahead of b by hundreds).
+	b.waitTombstones("gone", n)
 	plPoll(t, "purge blocked by c once the grace has passed", func() (bool, string) {
 		ts := purgeTable(t, a, "gone")
 		tombs := tombstonesOn(ts)
