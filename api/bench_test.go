@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,8 +39,9 @@ func benchSocketPut(b *testing.B, conns int, noSync bool) {
 
 // putLoad makes b.N puts of 100-byte values into table bench over conns
 // concurrent calls of c, timed between b.ResetTimer and b.StopTimer, and
-// reports writes/s and the latency percentiles of acknowledged writes. It
-// returns how long the puts took.
+// reports writes/s, the latency percentiles of acknowledged writes and the
+// CPU time the process (client and server) used per write. It returns how
+// long the puts took.
 func putLoad(b *testing.B, c *Client, conns int) time.Duration {
 	ctx := context.Background()
 	value := make([]byte, 100)
@@ -47,6 +49,7 @@ func putLoad(b *testing.B, c *Client, conns int) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	cpu0 := processCPU(b)
 	start := time.Now()
 	for w := range conns {
 		wg.Add(1)
@@ -68,13 +71,25 @@ func putLoad(b *testing.B, c *Client, conns int) time.Duration {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU(b) - cpu0
 	b.StopTimer()
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
 	b.ReportMetric(float64(percentile(all, 50).Microseconds()), "p50_us")
 	b.ReportMetric(float64(percentile(all, 99).Microseconds()), "p99_us")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu_us/write")
 	return elapsed
+}
+
+// processCPU is the user and system CPU time this process has used: on a
+// shared machine a steadier measure of a write's cost than its rate.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func percentile(sorted []time.Duration, p int) time.Duration {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/cortex-mesh/cortex/mesh"
@@ -23,11 +24,17 @@ import (
 var ErrUnreachable = errors.New("cannot reach cortexd")
 
 // Client calls a cortexd over its Unix socket or its mTLS listener. It keeps
-// connections alive and is safe for concurrent use.
+// connections alive and is safe for concurrent use. Over the Unix socket,
+// Put, Get and Delete share one stream (stream.go) when cortexd has them.
 type Client struct {
 	http  *http.Client
 	base  string
 	where string
+
+	socket   string // Dial's socket: streams are tried there only
+	smu      sync.Mutex
+	stream   *clientStream // nil until the first call on it
+	noStream bool          // the daemon has no streams: JSON calls only
 }
 
 // Dial returns a client for the daemon behind a Unix socket. Nothing is
@@ -40,7 +47,7 @@ func Dial(socket string) *Client {
 		},
 		MaxIdleConnsPerHost: 1024,
 	}
-	return &Client{http: &http.Client{Transport: tr}, base: "http://cortexd/v1/", where: socket}
+	return &Client{http: &http.Client{Transport: tr}, base: "http://cortexd/v1/", where: socket, socket: socket}
 }
 
 // DialTLS returns a client for a daemon's mTLS listener at addr.
@@ -49,8 +56,12 @@ func DialTLS(addr string, cfg *tls.Config) *Client {
 	return &Client{http: &http.Client{Transport: tr}, base: "https://" + addr + "/v1/", where: addr}
 }
 
-// Close drops the idle connections.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+// Close closes the stream and drops the idle connections. Calls in flight on
+// the stream fail; the client may be used again (it reconnects).
+func (c *Client) Close() {
+	c.closeStream()
+	c.http.CloseIdleConnections()
+}
 
 func (c *Client) call(ctx context.Context, name string, req, resp any) error {
 	body, err := json.Marshal(req)
@@ -162,18 +173,30 @@ func (c *Client) Tables(ctx context.Context) ([]TableInfo, error) {
 
 // Put sets a key and returns the version it was given once it is durable.
 func (c *Client) Put(ctx context.Context, table string, key, value []byte) (WriteResult, error) {
+	if sr := c.streamDo(ctx, &streamRequest{Op: opPut, Table: table, Key: key, Value: value}); sr.handled {
+		return WriteResult{HLC: sr.resp.HLC, Origin: sr.resp.Origin}, sr.err
+	}
 	var r WriteResult
 	return r, c.call(ctx, "put", PutRequest{Table: table, Key: key, Value: value}, &r)
 }
 
 // Get returns a key's record.
 func (c *Client) Get(ctx context.Context, table string, key []byte) (Record, error) {
+	if sr := c.streamDo(ctx, &streamRequest{Op: opGet, Table: table, Key: key}); sr.handled {
+		if sr.err != nil {
+			return Record{}, sr.err
+		}
+		return Record{Key: sr.resp.Key, Value: sr.resp.Value, HLC: sr.resp.HLC, Origin: sr.resp.Origin}, nil
+	}
 	var r Record
 	return r, c.call(ctx, "get", KeyRequest{Table: table, Key: key}, &r)
 }
 
 // Delete deletes a key.
 func (c *Client) Delete(ctx context.Context, table string, key []byte) (WriteResult, error) {
+	if sr := c.streamDo(ctx, &streamRequest{Op: opDel, Table: table, Key: key}); sr.handled {
+		return WriteResult{HLC: sr.resp.HLC, Origin: sr.resp.Origin}, sr.err
+	}
 	var r WriteResult
 	return r, c.call(ctx, "del", KeyRequest{Table: table, Key: key}, &r)
 }

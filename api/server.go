@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,45 @@ type Server struct {
 	health  *health.Checker  // nil: node status shows no readiness
 	repairs repairCounts
 	version string // node status's version: Version unless SetVersion
+	copies  copyCache
+}
+
+// copyCache remembers the copies that table lookups found, for as long as
+// the catalog (the meta table's view) stays the same and the copy is open:
+// a lookup in the store scans the table's catalog records and decodes their
+// JSON, which cost a quarter of a put's CPU.
+type copyCache struct {
+	mu   sync.RWMutex
+	meta *tables.Table // the meta table and its Generation the copies were found at
+	gen  uint64
+	m    map[string]*tables.Table
+}
+
+// lookup is s.store.Table(name), through the cache.
+func (s *Server) lookup(name string) (*tables.Table, error) {
+	meta, err := s.store.Table(scope.MetaTable)
+	if err != nil {
+		return s.store.Table(name)
+	}
+	gen := meta.Generation() // before the lookup: a change meanwhile makes it stale
+	c := &s.copies
+	c.mu.RLock()
+	t := c.m[name]
+	hit := t != nil && c.meta == meta && c.gen == gen && !t.Closed()
+	c.mu.RUnlock()
+	if hit {
+		return t, nil
+	}
+	if t, err = s.store.Table(name); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.meta != meta || c.gen != gen {
+		c.meta, c.gen, c.m = meta, gen, map[string]*tables.Table{}
+	}
+	c.m[name] = t
+	c.mu.Unlock()
+	return t, nil
 }
 
 // SetHealth gives node status the node's health and readiness. Call it
@@ -127,8 +167,9 @@ func NewServer(st *store.Store, limits tables.Limits, log *slog.Logger) *Server 
 	route(s, "node/revoke", s.revokeNode)
 	route(s, "node/revocations", s.listRevocations)
 	s.watch = newWatchState()
-	s.mux.HandleFunc("/v1/watch", s.serveWatch) // a stream, not request/response: watch.go
-	route(s, "restore/plan", s.restorePlan)     // backups and restores: backup.go
+	s.mux.HandleFunc("/v1/watch", s.serveWatch)   // a stream, not request/response: watch.go
+	s.mux.HandleFunc("/v1/stream", s.serveStream) // puts, gets and deletes in frames: stream.go
+	route(s, "restore/plan", s.restorePlan)       // backups and restores: backup.go
 	s.mux.HandleFunc("/v1/backup", s.serveBackup)
 	s.mux.HandleFunc("/v1/restore", s.serveRestore)
 	return s
@@ -392,7 +433,7 @@ func (s *Server) table(c caller, name string, perm store.Perm) (*tables.Table, e
 		return nil, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(
 			"%s is a system table: it changes only through cortex table, identity, acl and node commands", name)}
 	}
-	return s.store.Table(name)
+	return s.lookup(name)
 }
 
 func (s *Server) put(ctx context.Context, c caller, req *PutRequest) (WriteResult, error) {

@@ -90,7 +90,8 @@ func newWatchState() *watchState {
 }
 
 // StopStreams ends every watch stream (each gets a last line saying that
-// cortexd is stopping) and refuses new ones. http.Server.Shutdown waits for
+// cortexd is stopping) and every put stream (stream.go: the requests read
+// are answered, then a last frame says so), and refuses new ones. http.Server.Shutdown waits for
 // active requests, so register it with RegisterOnShutdown.
 func (s *Server) StopStreams() { s.watch.cancel() }
 

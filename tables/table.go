@@ -326,6 +326,19 @@ func (t *Table) setRec(tx *buntdb.Tx, userKey []byte, rec string, op wal.Op) err
 // Name is the table's name.
 func (t *Table) Name() string { return t.opts.Name }
 
+// Generation counts the write batches the copy has applied to its view
+// since it was opened: while it stays the same, reads of the view see the
+// same data. (It may change without the data changing.)
+func (t *Table) Generation() uint64 { return t.appliedSeq.Load() }
+
+// Closed reports whether Close has been called: the copy takes no more
+// requests.
+func (t *Table) Closed() bool {
+	t.closeMu.RLock()
+	defer t.closeMu.RUnlock()
+	return t.closed
+}
+
 // Dir is the directory holding the copy.
 func (t *Table) Dir() string { return t.dir }
 

@@ -266,7 +266,7 @@ With --json prints {"ops":N,"ops_per_s":X,"p50_us":X,"p99_us":X,"max_us":X}.`,
 		},
 	}
 	o.flags(c)
-	c.Flags().IntVar(&concurrency, "concurrency", 16, "concurrent writers (one connection each)")
+	c.Flags().IntVar(&concurrency, "concurrency", 16, "concurrent writers (their puts share one stream to the node)")
 	return c
 }
 
