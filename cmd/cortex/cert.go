@@ -44,6 +44,7 @@ node.`,
   cortex cert list --dir certs
   cortex cert renew certs/node-home.crt --dir certs && kill -HUP $(pidof cortexd)`)
 	c.AddCommand(certCreateCACmd(a), certCreateNodeCmd(a), certCreateClientCmd(a), certListCmd(a), certShowCmd(a), certRenewCmd(a))
+	c.Annotations = map[string]string{offline: "yes"} // no node, so no profile or remote flags to resolve
 	return c
 }
 

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -190,22 +189,7 @@ func newRootCmd(a *app) *cobra.Command {
 		RunE:                  cli.GroupRun,
 		DisableFlagsInUseLine: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if a.timeout < 0 {
-				return cli.Usagef(cmd, "--timeout %s is negative: give a duration such as 30s, or 0 for no timeout", a.timeout)
-			}
-			if err := a.remote.check(cmd, a.getenv); err != nil {
-				return err
-			}
-			if a.socket == "" {
-				a.socket = a.getenv("CORTEX_SOCKET")
-			}
-			if d := a.getenv("CORTEX_DATA_DIR"); a.socket == "" && d != "" {
-				a.socket = filepath.Join(d, "cortex.sock")
-			}
-			if a.socket == "" {
-				a.socket = defaultSocket
-			}
-			return nil
+			return a.prepare(cmd)
 		},
 	}
 	root.SetIn(a.stdin)
@@ -225,6 +209,7 @@ func newRootCmd(a *app) *cobra.Command {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
+	addCompletions(a, root)
 	return root
 }
 
