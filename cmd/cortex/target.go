@@ -31,7 +31,7 @@ type connSource struct {
 }
 
 // label names one setting of the source for messages: "--certs-dir",
-// "$CORTEX_CERTS_DIR" or "profile office's certs_dir". key is the name in
+// "$CORTEX_CERTS_DIR" or "certs_dir of profile office". key is the name in
 // the configuration file (certs_dir).
 func (s connSource) label(key string) string {
 	switch s.Kind {
@@ -40,7 +40,7 @@ func (s connSource) label(key string) string {
 	case fromEnv:
 		return "$CORTEX_" + strings.ToUpper(key)
 	}
-	return "profile " + s.Profile + "'s " + key
+	return key + " of profile " + s.Profile
 }
 
 // remoteSet names the flags of remote mode other than --addr that the
