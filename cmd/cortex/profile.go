@@ -164,14 +164,9 @@ func loadClientConfig(path string, explicit bool) (clientConfig, error) {
 	return c, nil
 }
 
-// errNoProfile is a profile asked for that the file does not have: a usage
-// error.
-type errNoProfile struct{ msg string }
-
-func (e errNoProfile) Error() string { return e.msg }
-
 // selectProfile picks the profile: --profile (flag), else $CORTEX_PROFILE
-// (env), else the file's default_profile; nil if none is asked for.
+// (env), else the file's default_profile; nil if none is asked for. Its
+// error, a profile the file does not have, is a usage error.
 func selectProfile(c clientConfig, flag, env string) (string, *profile, error) {
 	name, from := flag, "--profile"
 	if name == "" {
@@ -195,7 +190,7 @@ func selectProfile(c clientConfig, flag, env string) (string, *profile, error) {
 	default:
 		where = "no such profile in " + c.path + " (" + profileList(c.names()) + ")"
 	}
-	return "", nil, errNoProfile{fmt.Sprintf("%s %q: %s", from, name, where)}
+	return "", nil, fmt.Errorf("%s %q: %s", from, name, where)
 }
 
 // profileList says which profiles there are.

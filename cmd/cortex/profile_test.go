@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -130,8 +129,7 @@ func TestSelectProfile(t *testing.T) {
 	} {
 		name, p, err := selectProfile(c.cfg, c.flag, c.env)
 		if c.wantErr != "" {
-			var np errNoProfile
-			if err == nil || !strings.Contains(err.Error(), c.wantErr) || !errors.As(err, &np) {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 				t.Errorf("selectProfile(%q, %q): %v, want %q", c.flag, c.env, err, c.wantErr)
 			}
 			continue

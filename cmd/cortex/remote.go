@@ -31,6 +31,7 @@ type remote struct {
 
 	// Labels of where addr, ca, cert and key come from, for messages.
 	addrFrom, caFrom, certFrom, keyFrom string
+	resolved                            bool // resolve has run: the fields above are what is used
 }
 
 func (r *remote) flags(pf *pflag.FlagSet) {
@@ -53,6 +54,12 @@ const offline = "offline"
 func (a *app) prepare(cmd *cobra.Command) error {
 	if a.timeout < 0 {
 		return cli.Usagef(cmd, "--timeout %s is negative: give a duration such as 30s, or 0 for no timeout", a.timeout)
+	}
+	if a.remote.resolved {
+		return nil
+	}
+	if cmd.Parent() == cmd.Root() && slices.Contains([]string{cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd}, cmd.Name()) {
+		return nil // the shell asking for completions: the command completed resolves with its own flags
 	}
 	for c := cmd; c != nil; c = c.Parent() {
 		if c.Annotations[offline] != "" || (c.Name() == "completion" && c.Parent() == cmd.Root()) {
@@ -109,7 +116,7 @@ func (r *remote) resolve(cmd *cobra.Command, socketFlag string, getenv func(stri
 	}
 	if t.Addr != "" {
 		if err := t.findFiles(); err != nil {
-			var several errSeveralClients
+			var several severalClientsError
 			if errors.As(err, &several) {
 				return "", cli.Usagef(cmd, "%v", err)
 			}
@@ -118,6 +125,7 @@ func (r *remote) resolve(cmd *cobra.Command, socketFlag string, getenv func(stri
 	}
 	r.addr, r.host, r.ca, r.cert, r.key = t.Addr, t.Host, t.CA, t.Cert, t.Key
 	r.addrFrom, r.caFrom, r.certFrom, r.keyFrom = t.AddrFrom, t.CAFrom, t.CertFrom, t.KeyFrom
+	r.resolved = true
 	return t.Socket, nil
 }
 

@@ -239,11 +239,11 @@ func clientsIn(names []string) []string {
 	return slices.Compact(clients)
 }
 
-// errSeveralClients is returned by pickClient when the directory holds
+// severalClientsError is returned by pickClient when the directory holds
 // more than one client certificate and none was named: a usage error.
-type errSeveralClients struct{ msg string }
+type severalClientsError struct{ msg string }
 
-func (e errSeveralClients) Error() string { return e.msg }
+func (e severalClientsError) Error() string { return e.msg }
 
 // pickClient decides whose certificate of the directory dir (labelled
 // from) to use, given the clients whose certificates it holds: the one
@@ -261,6 +261,6 @@ func pickClient(client string, clients []string, dir, from string) (string, erro
 	case len(clients) == 0:
 		return "", fmt.Errorf("no client certificate (client-NAME.crt) in %s %s: make one with cortex cert create-client NAME --dir %s, or point %s at the directory that has it", from, dir, dir, from)
 	}
-	return "", errSeveralClients{fmt.Sprintf("%s %s has the certificates of %d clients (%s): say which with --client NAME ($CORTEX_CLIENT, or client in the profile)",
+	return "", severalClientsError{fmt.Sprintf("%s %s has the certificates of %d clients (%s): say which with --client NAME ($CORTEX_CLIENT, or client in the profile)",
 		from, dir, len(clients), strings.Join(clients, ", "))}
 }

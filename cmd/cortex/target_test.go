@@ -126,7 +126,7 @@ func TestPickClient(t *testing.T) {
 	} {
 		got, err := pickClient(c.client, c.clients, "certs", "--certs-dir")
 		if c.wantErr != "" {
-			_, several := err.(errSeveralClients)
+			_, several := err.(severalClientsError)
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) || several != c.several {
 				t.Errorf("pickClient(%q, %q): %v, want %q (several %v)", c.client, c.clients, err, c.wantErr, c.several)
 			}
