@@ -254,7 +254,7 @@ func TestRPCRefusedCertificates(t *testing.T) {
 	expect(t, "no listener", remote(t, freeAddr(t), dir, dir, "client-alice.crt", "client-alice.key", "node", "status"), 5, "connection refused")
 
 	// Usage: --addr without the certificate flags.
-	expect(t, "missing flags", cortex(t, nil, "--addr", addr, "node", "status"), 2, "--addr needs --ca, --cert and --key")
+	expect(t, "missing flags", cortex(t, nil, "--addr", addr, "node", "status"), 2, "--addr needs --certs-dir DIR, or --ca, --cert and --key")
 
 	// The node keeps serving, and stops cleanly.
 	if r := remote(t, addr, dir, dir, "client-alice.crt", "client-alice.key", "node", "status"); r.code != 0 {

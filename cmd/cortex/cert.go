@@ -30,7 +30,8 @@ file is never replaced without --overwrite.
   node-NAME.crt, node-NAME.key   a node (create-node): cortexd --mesh-cert,
                                  --mesh-key. NAME is the node's name.
   client-ID.crt, client-ID.key   a client identity (create-client): the cortex
-                                 flags --cert and --key with --addr.
+                                 flags --cert and --key with --addr, or
+                                 --certs-dir DIR --client ID.
 
 The CA is valid for 10 years, the certificates it signs for 5, unless
 --lifetime says otherwise; a certificate never outlives its CA (it is cut
@@ -44,6 +45,7 @@ node.`,
   cortex cert list --dir certs
   cortex cert renew certs/node-home.crt --dir certs && kill -HUP $(pidof cortexd)`)
 	c.AddCommand(certCreateCACmd(a), certCreateNodeCmd(a), certCreateClientCmd(a), certListCmd(a), certShowCmd(a), certRenewCmd(a))
+	c.Annotations = map[string]string{offline: "yes"} // no node, so no profile or remote flags to resolve
 	return c
 }
 
@@ -274,9 +276,10 @@ DIR: DIR/client-IDENTITY.crt and DIR/client-IDENTITY.key (mode 0600).
 IDENTITY matches [a-z0-9][a-z0-9_-]{0,62}.
 
 With it, cortex calls a node remotely:
-  cortex --addr HOST:PORT --ca DIR/ca.crt --cert DIR/client-IDENTITY.crt \
-    --key DIR/client-IDENTITY.key ...
-once the node's administrator has registered the identity and granted it
+  cortex --addr HOST:PORT --certs-dir DIR --client IDENTITY ...
+(--client may be left out if DIR has no other client certificate; or name
+the files: --ca DIR/ca.crt --cert DIR/client-IDENTITY.crt --key
+DIR/client-IDENTITY.key; or put them in a profile: cortex help), once the node's administrator has registered the identity and granted it
 tables (cortex identity add IDENTITY [--cert FILE]; cortex acl grant).
 
 --lifetime is how long it is valid (default 5y, 1m to 10y); it never

@@ -329,7 +329,7 @@ func TestRemoteMode(t *testing.T) {
 	}
 	fails(t, runEnv(t, env, "", "--socket", filepath.Join(t.TempDir(), "none.sock"), "node", "status"), 5, "none.sock: connect: no such file or directory; is cortexd running?")
 	env["CORTEX_CERT"] = ""
-	fails(t, runEnv(t, env, "", "node", "status"), 2, "(missing: --cert)")
+	fails(t, runEnv(t, env, "", "node", "status"), 2, "$CORTEX_ADDR needs --certs-dir DIR, or --ca, --cert and --key (missing: $CORTEX_CERT)")
 	// Environment certificates without an address are ignored.
 	delete(env, "CORTEX_ADDR")
 	env["CORTEX_SOCKET"] = filepath.Join(t.TempDir(), "none.sock")
@@ -343,7 +343,7 @@ func TestRemoteUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--addr", "127.0.0.1:7947", "node", "status"}, "--addr needs --ca, --cert and --key (missing: --ca, --cert, --key)"},
+		{[]string{"--addr", "127.0.0.1:7947", "node", "status"}, "--addr needs --certs-dir DIR, or --ca, --cert and --key (missing: --ca, --cert, --key)"},
 		{[]string{"--addr", "127.0.0.1:7947", "--ca", "ca.crt", "node", "status"}, "(missing: --cert, --key)"},
 		{[]string{"--addr", "127.0.0.1:7947", "--ca", "c", "--cert", "c", "node", "status"}, "(missing: --key)"},
 		{[]string{"--ca", "ca.crt", "node", "status"}, "give its --addr HOST:PORT too"},

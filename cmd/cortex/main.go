@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -143,8 +142,8 @@ tables, reads and writes keys, and manages identities and ACLs. It also makes
 the mesh's certificates (cortex cert), without any node.
 
 The socket is --socket, else $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock,
-else ./cortex-data/cortex.sock (where cortexd puts it when started with no
-flags). Every API call gives up after --timeout (0: never).
+else the profile's socket (below), else ./cortex-data/cortex.sock (where
+cortexd puts it when started with no flags). Every API call gives up after --timeout (0: never).
 
 Remote mode: --addr HOST:PORT --ca FILE --cert FILE --key FILE calls a node's
 mTLS listener (cortexd --rpc-listen) instead, as the client identity named by
@@ -153,9 +152,24 @@ signed by --ca and name HOST (made with cortex cert create-node NAME --host
 HOST), as with any TLS server. The node's administrator registers the
 identity (cortex identity add) and grants it tables (cortex acl grant); system
 tables need admin. The socket is the local administrator and needs none.
-$CORTEX_ADDR, $CORTEX_CA, $CORTEX_CERT and $CORTEX_KEY set these four unless
+--certs-dir DIR stands for --ca, --cert and --key: DIR/ca.crt and
+DIR/client-NAME.crt, .key, as cortex cert makes them; --client NAME says
+whose, if DIR holds more than one. $CORTEX_ADDR, $CORTEX_CERTS_DIR,
+$CORTEX_CLIENT, $CORTEX_CA, $CORTEX_CERT and $CORTEX_KEY set these unless
 --socket is given (use them for "identity add NAME --cert FILE", whose own
 --cert names the certificate to pin).
+
+Profiles: --profile NAME ($CORTEX_PROFILE, else the file's default_profile)
+takes addr, certs_dir, client, ca, cert and key, or socket, from
+[profiles.NAME] of the configuration file: --config FILE, else
+$CORTEX_CONFIG, else $XDG_CONFIG_HOME/cortex/config.toml, else
+~/.config/cortex/config.toml. A flag wins over its $CORTEX_ variable, which
+wins over the profile; an address from any of them means remote mode unless
+--socket is given. Relative paths in the file are relative to it.
+
+Completion: source <(cortex completion bash) (or zsh, fish, powershell)
+completes commands, flags, and table names, which it asks the node for
+with the same connection flags (within 2s; no answer, no names).
 
 Output: read commands print text for people, or with --json exactly one JSON
 value (an object or an array) on stdout (watch, which goes on until it is
@@ -182,36 +196,21 @@ func newRootCmd(a *app) *cobra.Command {
   cortex put users alice '{"plan":"pro"}'
   cortex get users alice
   cortex --socket /run/cortex/cortex.sock table list --json
-  cortex --addr node1.example.com:7947 --ca certs/ca.crt \
-    --cert certs/client-alice.crt --key certs/client-alice.key get users alice`,
+  cortex --addr node1.example.com:7947 --certs-dir certs --client alice get users alice
+  cortex --profile office get users alice`,
 		SilenceUsage:          true,
 		SilenceErrors:         true,
 		Args:                  cobra.ArbitraryArgs,
 		RunE:                  cli.GroupRun,
 		DisableFlagsInUseLine: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if a.timeout < 0 {
-				return cli.Usagef(cmd, "--timeout %s is negative: give a duration such as 30s, or 0 for no timeout", a.timeout)
-			}
-			if err := a.remote.check(cmd, a.getenv); err != nil {
-				return err
-			}
-			if a.socket == "" {
-				a.socket = a.getenv("CORTEX_SOCKET")
-			}
-			if d := a.getenv("CORTEX_DATA_DIR"); a.socket == "" && d != "" {
-				a.socket = filepath.Join(d, "cortex.sock")
-			}
-			if a.socket == "" {
-				a.socket = defaultSocket
-			}
-			return nil
+			return a.prepare(cmd)
 		},
 	}
 	root.SetIn(a.stdin)
 	cli.Conventions(root, a.stdout, a.stderr, "  cortex help table create")
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.socket, "socket", "", "Unix socket of cortexd (default: $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock, else "+defaultSocket+")")
+	pf.StringVar(&a.socket, "socket", "", "Unix socket of cortexd (default: $CORTEX_SOCKET, else $CORTEX_DATA_DIR/cortex.sock, else the profile's socket, else "+defaultSocket+")")
 	pf.BoolVar(&a.json, "json", false, "print exactly one JSON value on stdout")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "give up on an API call after this long (0: never)")
 	a.remote.flags(pf)
@@ -226,6 +225,7 @@ func newRootCmd(a *app) *cobra.Command {
 		root.AddCommand(c)
 	}
 	cli.AddVersion(root, "cortex")
+	addCompletions(a, root)
 	return root
 }
 
