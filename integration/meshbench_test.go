@@ -50,7 +50,7 @@ func BenchmarkMesh(b *testing.B) {
 	if st, err := measureFsync(dataFilesystemDir(), cfg.fsyncs, 20*time.Second); err != nil {
 		rep.fsync = na(err)
 	} else {
-		rep.fsync = fmt.Sprintf("%s / %s (%s fsyncs/s, %d fsyncs)", us(st.p50), us(st.p99), num(st.rate), st.syncs)
+		rep.fsync = fmt.Sprintf("%s / %s (%s fsyncs/s, %s fsyncs)", us(st.p50), us(st.p99), num(st.rate), num(float64(st.syncs)))
 		b.ReportMetric(float64(st.p50.Microseconds()), "fsync_p50_us")
 	}
 
@@ -74,7 +74,7 @@ func BenchmarkMesh(b *testing.B) {
 		catchRates = append(catchRates, st.fromLaunch())
 		catch = append(catch, fmt.Sprintf("%.2f s", st.done.Seconds()))
 	}
-	rep.catchUp = summarize(catchRates, num) + fmt.Sprintf(" (%d entries; times from launch: %s)", cfg.catchup, strings.Join(catch, ", "))
+	rep.catchUp = summarize(catchRates, num) + fmt.Sprintf(" (%s entries; times from launch: %s)", num(float64(cfg.catchup)), strings.Join(catch, ", "))
 	var memW, memR []float64
 	for range cfg.rounds {
 		st, err := measureMemory(b, cfg.memRecords)
@@ -539,7 +539,7 @@ func num(v float64) string {
 func msNum(v float64) string { return fmt.Sprintf("%.2f", v) }
 
 // us renders a duration in whole microseconds.
-func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
+func us(d time.Duration) string { return num(float64(d.Microseconds())) + " µs" }
 
 // na is the cell of a figure not measured.
 func na(err error) string { return "n/a: " + err.Error() }
