@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 GOFLAGS ?=
 
-.PHONY: all build test demo run fmt lint bench clean
+.PHONY: all build test demo run fmt lint bench bench-quick bench-units clean
 
 all: build
 
@@ -35,8 +35,20 @@ fmt:
 lint:
 	$(GO) vet ./...
 
+# The mesh benchmark (integration/meshbench_test.go): meshes of 3, 8 and 16
+# real cortexd processes on 127.0.0.1, one markdown table with every figure
+# (docs/benchmarks.md). About 10-15 minutes on 2 cores; needs no root.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) test -run '^$$' -bench '^BenchmarkMesh$$' -benchtime 1x -timeout 40m ./integration
+
+# The same with small counts and one round (about 1-2 minutes): checks that
+# it runs; its figures mean nothing.
+bench-quick:
+	CORTEX_BENCH_QUICK=1 $(GO) test -run '^$$' -bench '^BenchmarkMesh$$' -benchtime 1x -timeout 20m ./integration
+
+# Every benchmark of every package, once each (the old `make bench`).
+bench-units:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 clean:
 	rm -rf $(BIN)

@@ -9,20 +9,9 @@ import (
 
 // meshOf3 starts a, b and c; b and c join through a.
 func meshOf3(t testing.TB, extra ...string) (a, b, c *node) {
-	certs := meshCerts(t, "a", "b", "c")
-	a = newMeshNode(t, certs, "a")
-	a.args = append(a.args, extra...)
-	a.start()
-	b = newMeshNode(t, certs, "b", a.meshAddr)
-	b.args = append(b.args, extra...)
-	b.start()
-	c = newMeshNode(t, certs, "c", a.meshAddr)
-	c.args = append(c.args, extra...)
-	c.start()
-	a.waitPeers("b", "c")
-	b.waitPeers("a", "c")
-	c.waitPeers("a", "b")
-	return a, b, c
+	t.Helper()
+	nodes := meshOfN(t, 3, 30*time.Second, extra...)
+	return nodes[0], nodes[1], nodes[2]
 }
 
 // waitValue polls a node until key holds want ("" = absent).

@@ -31,13 +31,10 @@ const (
 	// benchSetupWait bounds how long bench replication waits for the --to
 	// node to hold the table and to show a first write.
 	benchSetupWait = 30 * time.Second
-	// benchPollEvery is the least time between two scans of the --to node:
-	// at most one scan is in flight, so the watcher costs at most one
-	// request every 100 µs, and a write's readable time is known to about
-	// half a scan round trip.
-	benchPollEvery = 100 * time.Microsecond
-	// benchPollPage bounds the records one watcher scan returns.
-	benchPollPage = 1000
+	// benchCheckEvery is how often bench replication checks, in its own
+	// memory, whether the oldest write not yet delivered by the --to node's
+	// watch is older than --wait.
+	benchCheckEvery = 10 * time.Millisecond
 )
 
 const benchLong = `Measure a running node through the Go client: one cortex process sends many
@@ -338,14 +335,14 @@ must be held here and replicate to the --to node. Before measuring, the bench
 waits (up to 30s) until the --to node holds the table and shows a first
 write, so that the lag of a stream being set up is not counted.
 
-How the lag is measured: one watcher scans the --to node for the keys of the
-run, at most one scan at a time and at most one every 100µs, while a write
-is unseen. A key first seen by a scan became readable between the previous
-scan and this one; the midpoint is taken, so each lag is known to within half
-the time between two scans (about ±0.15 ms at the ~3,000 scans/s of a 2-vCPU
-machine; the scans cost the --to node some CPU too). A write readable before
-this node's acknowledgement arrived counts as 0. A write not readable on --to
-within --wait stops the run with an error.
+How the lag is measured, by push: a watch on the --to node (the stream of
+cortex watch, for the keys of this run), started before the first write,
+stamps each write when the stream delivers it; nothing polls --to, which
+only encodes each change once for the stream. A write's lag is its arrival
+through the watch minus this node's acknowledgement; a write delivered
+before the acknowledgement arrived counts as 0. A write not delivered by
+--to within --wait of its sending stops the run with an error, and so does
+the end of the watch stream (for example when --to stops).
 
 With --json prints {"ops":N,"ops_per_s":X,"p50_us":X,"p99_us":X,"max_us":X}:
 the percentiles are of the replication lag.`,
@@ -412,11 +409,11 @@ type replBench struct {
 	srcName string
 	dstName string
 
-	issued  []time.Time // when write i was sent (set before count is raised)
-	acked   []time.Time // when write i was acknowledged
-	seen    []time.Time // when write i became readable on --to (estimated)
-	count   atomic.Int64
-	newWork chan struct{} // a write was issued
+	issued []time.Time  // when write i was sent (set before count is raised)
+	acked  []time.Time  // when write i was acknowledged
+	seen   []time.Time  // when the watch on --to delivered write i (set by the watcher only)
+	count  atomic.Int64 // writes issued
+	lowest atomic.Int64 // every write before it was delivered by the watch
 }
 
 // toErr names the --to node in an error from it.
@@ -509,7 +506,6 @@ func (r *replBench) setup(cmd *cobra.Command) error {
 func (r *replBench) run() (benchResult, error) {
 	n := r.o.n
 	r.issued, r.acked, r.seen = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
-	r.newWork = make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var errOnce sync.Once
@@ -517,10 +513,23 @@ func (r *replBench) run() (benchResult, error) {
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
+	started := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		if err := r.watch(ctx); err != nil {
+		if err := r.watch(ctx, started); err != nil {
+			fail(err)
+		}
+	}()
+	select {
+	case <-started:
+	case <-watched:
+		return benchResult{}, firstErr
+	}
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		if err := r.check(ctx, watched); err != nil {
 			fail(err)
 		}
 	}()
@@ -548,10 +557,6 @@ func (r *replBench) run() (benchResult, error) {
 		}
 		r.issued[i] = time.Now()
 		r.count.Store(int64(i + 1))
-		select {
-		case r.newWork <- struct{}{}:
-		default:
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -573,6 +578,7 @@ func (r *replBench) run() (benchResult, error) {
 		}
 	}
 	<-watched
+	<-checked
 	if firstErr != nil {
 		return benchResult{}, firstErr
 	}
@@ -584,66 +590,64 @@ func (r *replBench) run() (benchResult, error) {
 	return benchResult{ops: n, elapsed: last.Sub(start), sorted: lags}, nil
 }
 
-// watch scans --to for the keys of the run until every write is seen there.
-// Write i became readable between the previous scan (or its sending, if
-// later) and the scan that returned it; the midpoint of the two is taken,
-// each scan being placed at the midpoint of its round trip.
-func (r *replBench) watch(ctx context.Context) error {
+// errAllDelivered ends the watch once every write of the run arrived.
+var errAllDelivered = errors.New("every write was delivered")
+
+// watch follows the --to node's watch stream for the keys of the run,
+// closes started once the stream is open, and stamps each write of the run
+// when the stream delivers it, until every write arrived (nil), ctx ends
+// (nil) or the stream ends (its error).
+func (r *replBench) watch(ctx context.Context, started chan<- struct{}) error {
 	n := r.o.n
-	lowest := 0 // every write before lowest is seen
-	var prevMid, lastPoll time.Time
-	for lowest < n {
-		if int64(lowest) >= r.count.Load() { // nothing unseen is issued yet
-			select {
-			case <-r.newWork:
-				continue
-			case <-ctx.Done():
+	lowest := 0
+	err := r.dst.WatchStream(ctx, api.WatchRequest{Table: r.o.table, Prefix: []byte(r.keys.prefix)},
+		func(api.WatchStart) error { close(started); return nil },
+		func(ch api.Change) error {
+			now := time.Now()
+			i := r.keys.index(ch.Key)
+			if i < 0 || i >= n || !r.seen[i].IsZero() {
 				return nil
 			}
-		}
-		if since := r.issued[lowest]; time.Since(since) > r.wait {
-			return fmt.Errorf("write %d of %d (key %s) is not readable on %s %s after it was sent: is %s still connected to %s? (cortex mesh peers)",
-				lowest+1, n, r.keys.key(lowest), r.dstName, r.wait, r.dstName, r.srcName)
-		}
-		if d := benchPollEvery - time.Since(lastPoll); d > 0 {
-			time.Sleep(d)
-		}
-		req := api.ScanRequest{Table: r.o.table, Prefix: []byte(r.keys.prefix), Limit: benchPollPage}
-		if lowest > 0 {
-			req.After = r.keys.key(lowest - 1)
-		}
-		cctx, ccancel := r.a.callCtx(ctx)
-		t0 := time.Now()
-		page, err := r.dst.Scan(cctx, req)
-		t1 := time.Now()
-		ccancel()
-		if ctx.Err() != nil {
+			r.seen[i] = now
+			for lowest < n && !r.seen[lowest].IsZero() {
+				lowest++
+			}
+			r.lowest.Store(int64(lowest))
+			if lowest == n {
+				return errAllDelivered
+			}
 			return nil
-		}
-		if err != nil {
-			return r.toErr(err)
-		}
-		lastPoll = t0
-		mid := t0.Add(t1.Sub(t0) / 2)
-		issued := int(r.count.Load())
-		for _, rec := range page.Records {
-			i := r.keys.index(rec.Key)
-			if i < 0 || i >= issued || !r.seen[i].IsZero() {
-				continue
-			}
-			from := prevMid
-			if from.Before(r.issued[i]) {
-				from = r.issued[i]
-			}
-			if from.After(mid) {
-				from = mid
-			}
-			r.seen[i] = from.Add(mid.Sub(from) / 2)
-		}
-		for lowest < n && !r.seen[lowest].IsZero() {
-			lowest++
-		}
-		prevMid = mid
+		})
+	switch {
+	case errors.Is(err, errAllDelivered), ctx.Err() != nil:
+		return nil
+	case err == nil:
+		err = errors.New("the watch stream ended")
 	}
-	return nil
+	return r.toErr(fmt.Errorf("watching table %s: %w", r.o.table, err))
+}
+
+// check stops the run when the oldest write not yet delivered by the watch
+// was sent more than --wait ago. It reads only this process's memory, every
+// benchCheckEvery, until the watch is done or ctx ends.
+func (r *replBench) check(ctx context.Context, watched <-chan struct{}) error {
+	tick := time.NewTicker(benchCheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-watched:
+			return nil
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		l := r.lowest.Load()
+		if l >= r.count.Load() {
+			continue
+		}
+		if sent := r.issued[l]; time.Since(sent) > r.wait {
+			return fmt.Errorf("write %d of %d (key %s) was not delivered by %s %s after it was sent: is %s still connected to %s? (cortex mesh peers)",
+				l+1, r.o.n, r.keys.key(int(l)), r.dstName, r.wait, r.dstName, r.srcName)
+		}
+	}
 }
