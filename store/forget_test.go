@@ -158,7 +158,7 @@ func TestForgetAcrossStores(t *testing.T) {
 	cID := ca.identity("c", pki.RoleMember)
 	record := func(inc string, at time.Time) wal.Entry {
 		return signed(t, cID, scope.MetaTable, wal.Entry{Op: wal.OpPut, Key: MemberKey("c"),
-			Value: mustJSON(Member{Node: "c", Addrs: []string{"127.0.0.1:9"}, Incarnation: inc, LastSeen: at.UnixMilli()}),
+			Value:   mustJSON(Member{Node: "c", Addrs: []string{"127.0.0.1:9"}, Incarnation: inc, LastSeen: at.UnixMilli()}),
 			Version: wal.Version{HLC: tables.HLC(at.UnixMilli(), 0)}})
 	}
 	for _, s := range []*Store{boss, home} {
