@@ -330,3 +330,6 @@ func (s *Store) IsForgotten(node string) bool {
 func (s *Store) RefusesPeer(node, incarnation string) (Forgot, bool) {
 	return RefusedIncarnation(s.forgotten(node), incarnation)
 }
+
+// WasForgotten reports whether any incarnation of a node was forgotten.
+func (s *Store) WasForgotten(node string) bool { return len(s.forgotten(node)) > 0 }

@@ -89,6 +89,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	if err != nil {
 		return err
 	}
+	incarnation, err := dir.incarnation()
+	if err != nil {
+		return err
+	}
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
 	topts := tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
 		Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery}
@@ -124,7 +128,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	}}
 	if ident != nil {
 		cur = pki.NewCurrent(ident)
-		mesh, err := startMesh(ctx, cfg, cur, st, log)
+		mesh, err := startMesh(ctx, cfg, cur, st, incarnation, log)
 		if err != nil {
 			return err
 		}
@@ -177,7 +181,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	if cfg.Fsync == "never" {
 		log.Warn("fsync=never: acknowledged writes are lost if the machine crashes; use it for benchmarks only")
 	}
-	log.Info("cortexd ready", "node", node, "data_dir", cfg.DataDir, "socket", cfg.Socket, "version", api.Version)
+	log.Info("cortexd ready", "node", node, "incarnation", incarnation, "data_dir", cfg.DataDir, "socket", cfg.Socket, "version", api.Version)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
