@@ -333,3 +333,20 @@ func (s *Store) RefusesPeer(node, incarnation string) (Forgot, bool) {
 
 // WasForgotten reports whether any incarnation of a node was forgotten.
 func (s *Store) WasForgotten(node string) bool { return len(s.forgotten(node)) > 0 }
+
+// ForgottenNodes lists the nodes out of the mesh now (IsForgotten), sorted.
+func (s *Store) ForgottenNodes() []string {
+	all, err := s.allForgotten()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for node, forgot := range all {
+		m, ok := s.member(node)
+		if IsForgotten(forgot, m, ok) {
+			out = append(out, node)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

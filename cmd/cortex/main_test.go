@@ -736,8 +736,8 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	walk(newRootCmd(newApp(nil, nil, nil, nil, false)), nil)
-	if len(paths) != 43 {
-		t.Errorf("%d commands, want 43 (root, 8 groups, 34 commands)", len(paths))
+	if len(paths) != 45 {
+		t.Errorf("%d commands, want 45 (root, 8 groups, 36 commands)", len(paths))
 	}
 	for _, path := range paths {
 		r := runEnv(t, nil, "", append(slices.Clone(path), "--help")...)
