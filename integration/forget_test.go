@@ -112,6 +112,9 @@ func TestNodeForget(t *testing.T) {
 			t.Fatalf("c is still a replica: %+v", r)
 		}
 	}
+	if out := a.must("sync", "status", "t"); !strings.Contains(out, "forgotten (named in the scope, not expected): c") {
+		t.Fatalf("sync status text:\n%s", out)
+	}
 	for _, p := range a.meshPeers() {
 		if p.Node == "c" && (!p.Forgotten || p.Connected) {
 			t.Fatalf("a's mesh peers show c as %+v", p)

@@ -25,7 +25,8 @@ by readiness or mesh peers, or waited for by the tombstone purge of the
 tables it held (sync status stops naming it as a missing holder or as what
 blocks the purge). It needs an admin node, and refuses the node it runs on,
 a node connected to it right now (stop it first; to shut out a node that
-runs, use cortex node revoke) and a name that is not a member (exit 3).
+runs, use cortex node revoke) and a name that is not a member (exit 3; a
+standalone node has no other members, so it forgets nothing).
 
 It writes the record forgot/NAME/INCARNATION in cortex_meta (the node's
 incarnation: the id of its data directory, made when the directory was

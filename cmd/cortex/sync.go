@@ -69,7 +69,9 @@ logs it has not applied yet, and for how long) and digest; then a verdict:
                nodes answer only for the tables the asking node holds)
 
 Without TABLE it shows the tables this node holds. Local tables are listed
-as not replicated.
+as not replicated. A node the mesh forgot (cortex node forget) is neither
+expected nor waited for: a list scope that still names it shows it under
+"forgotten".
 
 Exit status: 0 only when every table shown is in sync; 6 when one is
 degraded, catching up or unknown; 7 when one diverged (so that
@@ -79,7 +81,8 @@ every table is in sync or the time is up, and shows the last answer.
 With --json prints {"tables":[{"table","scope","replicated","desired":[...],
 "replicas":[{"node","desired","has_copy","reachable","offset","keys","digest",
 "lag","lag_s","last_contact_ms","failed","damage"}],
-"state":"in_sync|degraded|catching_up|diverged|unknown","in_sync":bool,"note"}]}.`,
+"state":"in_sync|degraded|catching_up|diverged|unknown","in_sync":bool,"note",
+"forgotten":[nodes]}]}.`,
 		Example: `  cortex sync status
   cortex sync status fruit --json | jq .tables[0].state
   cortex sync status --wait 30s && echo every copy agrees`,
@@ -154,6 +157,9 @@ With --json prints {"tables":[{"table","scope","replicated","desired":[...],
 					if r.Damage != "" {
 						fmt.Fprintf(a.stdout, "  %s: log damage: %s\n", r.Node, r.Damage)
 					}
+				}
+				if len(ts.Forgotten) > 0 {
+					fmt.Fprintf(a.stdout, "  forgotten (named in the scope, not expected): %s\n", strings.Join(ts.Forgotten, ", "))
 				}
 				if p := ts.Purge; p != nil {
 					h := "none yet"
