@@ -716,6 +716,7 @@ func (n *Node) handleHello(s network.Stream) {
 		n.writeHello(s, refuse)
 		n.refuse(refusal{msg: "mesh: refused peer", level: slog.LevelError, remote: theirs.Node}, refuse)
 		s.CloseWrite()
+		io.Copy(io.Discard, s) // until the dialer has read it and closes (bounded by the deadline)
 		n.closePeer(id, refuse.Error())
 		return
 	}
