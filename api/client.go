@@ -255,3 +255,16 @@ func (c *Client) Revocations(ctx context.Context) ([]store.Revocation, error) {
 	var r []store.Revocation
 	return r, c.call(ctx, "node/revocations", Empty{}, &r)
 }
+
+// ForgetNode forgets a node that is gone for good (an admin node only), or,
+// with dryRun, says what forgetting it would do.
+func (c *Client) ForgetNode(ctx context.Context, node string, dryRun bool) (store.ForgetPlan, error) {
+	var r store.ForgetPlan
+	return r, c.call(ctx, "node/forget", ForgetRequest{Node: node, DryRun: dryRun}, &r)
+}
+
+// Forgotten lists the nodes the mesh forgot (their forgot records).
+func (c *Client) Forgotten(ctx context.Context) ([]store.Forgot, error) {
+	var r []store.Forgot
+	return r, c.call(ctx, "node/forgotten", Empty{}, &r)
+}

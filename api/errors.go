@@ -43,7 +43,7 @@ func classify(err error) (string, int) {
 		return ae.Code, ae.Status
 	case errors.Is(err, tables.ErrInvalid):
 		return CodeInvalid, http.StatusBadRequest
-	case errors.Is(err, store.ErrNoTable), errors.Is(err, tables.ErrNotFound), errors.Is(err, store.ErrNoIdentity):
+	case errors.Is(err, store.ErrNoTable), errors.Is(err, tables.ErrNotFound), errors.Is(err, store.ErrNoIdentity), errors.Is(err, store.ErrNoNode):
 		return CodeNotFound, http.StatusNotFound
 	case errors.Is(err, store.ErrDenied):
 		return CodeDenied, http.StatusForbidden

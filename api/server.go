@@ -166,6 +166,8 @@ func NewServer(st *store.Store, limits tables.Limits, log *slog.Logger) *Server 
 	route(s, "acl/list", s.listACLs)
 	route(s, "node/revoke", s.revokeNode)
 	route(s, "node/revocations", s.listRevocations)
+	route(s, "node/forget", s.forgetNode)
+	route(s, "node/forgotten", s.listForgotten)
 	s.watch = newWatchState()
 	s.mux.HandleFunc("/v1/watch", s.serveWatch)   // a stream, not request/response: watch.go
 	s.mux.HandleFunc("/v1/stream", s.serveStream) // puts, gets and deletes in frames: stream.go
@@ -232,6 +234,7 @@ func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, 
 		Mesh: s.node != nil, Tables: s.store.Held()}
 	if s.node != nil {
 		st.MeshAddrs, st.Replication = s.node.ListenAddrs(), s.repl.Stats()
+		st.Forgotten = s.node.Forgotten()
 		self, ca := s.node.Certificates()
 		st.Cert, st.CA = certStatus(self), certStatus(ca)
 	}
@@ -601,4 +604,32 @@ func (s *Server) listRevocations(_ context.Context, c caller, _ *Empty) ([]store
 		return nil, err
 	}
 	return s.store.Revocations()
+}
+
+// ForgetRequest names a node to forget; DryRun only says what it would do.
+type ForgetRequest struct {
+	Node   string `json:"node"`
+	DryRun bool   `json:"dry_run,omitempty"`
+}
+
+func (s *Server) forgetNode(ctx context.Context, c caller, req *ForgetRequest) (store.ForgetPlan, error) {
+	if err := s.check(c, scope.MetaTable, store.PermAdmin); err != nil {
+		return store.ForgetPlan{}, err
+	}
+	var connected []string
+	if s.node != nil {
+		connected = s.node.Ready()
+	}
+	return s.store.Forget(ctx, req.Node, connected, req.DryRun)
+}
+
+func (s *Server) listForgotten(_ context.Context, c caller, _ *Empty) ([]store.Forgot, error) {
+	if err := s.check(c, scope.MetaTable, store.PermAdmin); err != nil {
+		return nil, err
+	}
+	list, err := s.store.Forgotten()
+	if list == nil {
+		list = []store.Forgot{}
+	}
+	return list, err
 }

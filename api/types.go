@@ -137,6 +137,10 @@ type NodeStatus struct {
 	// one a SIGHUP reload put in place) and the mesh CA's.
 	Cert *CertStatus `json:"cert,omitempty"`
 	CA   *CertStatus `json:"ca,omitempty"`
+	// Forgotten is set when a peer refused this node because the mesh
+	// forgot it (cortex node forget): the peer's message, which says what
+	// to do.
+	Forgotten string `json:"forgotten,omitempty"`
 }
 
 // CertStatus is a certificate as node status shows it.

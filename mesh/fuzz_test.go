@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/cortex-mesh/cortex/store"
 )
 
 // FuzzDecodeHello: any bytes from a peer are either a checked hello or an
@@ -12,12 +14,24 @@ func FuzzDecodeHello(f *testing.F) {
 	f.Add([]byte(`{"v":1,"node":"a","time_ms":1700000000000}`))
 	f.Add([]byte(`{"v":1,"node":"b","time_ms":1,"members":[{"value":{"node":"b","peer_id":"x","addrs":["127.0.0.1:1"]},"hlc":5,"origin":"b"}]}`))
 	f.Add([]byte(`{"v":1,"error":"clock skew"}`))
+	f.Add([]byte(`{"v":1,"error":"node c was forgotten","code":"forgotten"}`))
+	f.Add([]byte(`{"v":1,"node":"a","time_ms":1,"incarnation":"0123456789abcdef0123456789abcdef"}`))
+	f.Add([]byte(`{"v":1,"node":"a","time_ms":1,"incarnation":"../x"}`))
 	f.Add([]byte(`{"v":2}`))
 	f.Add([]byte(`{"v":1,"node":"a","members":[{"value":{"node":"c"},"hlc":1,"origin":"a"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := decodeHello(b)
-		if err != nil || h.Error != "" {
+		if err != nil {
 			return
+		}
+		if h.Error != "" {
+			if h.Code != "" && h.Code != codeForgotten {
+				t.Fatalf("accepted refusal code %q", h.Code)
+			}
+			return
+		}
+		if h.Incarnation != "" && store.ValidateIncarnation(h.Incarnation) != nil {
+			t.Fatalf("accepted incarnation %q", h.Incarnation)
 		}
 		for _, m := range h.Members {
 			if _, err := m.member(); err != nil {

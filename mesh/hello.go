@@ -21,12 +21,22 @@ const maxHelloSize = 4 << 20 // up to MaxNodes records with their certificates
 
 // hello is one side's message.
 type hello struct {
-	Version int            `json:"v"`
-	Node    string         `json:"node"`
-	TimeMS  int64          `json:"time_ms"`
-	Members []memberRecord `json:"members,omitempty"`
-	Error   string         `json:"error,omitempty"` // set when the listener refuses the dialer
+	Version int    `json:"v"`
+	Node    string `json:"node"`
+	TimeMS  int64  `json:"time_ms"`
+	// Incarnation is the id of the sender's data directory (empty from
+	// an earlier version): a node the mesh forgot is refused by it.
+	Incarnation string         `json:"incarnation,omitempty"`
+	Members     []memberRecord `json:"members,omitempty"`
+	// Error is set when one side refuses the other: the listener in its
+	// answer, or the dialer in a hello of its own after the answer; Code
+	// then says what the refused node should act on (codeForgotten).
+	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"`
 }
+
+// codeForgotten: the refused node was forgotten by the mesh.
+const codeForgotten = "forgotten"
 
 // memberRecord is a membership record of cortex_meta as the entry that
 // wrote it, proof included, so that the receiver checks it (only the node
@@ -51,10 +61,18 @@ func decodeHello(b []byte) (hello, error) {
 	}
 	if h.Error != "" {
 		h.Error = Clip(h.Error)
+		if h.Code != codeForgotten {
+			h.Code = ""
+		}
 		return h, nil
 	}
 	if err := scope.ValidateNodeName(h.Node); err != nil {
 		return h, fmt.Errorf("hello: %w", err)
+	}
+	if h.Incarnation != "" {
+		if err := store.ValidateIncarnation(h.Incarnation); err != nil {
+			return h, fmt.Errorf("hello: %w", err)
+		}
 	}
 	if len(h.Members) > scope.MaxNodes {
 		return h, fmt.Errorf("hello: %d members is more than a mesh holds", len(h.Members))

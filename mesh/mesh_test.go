@@ -75,34 +75,83 @@ func (m *testMesh) identity(name string) *pki.Identity {
 type testNode struct {
 	*Node
 	logs *logBuffer
+	st   *store.Store
 }
 
 // start runs a node with a real st on 127.0.0.1 and an ephemeral port.
 func (m *testMesh) start(name string, now func() time.Time, peers ...string) testNode {
 	m.t.Helper()
-	id := m.identity(name)
+	return m.startWith(nodeOpts{name: name, now: now, peers: peers})
+}
+
+// nodeOpts are what startWith may vary.
+type nodeOpts struct {
+	name        string
+	admin       bool
+	dir         string // the store's directory (default: a new one)
+	incarnation string
+	now         func() time.Time
+	peers       []string
+	before      func(*store.Store) // called on the store before the mesh starts
+}
+
+// startWith runs a node as o says; stop closes it before the test ends.
+func (m *testMesh) startWith(o nodeOpts) testNode {
+	m.t.Helper()
+	var id *pki.Identity
+	if o.admin {
+		id = m.adminIdentity(o.name)
+	} else {
+		id = m.identity(o.name)
+	}
 	ca, err := pki.LoadCA(filepath.Join(m.dir, "ca.crt"))
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: m.t.TempDir(), Node: name, Table: tables.Options{NoSync: true}, Identity: id, CA: ca})
+	if o.dir == "" {
+		o.dir = m.t.TempDir()
+	}
+	st, err := store.Open(store.Options{Dir: o.dir, Node: o.name, Table: tables.Options{NoSync: true}, Identity: id, CA: ca})
 	if err != nil {
 		m.t.Fatal(err)
+	}
+	if o.before != nil {
+		o.before(st)
 	}
 	logs := &logBuffer{}
 	n, err := Start(context.Background(), Config{
 		Identity: id, CAFile: filepath.Join(m.dir, "ca.crt"), Listen: "127.0.0.1:0",
-		Peers: peers, Store: st, Now: now,
+		Peers: o.peers, Store: st, Now: o.now, Incarnation: o.incarnation,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	m.t.Cleanup(func() {
-		n.Close()
-		st.Close()
-	})
-	return testNode{n, logs}
+	tn := testNode{n, logs, st}
+	m.t.Cleanup(tn.stop)
+	return tn
+}
+
+// adminIdentity is the identity of an admin node (made with its name).
+func (m *testMesh) adminIdentity(name string) *pki.Identity {
+	m.t.Helper()
+	cert, key := pki.NodeCertFiles(m.dir, name)
+	if _, err := os.Stat(cert); err != nil {
+		if err := pki.CreateNodeCert(m.dir, name, pki.RoleAdmin, []string{"127.0.0.1"}, false, time.Now()); err != nil {
+			m.t.Fatal(err)
+		}
+	}
+	id, err := pki.LoadIdentity(cert, key, pki.KindNode)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return id
+}
+
+// stop closes the node and its store (again: a no-op).
+func (n testNode) stop() {
+	n.Close()
+	n.st.Close()
 }
 
 func (n testNode) addr() string { return n.ListenAddrs()[0] }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -73,6 +74,11 @@ type Config struct {
 	// ExpiryCheckEvery is how often the certificates are checked for an
 	// end within pki.ExpiryWarning (default daily; expiry.go).
 	ExpiryCheckEvery time.Duration
+	// Incarnation is the id of this node's data directory (store.
+	// NewIncarnation, kept in the directory), carried in its membership
+	// record and hello: the mesh refuses an incarnation it forgot. Empty,
+	// the node presents none (as an earlier version did).
+	Incarnation string
 }
 
 // Node is this node's presence in the mesh: the libp2p host, the peers it
@@ -100,6 +106,9 @@ type Node struct {
 	peers   map[peer.ID]*peerState
 	targets map[string]*target // addresses with a dial loop
 	changed chan struct{}      // closed and replaced when a connection comes or goes
+	// forgotten is the last refusal of this node by a peer because the
+	// mesh forgot it (empty if none).
+	forgotten string
 }
 
 type peerState struct {
@@ -110,6 +119,14 @@ type peerState struct {
 	skew      time.Duration
 	measured  bool   // past the hello on the current connection
 	closing   string // why this node is closing the connection, if it is
+	// heard: its hello on the current connection was read, and it
+	// presented incarnation.
+	heard       bool
+	incarnation string
+	// refused is why the last hello with it was refused (by either side),
+	// and when; cleared by a hello that goes through.
+	refused   string
+	refusedAt time.Time
 }
 
 // target is an address with a dial loop, and how dialing it goes.
@@ -135,6 +152,13 @@ type PeerStatus struct {
 	SinceMS   int64  `json:"since_ms,omitempty"`
 	Seed      bool   `json:"seed,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	// Refused says why the last hello with it was refused, by either side
+	// ("forgotten: ..." for a node the mesh forgot), while it is not
+	// connected.
+	Refused string `json:"refused,omitempty"`
+	// Forgotten: the mesh forgot this node (cortex node forget): it is
+	// not dialed and not expected.
+	Forgotten bool `json:"forgotten,omitempty"`
 }
 
 // A remote refused again and again for the same reason (a certificate of
@@ -316,7 +340,8 @@ func (n *Node) ListenAddrs() []string {
 
 // writeOwnRecord writes this node's membership record into cortex_meta.
 func (n *Node) writeOwnRecord(ctx context.Context) error {
-	m := store.Member{Node: n.Name(), PeerID: n.host.ID().String(), Addrs: n.ListenAddrs(), LastSeen: n.cfg.Now().UnixMilli()}
+	m := store.Member{Node: n.Name(), PeerID: n.host.ID().String(), Addrs: n.ListenAddrs(), LastSeen: n.cfg.Now().UnixMilli(),
+		Incarnation: n.cfg.Incarnation}
 	for _, t := range n.store.Draining() {
 		m.Draining = append(m.Draining, t.ID)
 	}
@@ -413,9 +438,13 @@ func (n *Node) dialLoop(ctx context.Context, addr string, t *target) {
 			}
 			continue
 		}
+		dialed := time.Now()
 		got, err := n.dial(ctx, addr)
 		if errors.Is(err, errSelf) {
 			return
+		}
+		if err == nil {
+			err = n.awaitHello(ctx, got, dialed) // a refused hello backs off like a failed dial
 		}
 		n.mu.Lock()
 		if err == nil {
@@ -446,6 +475,36 @@ func (n *Node) dialLoop(ctx context.Context, addr string, t *target) {
 }
 
 var errSelf = errors.New("that address is this node")
+
+// awaitHello waits (at most handshakeTimeout) for the hello with a peer
+// just dialed, and returns why it was refused if it was after since.
+func (n *Node) awaitHello(ctx context.Context, id peer.ID, since time.Time) error {
+	timeout := time.NewTimer(handshakeTimeout)
+	defer timeout.Stop()
+	for {
+		n.mu.Lock()
+		p, wait := n.peers[id], n.changed
+		var refused string
+		done := p == nil || !p.connected || p.measured
+		if p != nil && p.refused != "" && !p.refusedAt.Before(since) {
+			refused = p.refused
+		}
+		n.mu.Unlock()
+		if refused != "" {
+			return errors.New(refused)
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timeout.C:
+			return nil
+		case <-wait:
+		}
+	}
+}
 
 // dial connects to the node at addr. libp2p dials only a known peer ID, so
 // a first connection learns it with a handshake of its own (probe).
@@ -556,6 +615,7 @@ func (n *Node) disconnected(nw network.Network, c network.Conn) {
 	}
 	announced, connectedFor, why := p.measured, time.Since(p.since), p.closing
 	p.connected, p.measured, p.closing, p.since = false, false, "", time.Now()
+	p.heard, p.incarnation = false, ""
 	n.notifyLocked()
 	name := p.name
 	n.mu.Unlock()
@@ -601,7 +661,7 @@ func (n *Node) sayHello(id peer.ID) error {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(handshakeTimeout))
 	sent := n.cfg.Now()
-	if err := n.writeHello(s, ""); err != nil {
+	if err := n.writeHello(s, nil); err != nil {
 		return err
 	}
 	b, err := ReadFrame(s, maxHelloSize)
@@ -609,9 +669,18 @@ func (n *Node) sayHello(id peer.ID) error {
 		return err
 	}
 	theirs, err := n.checkHello(b, id)
+	if errors.Is(err, ErrForgotten) {
+		n.refusedAsForgotten(id, err)
+		return nil
+	}
 	if err != nil {
 		n.refuse(refusal{msg: "mesh: peer refused the hello", level: slog.LevelError, remote: n.peerName(id)}, err)
 		n.closePeer(id, "hello refused: "+err.Error())
+		return nil
+	}
+	n.heard(id, theirs.Incarnation)
+	if err := n.forgottenPeer(theirs.Node, theirs.Incarnation); err != nil {
+		n.refuseForgotten(id, theirs.Node, err, true)
 		return nil
 	}
 	mid := sent.Add(n.cfg.Now().Sub(sent) / 2)
@@ -625,20 +694,33 @@ func (n *Node) handleHello(s network.Stream) {
 	s.SetDeadline(time.Now().Add(handshakeTimeout))
 	id := s.Conn().RemotePeer()
 	theirs, err := n.readHello(s, id)
+	if errors.Is(err, ErrForgotten) { // the dialer refused our answer: the mesh forgot this node
+		n.refusedAsForgotten(id, err)
+		return
+	}
 	if err != nil {
 		n.log.Warn("mesh: hello", "peer", n.peerName(id), "err", err)
 		s.Reset()
 		return
 	}
+	n.heard(id, theirs.Incarnation) // before the answer: the dialer's streams may follow it at once
 	skew := time.UnixMilli(theirs.TimeMS).Sub(n.cfg.Now())
+	if refuse := n.forgottenPeer(theirs.Node, theirs.Incarnation); refuse != nil {
+		n.writeHello(s, refuse)
+		s.CloseWrite()
+		io.Copy(io.Discard, s) // until the dialer has read it and closes (bounded by the deadline)
+		n.refuseForgotten(id, theirs.Node, refuse, false)
+		return
+	}
 	if refuse := skewError(skew); refuse != nil {
-		n.writeHello(s, refuse.Error())
+		n.writeHello(s, refuse)
 		n.refuse(refusal{msg: "mesh: refused peer", level: slog.LevelError, remote: theirs.Node}, refuse)
 		s.CloseWrite()
+		io.Copy(io.Discard, s) // until the dialer has read it and closes (bounded by the deadline)
 		n.closePeer(id, refuse.Error())
 		return
 	}
-	if err := n.writeHello(s, ""); err != nil {
+	if err := n.writeHello(s, nil); err != nil {
 		n.log.Warn("mesh: hello", "peer", theirs.Node, "err", err)
 		return
 	}
@@ -652,10 +734,17 @@ func skewError(skew time.Duration) error {
 	return nil
 }
 
-func (n *Node) writeHello(s network.Stream, refusal string) error {
-	h := hello{Version: helloVersion, Node: n.Name(), TimeMS: n.cfg.Now().UnixMilli(), Error: refusal}
-	if refusal == "" {
+// writeHello writes this node's hello, or, with refusal set, the refusal
+// of the peer.
+func (n *Node) writeHello(s network.Stream, refusal error) error {
+	h := hello{Version: helloVersion, Node: n.Name(), TimeMS: n.cfg.Now().UnixMilli(), Incarnation: n.cfg.Incarnation}
+	switch {
+	case refusal == nil:
 		h.Members = n.members()
+	case errors.Is(refusal, ErrForgotten):
+		h.Error, h.Code = refusal.Error(), codeForgotten
+	default:
+		h.Error = refusal.Error()
 	}
 	b, _ := json.Marshal(h)
 	return WriteFrame(s, b)
@@ -675,6 +764,9 @@ func (n *Node) checkHello(b []byte, id peer.ID) (hello, error) {
 	h, err := decodeHello(b)
 	if err != nil {
 		return h, err
+	}
+	if h.Error != "" && h.Code == codeForgotten {
+		return h, &reasonError{ErrForgotten, h.Error}
 	}
 	if h.Error != "" {
 		return h, &reasonError{ErrRefusedByPeer, h.Error}
@@ -711,7 +803,7 @@ func (n *Node) afterHello(id peer.ID, h hello, skew time.Duration) {
 	}
 	n.mu.Lock()
 	p := n.peerLocked(id)
-	p.name, p.skew, p.measured = h.Node, skew, true
+	p.name, p.skew, p.measured, p.refused = h.Node, skew, true, ""
 	n.notifyLocked() // a peer ready for replication
 	n.mu.Unlock()
 	n.log.Info("mesh: peer connected", "peer", h.Node, "peer_id", id.String(), "clock_skew", skew.Round(time.Millisecond))
@@ -734,8 +826,12 @@ func (n *Node) Peers() []PeerStatus {
 	n.mu.Lock()
 	out := make([]PeerStatus, 0, len(n.peers))
 	for id, p := range n.peers {
-		out = append(out, PeerStatus{Node: p.name, PeerID: id.String(), Addr: p.addr, Connected: p.connected && p.measured,
-			ClockSkewMS: p.skew.Milliseconds(), SinceMS: p.since.UnixMilli()})
+		ps := PeerStatus{Node: p.name, PeerID: id.String(), Addr: p.addr, Connected: p.connected && p.measured,
+			ClockSkewMS: p.skew.Milliseconds(), SinceMS: p.since.UnixMilli()}
+		if !ps.Connected {
+			ps.Refused = p.refused
+		}
+		out = append(out, ps)
 	}
 	var seeds []PeerStatus
 	for _, addr := range n.cfg.Peers {
@@ -754,6 +850,7 @@ func (n *Node) Peers() []PeerStatus {
 		if m, ok := n.store.Member(p.Node); ok && len(m.Addrs) > 0 {
 			out[i].Addr = m.Addrs[0]
 		}
+		out[i].Forgotten = !p.Seed && n.store.IsForgotten(p.Node)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	sort.Slice(seeds, func(i, j int) bool { return seeds[i].Addr < seeds[j].Addr })
@@ -809,8 +906,18 @@ func netAddr(a ma.Multiaddr) string {
 var _ Transport = (*Node)(nil)
 
 // Handle serves protocol with h; the peer's name comes from its certificate.
+// A stream from a node the mesh forgot, with the incarnation it was
+// forgotten with, is refused.
 func (n *Node) Handle(proto string, h Handler) {
-	n.host.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { h(n.peerName(s.Conn().RemotePeer()), s) })
+	n.host.SetStreamHandler(protocol.ID(proto), func(s network.Stream) {
+		id := s.Conn().RemotePeer()
+		if err := n.streamRefusal(id); err != nil {
+			n.refuse(refusal{msg: "mesh: refused a stream of a node the mesh forgot", level: slog.LevelWarn, remote: n.peerName(id)}, err)
+			s.Reset()
+			return
+		}
+		h(n.peerName(id), s)
+	})
 }
 
 // Open opens a stream of protocol to a connected peer.
@@ -867,6 +974,7 @@ func (n *Node) watchStore() {
 	for {
 		changed := n.store.Changed()
 		n.closeRevoked()
+		n.closeForgotten()
 		n.dialKnownMembers()
 		if draining := tableIDs(n.store.Draining()); !slices.Equal(draining, published) {
 			if err := n.writeOwnRecord(n.ctx); err != nil {

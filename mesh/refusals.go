@@ -18,6 +18,10 @@ var (
 	// ErrRefusedByPeer: the peer refused this node (its certificate, or
 	// its hello, with the peer's reason in the text).
 	ErrRefusedByPeer = errors.New("the peer refused our certificate")
+	// ErrForgotten: the peer is a node the mesh forgot (cortex node
+	// forget) with the data directory it had then, or, when a peer
+	// refused this node for it, this node is.
+	ErrForgotten = errors.New("forgotten by the mesh")
 )
 
 // reasonError is an error whose text is msg and that errors.Is takes for
@@ -31,7 +35,7 @@ func (e *reasonError) Error() string        { return e.msg }
 func (e *reasonError) Is(target error) bool { return target == e.reason }
 
 // RefusalReasons are the values RefusalReason returns.
-var RefusalReasons = []string{"foreign_ca", "expired", "wrong_kind", "revoked", "clock_skew", "refused_by_peer", "other"}
+var RefusalReasons = []string{"foreign_ca", "expired", "wrong_kind", "revoked", "clock_skew", "forgotten", "refused_by_peer", "other"}
 
 // RefusalReason names why a connection or a hello was refused in one word
 // of RefusalReasons (a metric's label: a bounded set, unlike the error's
@@ -48,6 +52,8 @@ func RefusalReason(err error) string {
 		return "revoked"
 	case errors.Is(err, ErrClockSkew):
 		return "clock_skew"
+	case errors.Is(err, ErrForgotten):
+		return "forgotten"
 	case errors.Is(err, ErrRefusedByPeer):
 		return "refused_by_peer"
 	}

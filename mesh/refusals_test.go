@@ -20,6 +20,7 @@ func TestRefusalReason(t *testing.T) {
 		{&reasonError{ErrRevoked, "x"}, "revoked"},
 		{skewError(2 * MaxRefusedSkew), "clock_skew"},
 		{fmt.Errorf("%w or closed the connection: %w", ErrRefusedByPeer, errors.New("EOF")), "refused_by_peer"},
+		{&reasonError{ErrForgotten, "node c was forgotten"}, "forgotten"},
 		{errors.New("tls: invalid signature"), "other"},
 		{nil, "other"},
 	} {

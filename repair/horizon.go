@@ -55,9 +55,12 @@ func Refresh(node string, stale CopyStatus, live map[string]CopyStatus) CopyStat
 
 // holders are the nodes whose copies a table's horizon must count: the
 // nodes its scope selects among the members (a node named in a list scope
-// that never joined has no copy; it gets one by rebuilding).
-func holders(info scope.TableInfo, members []string) []string {
-	return scope.Desired(info, members)
+// that never joined has no copy; it gets one by rebuilding), but those the
+// mesh forgot (cortex node forget), even if a list scope still names them:
+// a wiped node that rejoins under the name is not counted until it has
+// rebuilt its copy.
+func holders(info scope.TableInfo, members, forgotten []string) []string {
+	return slices.DeleteFunc(scope.Desired(info, members), func(n string) bool { return slices.Contains(forgotten, n) })
 }
 
 // limitFor is the highest horizon a table's grace allows now.
@@ -66,7 +69,7 @@ func limitFor(info scope.TableInfo, now time.Time) uint64 {
 }
 
 // purgeStatus is the purge part of a table's status.
-func purgeStatus(st *store.Store, info scope.TableInfo, members []string, copies map[string]CopyStatus, now time.Time) *PurgeStatus {
+func purgeStatus(st *store.Store, info scope.TableInfo, members, forgotten []string, copies map[string]CopyStatus, now time.Time) *PurgeStatus {
 	ps := &PurgeStatus{GraceS: info.Grace().Seconds()}
 	h, ok := st.Horizon(info.ID)
 	if ok {
@@ -74,7 +77,7 @@ func purgeStatus(st *store.Store, info scope.TableInfo, members []string, copies
 		at, _ := tables.HLCTime(h.HLC)
 		ps.HorizonAt = at.Format(time.RFC3339Nano)
 	}
-	next, limitedBy, blocked := scope.NextHorizon(holders(info, members), Reports(copies), h, limitFor(info, now))
+	next, limitedBy, blocked := scope.NextHorizon(holders(info, members, forgotten), Reports(copies), h, limitFor(info, now))
 	ps.Next, ps.LimitedBy, ps.Blocked = next.HLC, limitedBy, blocked
 	return ps
 }
@@ -118,6 +121,7 @@ func horizonRound(ctx context.Context, q Querier, st *store.Store, last map[stri
 	if q != nil {
 		members = q.Members()
 	}
+	forgotten := st.ForgottenNodes()
 	reports := map[string][]CopyStatus{}
 	for _, m := range members {
 		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -153,7 +157,7 @@ func horizonRound(ctx context.Context, q Querier, st *store.Store, last map[stri
 				cache[m] = Refresh(m, c, live)
 			}
 		}
-		hs := holders(info, members)
+		hs := holders(info, members, forgotten)
 		for n := range cache {
 			if !slices.Contains(hs, n) {
 				delete(cache, n)

@@ -70,6 +70,9 @@ type TableStatus struct {
 	InSync     bool         `json:"in_sync"`
 	Note       string       `json:"note,omitempty"` // why the state is unknown, when it is not for want of holders
 	Purge      *PurgeStatus `json:"purge,omitempty"`
+	// Forgotten are the nodes its list scope names that the mesh forgot
+	// (cortex node forget): not expected to hold a copy, not waited for.
+	Forgotten []string `json:"forgotten,omitempty"`
 }
 
 // Status is `cortex sync status`.
@@ -189,6 +192,8 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 	if q != nil {
 		members = q.Members()
 	}
+	forgotten := stor.ForgottenNodes()
+	members = slices.DeleteFunc(slices.Clone(members), func(n string) bool { return slices.Contains(forgotten, n) })
 	type answer struct {
 		copies map[string]CopyStatus
 		err    error
@@ -231,7 +236,7 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 		}
 		if !scope.Holds(info, stor.Node()) {
 			// Peers answer only for the tables the asking node holds.
-			ts.Desired, ts.Replicas, ts.State = scope.Desired(info, append(members, info.Scope.Nodes...)), []Replica{}, Unknown
+			ts.Desired, ts.Replicas, ts.State = holders(info, append(slices.Clone(members), info.Scope.Nodes...), forgotten), []Replica{}, Unknown
 			ts.Note = "this node does not hold " + info.Name + ": nodes answer only for tables the asking node holds; ask one that holds it"
 			st.Tables = append(st.Tables, ts)
 			continue
@@ -244,8 +249,11 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 		}
 		lags := Lags(copies, now)
 		nodes := members
-		for _, n := range info.Scope.Nodes { // named in the scope, never joined
-			if !slices.Contains(nodes, n) {
+		for _, n := range info.Scope.Nodes { // named in the scope, never joined (or forgotten)
+			switch {
+			case slices.Contains(forgotten, n):
+				ts.Forgotten = append(ts.Forgotten, n)
+			case !slices.Contains(nodes, n):
 				nodes = append(slices.Clip(nodes), n)
 				answers[n] = answer{err: errNeverJoined}
 			}
@@ -279,7 +287,7 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 		ts.State = Verdict(ts.Replicas)
 		ts.InSync = ts.State == InSync
 		if !info.System() {
-			ts.Purge = purgeStatus(stor, info, nodes, copies, now)
+			ts.Purge = purgeStatus(stor, info, nodes, forgotten, copies, now)
 		}
 		st.Tables = append(st.Tables, ts)
 	}

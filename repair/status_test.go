@@ -1,9 +1,11 @@
 package repair
 
 import (
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/tables"
 )
 
@@ -56,5 +58,30 @@ func TestLags(t *testing.T) {
 	}
 	if got["a"].Entries != 50 { // no cursors at all
 		t.Errorf("a: %+v, want 50", got["a"])
+	}
+}
+
+// The holders a table's horizon counts: the members its scope selects,
+// never a node the mesh forgot, even one its list scope names.
+func TestHolders(t *testing.T) {
+	list, _ := scope.ParseScope("a,c")
+	for _, tc := range []struct {
+		name      string
+		info      scope.TableInfo
+		members   []string
+		forgotten []string
+		want      []string
+	}{
+		{"all", scope.TableInfo{Scope: scope.Scope{All: true}}, []string{"a", "b", "c"}, nil, []string{"a", "b", "c"}},
+		{"all, c forgotten", scope.TableInfo{Scope: scope.Scope{All: true}}, []string{"a", "b", "c"}, []string{"c"}, []string{"a", "b"}},
+		{"list naming c, forgotten", scope.TableInfo{Scope: list}, []string{"a", "b", "c"}, []string{"c"}, []string{"a"}},
+		{"list naming c, not forgotten", scope.TableInfo{Scope: list}, []string{"a", "b", "c"}, nil, []string{"a", "c"}},
+		{"local on a forgotten home", scope.TableInfo{Scope: scope.Scope{Local: true}, Home: "c"}, []string{"a", "c"}, []string{"c"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := holders(tc.info, tc.members, tc.forgotten); !slices.Equal(got, tc.want) {
+				t.Fatalf("holders = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

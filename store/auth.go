@@ -28,6 +28,7 @@ var ErrDenied = errors.New("not allowed")
 //	             table/NAME      (an earlier version's key) delete: an admin
 //	             horizon/ID      put, delete: the home named by ID, or an admin (as the node the record names)
 //	             revoked/X       put, delete: an admin
+//	             forgot/X/INC    put, delete: an admin (as the node the record says forgot X)
 //	cortex_identities, cortex_acls: an admin
 //
 // Every value is checked too, before any field of it is used.
@@ -46,6 +47,8 @@ func Authorize(table string, e *wal.Entry, s pki.Signer) error {
 			return authorizeTable(rest, e, put, s)
 		case "horizon":
 			return authorizeHorizon(rest, e, put, s)
+		case "forgot":
+			return authorizeForgot(rest, e, put, s)
 		case "revoked":
 			if err := checkRevocation(rest, e, put); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cortex-mesh/cortex/pki"
 	"github.com/cortex-mesh/cortex/scope"
@@ -43,6 +44,10 @@ func TestAuthorize(t *testing.T) {
 			{Node: "office", LogID: "l2", Bound: 7, Acks: map[string]uint64{"home": 4}},
 		}}
 	}
+	inc := strings.Repeat("0a", 16)
+	forgot := func(node, inc, by string) Forgot {
+		return Forgot{Node: node, Incarnation: inc, By: by, At: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	}
 	member := func(node string) Member { return Member{Node: node, PeerID: "p", Addrs: []string{"127.0.0.1:7946"}} }
 	for _, tc := range []struct {
 		name   string
@@ -62,6 +67,24 @@ func TestAuthorize(t *testing.T) {
 		{"forget a node: member", scope.MetaTable, del("node/home"), evil, ErrDenied},
 		{"forget a node: admin", scope.MetaTable, del("node/home"), admin, nil},
 		{"malformed membership record", scope.MetaTable, raw("node/evil", "{"), evil, tables.ErrInvalid},
+		{"membership record with an incarnation", scope.MetaTable, put("node/evil", Member{Node: "evil", Incarnation: strings.Repeat("0a", 16)}), evil, nil},
+		{"membership record with a bad incarnation", scope.MetaTable, put("node/evil", Member{Node: "evil", Incarnation: "../x"}), evil, tables.ErrInvalid},
+
+		// Forgot records: an admin, as itself.
+		{"forgot: admin", scope.MetaTable, put("forgot/home/"+inc, forgot("home", inc, "boss")), admin, nil},
+		{"forgot an unknown incarnation: admin", scope.MetaTable, put("forgot/home/unknown", forgot("home", "", "boss")), admin, nil},
+		{"forgot: member", scope.MetaTable, put("forgot/home/"+inc, forgot("home", inc, "evil")), evil, ErrDenied},
+		{"forgot in another's name", scope.MetaTable, put("forgot/home/"+inc, forgot("home", inc, "other")), admin, ErrDenied},
+		{"forgot naming another node", scope.MetaTable, put("forgot/home/"+inc, forgot("office", inc, "boss")), admin, tables.ErrInvalid},
+		{"forgot naming another incarnation", scope.MetaTable, put("forgot/home/"+inc, forgot("home", strings.Repeat("1b", 16), "boss")), admin, tables.ErrInvalid},
+		{"forgot unknown naming an incarnation", scope.MetaTable, put("forgot/home/unknown", forgot("home", inc, "boss")), admin, tables.ErrInvalid},
+		{"forgot without a time", scope.MetaTable, put("forgot/home/"+inc, Forgot{Node: "home", Incarnation: inc, By: "boss"}), admin, tables.ErrInvalid},
+		{"forgot key without incarnation", scope.MetaTable, put("forgot/home", forgot("home", "", "boss")), admin, tables.ErrInvalid},
+		{"forgot key with a path", scope.MetaTable, put("forgot/../x/"+inc, forgot("../x", inc, "boss")), admin, tables.ErrInvalid},
+		{"remove a forgot record: admin", scope.MetaTable, del("forgot/home/" + inc), admin, nil},
+		{"remove a forgot record: member", scope.MetaTable, del("forgot/home/" + inc), evil, ErrDenied},
+		{"remove a malformed forgot key", scope.MetaTable, del("forgot/home/x"), admin, tables.ErrInvalid},
+		{"malformed forgot record", scope.MetaTable, raw("forgot/home/"+inc, "{"), admin, tables.ErrInvalid},
 
 		// Catalog records: the home named by the id, or an admin.
 		{"home creates its table", scope.MetaTable, put("table/secret/"+secretID, secret), home, nil},

@@ -19,6 +19,7 @@ func FuzzAuthorize(f *testing.F) {
 	f.Add(0, false, "table/t/0123456789abcdef-h", ``, false)
 	f.Add(0, true, "table/pwn//../../x", `{"name":"pwn","id":"/../../x","scope":"all","home":"m"}`, true)
 	f.Add(0, true, "revoked/h", `{"target":"h"}`, true)
+	f.Add(0, true, "forgot/h/0123456789abcdef0123456789abcdef", `{"node":"h","incarnation":"0123456789abcdef0123456789abcdef","by":"m","at":"2030-01-01T00:00:00Z"}`, true)
 	f.Add(0, true, "horizon/0123456789abcdef-m", `{"table":"0123456789abcdef-m","hlc":5,"by":"m","copies":[{"node":"m","log_id":"l","bound":5,"acks":{}}]}`, false)
 	f.Add(1, true, "bob", `{"name":"bob","kind":"client"}`, true)
 	f.Add(2, true, "bob/*", `{"identity":"bob","table":"*","perm":"admin"}`, true)
@@ -112,6 +113,30 @@ func FuzzDecodeMember(f *testing.F) {
 			if checkAddr(a) != nil {
 				t.Fatalf("accepted address %q", a)
 			}
+		}
+	})
+}
+
+// FuzzDecodeForgot: a forgot record from a peer decodes to a checked record
+// that matches its key, or is refused; never a panic.
+func FuzzDecodeForgot(f *testing.F) {
+	f.Add("c/0123456789abcdef0123456789abcdef", []byte(`{"node":"c","incarnation":"0123456789abcdef0123456789abcdef","by":"boss","at":"2030-01-01T00:00:00Z","last_seen_ms":5}`))
+	f.Add("c/unknown", []byte(`{"node":"c","by":"boss","at":"2030-01-01T00:00:00Z"}`))
+	f.Add("c/unknown", []byte(`{"node":"c","incarnation":"unknown","by":"boss","at":"2030-01-01T00:00:00Z"}`))
+	f.Add("../c/x", []byte(`{"node":"../c"}`))
+	f.Fuzz(func(t *testing.T, rest string, b []byte) {
+		fr, err := DecodeForgot(rest, b)
+		if err != nil {
+			return
+		}
+		if scope.ValidateNodeName(fr.Node) != nil || scope.ValidateNodeName(fr.By) != nil || fr.At.IsZero() || fr.LastSeen < 0 {
+			t.Fatalf("accepted %+v", fr)
+		}
+		if fr.Incarnation != "" && ValidateIncarnation(fr.Incarnation) != nil {
+			t.Fatalf("accepted incarnation %q", fr.Incarnation)
+		}
+		if string(forgotKey(fr.Node, fr.Incarnation)) != "forgot/"+rest {
+			t.Fatalf("record %+v under key forgot/%s", fr, rest)
 		}
 	})
 }

@@ -22,6 +22,10 @@ type Member struct {
 	// Draining names (by id) the tables of which the node keeps a copy
 	// outside their scope until a node that holds them has every entry.
 	Draining []string `json:"draining,omitempty"`
+	// Incarnation is the id of the node's data directory (made when it was
+	// first created; a wiped one gets a new one): empty in the records of
+	// earlier versions, which is taken as unknown.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Bounds of a membership record.
@@ -34,7 +38,8 @@ const (
 func MemberKey(node string) []byte { return []byte("node/" + node) }
 
 // DecodeMember parses and checks a membership record's value: a valid node
-// name, at most 16 HOST:PORT addresses, a peer id, table ids.
+// name, at most 16 HOST:PORT addresses, a peer id, table ids, an
+// incarnation id (or none).
 func DecodeMember(b []byte) (Member, error) {
 	var m Member
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -62,6 +67,11 @@ func DecodeMember(b []byte) (Member, error) {
 			return m, fmt.Errorf("%w: membership record of %s: malformed table id %q", tables.ErrInvalid, m.Node, id)
 		}
 	}
+	if m.Incarnation != "" {
+		if err := ValidateIncarnation(m.Incarnation); err != nil {
+			return m, fmt.Errorf("membership record of %s: %w", m.Node, err)
+		}
+	}
 	return m, nil
 }
 
@@ -85,8 +95,14 @@ func checkAddr(a string) error {
 // Member returns a node's membership record, if this node has one that
 // carries a proof (every one a peer sent was checked when it was applied;
 // one without, left from standalone runs or an earlier version, is not a
-// member's word).
+// member's word). A forgotten node has none.
 func (s *Store) Member(node string) (Member, bool) {
+	m, ok := s.member(node)
+	return m, ok && !IsForgotten(s.forgotten(node), m, true)
+}
+
+// member is Member without the forgotten check.
+func (s *Store) member(node string) (Member, bool) {
 	r, err := s.meta.Get(MemberKey(node))
 	if err != nil || len(r.Proof) == 0 {
 		return Member{}, false
@@ -96,17 +112,27 @@ func (s *Store) Member(node string) (Member, bool) {
 }
 
 // MemberRecords returns the membership records that carry a proof, as the
-// changes that wrote them (for the hello).
+// changes that wrote them (for the hello), but those of forgotten nodes.
 func (s *Store) MemberRecords() ([]tables.Record, error) {
 	recs, err := s.meta.Scan(MemberKey(""), nil, 0)
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(recs, func(r tables.Record) bool { return len(r.Proof) == 0 }), nil
+	forgot, err := s.allForgotten()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(recs, func(r tables.Record) bool {
+		if len(r.Proof) == 0 {
+			return true
+		}
+		m, err := DecodeMember(r.Value)
+		return err != nil || IsForgotten(forgot[m.Node], m, true)
+	}), nil
 }
 
-// Members lists the names of the nodes with a membership record and this
-// one, sorted.
+// Members lists the names of the nodes with a membership record (not
+// forgotten) and this one, sorted.
 func (s *Store) Members() []string {
 	out := []string{s.opts.Node}
 	recs, _ := s.MemberRecords()

@@ -67,6 +67,15 @@ func (s *Store) admitter(table string) func(*wal.Entry) error {
 		if since, ok := s.revokedSince(signer.Name, signer.Fingerprint); ok && e.Version.HLC >= since {
 			return fmt.Errorf("%w: %s's certificate %s is revoked", ErrDenied, signer.Name, signer.Fingerprint)
 		}
+		if table == scope.MetaTable && e.Op == wal.OpPut && strings.HasPrefix(string(e.Key), "node/") {
+			// Authorize decoded it: the membership record of a forgotten
+			// incarnation does not put the node back.
+			if m, err := DecodeMember(e.Value); err == nil {
+				if f, ok := s.RefusesPeer(m.Node, m.Incarnation); ok {
+					return fmt.Errorf("%w: membership record of %s: %s", ErrDenied, m.Node, f.Message())
+				}
+			}
+		}
 		return nil
 	}
 }

@@ -741,8 +741,8 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	walk(newRootCmd(newApp(nil, nil, nil, nil, false)), nil)
-	if len(paths) != 44 {
-		t.Errorf("%d commands, want 44 (root, 8 groups, 35 commands)", len(paths))
+	if len(paths) != 46 {
+		t.Errorf("%d commands, want 46 (root, 8 groups, 37 commands)", len(paths))
 	}
 	for _, path := range paths {
 		r := runEnv(t, nil, "", append(slices.Clone(path), "--help")...)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
@@ -31,8 +32,13 @@ node is not connected to, with why the last dial failed: a seed that never
 answers, or answers with a certificate of another mesh, shows here rather
 than as an empty list. A standalone node has no peers.
 
+A peer whose last hello was refused, by either side, says why ("refused:
+forgotten" when the mesh forgot the node: cortex node forget), and a node the
+mesh forgot is marked so: it is not dialed or expected.
+
 With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N,
-"since_ms":N,"seed":bool,"last_error"}] (seeds last, with "seed":true).`,
+"since_ms":N,"seed":bool,"last_error","refused","forgotten":bool}] (seeds
+last, with "seed":true).`,
 		Example: `  cortex mesh peers
   cortex mesh peers --json | jq -r '.[] | select(.connected) | .node'`,
 		Args: cli.Positional(cobra.NoArgs),
@@ -47,16 +53,28 @@ With --json prints [{"node","peer_id","addr","connected":bool,"clock_skew_ms":N,
 				return cli.WriteJSON(a.stdout, peers)
 			}
 			cols := cli.NewColumns(a.stdout, "NODE", "PEER ID", "ADDR", "CONNECTED", "CLOCK SKEW")
-			var seeds []mesh.PeerStatus
+			var seeds, refused []mesh.PeerStatus
 			for _, p := range peers {
 				if p.Seed {
 					seeds = append(seeds, p)
 					continue
 				}
-				cols.Row(p.Node, p.PeerID, p.Addr, yesNo(p.Connected)+since(p.SinceMS), fmt.Sprintf("%dms", p.ClockSkewMS))
+				conn := yesNo(p.Connected) + since(p.SinceMS)
+				switch {
+				case p.Refused != "":
+					reason, _, _ := strings.Cut(p.Refused, ":")
+					conn += " (refused: " + reason + ")"
+					refused = append(refused, p)
+				case p.Forgotten:
+					conn += " (forgotten)"
+				}
+				cols.Row(p.Node, p.PeerID, p.Addr, conn, fmt.Sprintf("%dms", p.ClockSkewMS))
 			}
 			if err := cols.Flush(); err != nil {
 				return err
+			}
+			for _, p := range refused {
+				fmt.Fprintf(a.stdout, "%s refused: %s\n", p.Node, p.Refused)
 			}
 			for _, s := range seeds {
 				fmt.Fprintf(a.stdout, "seed %s: not connected%s: %s\n", s.Addr, since(s.SinceMS), s.LastError)

@@ -14,10 +14,10 @@ import (
 )
 
 func nodeCmd(a *app) *cobra.Command {
-	c := groupCmd("node", "Show the node cortex talks to; revoke nodes' certificates",
-		"Show the node cortex talks to, and keep the mesh's revocation list.",
-		"  cortex node status\n  cortex node revoke laptop")
-	c.AddCommand(nodeStatusCmd(a), nodeRevokeCmd(a), nodeRevocationsCmd(a))
+	c := groupCmd("node", "Show the node cortex talks to; revoke nodes' certificates; forget nodes gone for good",
+		"Show the node cortex talks to, keep the mesh's revocation list, and forget nodes that are gone for good.",
+		"  cortex node status\n  cortex node revoke laptop\n  cortex node forget laptop")
+	c.AddCommand(nodeStatusCmd(a), nodeRevokeCmd(a), nodeRevocationsCmd(a), nodeForgetCmd(a), nodeForgottenCmd(a))
 	return c
 }
 
@@ -39,7 +39,10 @@ holds caught up with every reachable holder since it started; healthy: every
 table it holds is open); and "cert" (the node's certificate in use: the one
 the last SIGHUP reload put in place) and "ca" (the mesh CA's), each
 {"name","mesh","serial","fingerprint","not_after","days_left"}; the text
-shows their end and days left, and the mesh's name.`,
+shows their end and days left, and the mesh's name. When a peer refused
+this node because the mesh forgot it (cortex node forget), "forgotten" holds
+the peer's message (FORGOTTEN in the text): wipe the data directory and
+start the node again to rejoin.`,
 		Example: `  cortex node status
   cortex node status --json | jq -r .node`,
 		Args: cli.Positional(cobra.NoArgs),
@@ -75,6 +78,9 @@ shows their end and days left, and the mesh's name.`,
 			}
 			if st.Ready != nil {
 				cols.Row("READY", verdict(*st.Ready))
+			}
+			if st.Forgotten != "" {
+				cols.Row("FORGOTTEN", "refused: "+st.Forgotten)
 			}
 			return cols.Flush()
 		},

@@ -69,7 +69,9 @@ logs it has not applied yet, and for how long) and digest; then a verdict:
                nodes answer only for the tables the asking node holds)
 
 Without TABLE it shows the tables this node holds. Local tables are listed
-as not replicated.
+as not replicated. A node the mesh forgot (cortex node forget) is neither
+expected nor waited for: a list scope that still names it shows it under
+"forgotten".
 
 Exit status: 0 only when every table shown is in sync; 6 when one is
 degraded, catching up or unknown; 7 when one diverged (so that
@@ -80,9 +82,10 @@ With --json prints {"tables":[{"table","scope","replicated","desired":[...],
 "replicas":[{"node","desired","has_copy","reachable","log_id","offset","keys",
 "digest","lag","lag_s","last_contact_ms","failed","damage","tombstones",
 "floor"}],"state":"in_sync|degraded|catching_up|diverged|unknown",
-"in_sync":bool,"note","purge":{"grace_s","horizon","horizon_at","next",
-"limited_by","blocked":[...]}}]}: tombstones is the copy's count of deleted
-keys not yet purged, floor the version below which it purged them; purge
+"in_sync":bool,"note","forgotten":[nodes],"purge":{"grace_s","horizon",
+"horizon_at","next","limited_by","blocked":[...]}}]}: tombstones is the copy's
+count of deleted keys not yet purged, floor the version below which it purged
+them; forgotten the nodes of the scope forgotten by cortex node forget; purge
 (replicated tables) is the table's purge horizon and what holds it back.`,
 		Example: `  cortex sync status
   cortex sync status fruit --json | jq .tables[0].state
@@ -158,6 +161,9 @@ keys not yet purged, floor the version below which it purged them; purge
 					if r.Damage != "" {
 						fmt.Fprintf(a.stdout, "  %s: log damage: %s\n", r.Node, r.Damage)
 					}
+				}
+				if len(ts.Forgotten) > 0 {
+					fmt.Fprintf(a.stdout, "  forgotten (named in the scope, not expected): %s\n", strings.Join(ts.Forgotten, ", "))
 				}
 				if p := ts.Purge; p != nil {
 					h := "none yet"

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/store"
 	"github.com/cortex-mesh/cortex/wal"
 )
 
@@ -270,4 +271,32 @@ func hostNodeName(host string) string {
 		name = "node"
 	}
 	return name
+}
+
+// incarnation returns the id of this data directory (INCARNATION), made
+// the first time a node starts in it: a wiped data directory gets a new
+// one, so the mesh tells a node that lost its data (and rejoins) from one
+// it forgot coming back with its old data (docs/lifecycle.md).
+func (d *dataDir) incarnation() (string, error) {
+	path := filepath.Join(d.path, "INCARNATION")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if err := store.ValidateIncarnation(id); err != nil {
+			return "", fmt.Errorf("%s: %w (it is made by cortexd: restore it from a backup of the directory, or wipe the directory to rejoin as a new node)", path, err)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("data directory %s: %w", d.path, err)
+	}
+	id := store.NewIncarnation()
+	err = wal.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, id+"\n")
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("data directory %s: write INCARNATION: %w", d.path, err)
+	}
+	return id, nil
 }

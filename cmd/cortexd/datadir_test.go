@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cortex-mesh/cortex/store"
 )
 
 func entries(t *testing.T, dir string) []string {
@@ -257,4 +259,41 @@ func TestReleaseUndoesRefusedStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.unlock()
+}
+
+// A data directory gets an incarnation id at its first start and keeps it;
+// a wiped one gets a new one; a damaged one is refused with what to do.
+func TestDataDirIncarnation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data")
+	d, err := lockDataDir(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := d.incarnation()
+	if err != nil || store.ValidateIncarnation(first) != nil {
+		t.Fatalf("first incarnation %q: %v", first, err)
+	}
+	again, err := d.incarnation()
+	if err != nil || again != first {
+		t.Fatalf("second start: %q %v, want %q", again, err, first)
+	}
+	d.unlock()
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	d, err = lockDataDir(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.unlock()
+	wiped, err := d.incarnation()
+	if err != nil || wiped == first {
+		t.Fatalf("wiped directory: %q %v, want a new incarnation", wiped, err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "INCARNATION"), []byte("not-an-id\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.incarnation(); err == nil || !strings.Contains(err.Error(), "wipe the directory to rejoin as a new node") {
+		t.Fatalf("damaged INCARNATION: %v", err)
+	}
 }

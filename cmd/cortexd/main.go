@@ -93,6 +93,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	if _, err := api.RemoveRestoreSpools(cfg.DataDir, log); err != nil {
 		log.Error("leftover restore spools", "err", err)
 	}
+	incarnation, err := dir.incarnation()
+	if err != nil {
+		return err
+	}
 	limits := tables.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}
 	topts := tables.Options{NoSync: cfg.Fsync == "never", Limits: limits,
 		Retention: uint64(cfg.WALRetention), CheckpointEvery: cfg.CheckpointEvery}
@@ -129,7 +133,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 	}}
 	if ident != nil {
 		cur = pki.NewCurrent(ident)
-		mesh, err := startMesh(ctx, cfg, cur, st, log)
+		mesh, err := startMesh(ctx, cfg, cur, st, incarnation, log)
 		if err != nil {
 			return err
 		}
@@ -183,7 +187,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, hup <-chan os.Signal
 		log.Warn("fsync=never: acknowledged writes are lost if the machine crashes; use it for benchmarks only")
 	}
 	ready = true
-	log.Info("cortexd ready", "node", node, "data_dir", cfg.DataDir, "socket", cfg.Socket, "version", build.Version, "commit", build.Commit)
+	log.Info("cortexd ready", "node", node, "incarnation", incarnation, "data_dir", cfg.DataDir, "socket", cfg.Socket, "version", build.Version, "commit", build.Commit)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -25,9 +25,10 @@ type meshed struct {
 
 // startMesh starts this node's libp2p host, joins the mesh, and serves and
 // follows replication, status and repair over it.
-func startMesh(ctx context.Context, cfg Config, cur *pki.Current, st *store.Store, log *slog.Logger) (*meshed, error) {
+// incarnation is the data directory's id (dataDir.incarnation).
+func startMesh(ctx context.Context, cfg Config, cur *pki.Current, st *store.Store, incarnation string, log *slog.Logger) (*meshed, error) {
 	n, err := mesh.Start(ctx, mesh.Config{Identity: cur.Get(), Current: cur, CAFile: cfg.MeshCA, Listen: cfg.MeshListen, Peers: cfg.Peers,
-		MaxClockSkew: cfg.MaxClockSkew, Store: st, Logger: log})
+		MaxClockSkew: cfg.MaxClockSkew, Store: st, Logger: log, Incarnation: incarnation})
 	if err != nil {
 		return nil, err
 	}
