@@ -1,46 +1,13 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cortex-mesh/cortex/repair"
 )
-
-// deleteRange deletes keys prefix%05d for from <= i < to through n's socket
-// with a few workers, bounded by a deadline.
-func deleteRange(t *testing.T, n *node, table, prefix string, from, to int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	c := n.client()
-	defer c.Close()
-	const workers = 8
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := from + w; i < to; i += workers {
-				k := fmt.Sprintf("%s%05d", prefix, i)
-				if _, err := c.Delete(ctx, table, []byte(k)); err != nil {
-					errs <- fmt.Errorf("%s: delete %s: %w", n.name, k, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-}
 
 // TestPartitionDuringDeletes writes 10,000 keys on a 3-node table with a 1 s
 // grace, cuts c off by a real partition (its link down in its network
@@ -94,7 +61,7 @@ func TestPartitionDuringDeletes(t *testing.T) {
 		}
 	}
 	start = time.Now()
-	deleteRange(t, a, "gone", "k", contested, n)
+	purgeRange(t, a, "gone", "k", contested, n, true)
 	t.Logf("%d deletes on a during the partition in %s", n-contested, time.Since(start).Round(time.Millisecond))
 	for i := range 20 {
 		k := fmt.Sprintf("c-own-%02d", i)

@@ -18,6 +18,12 @@ import (
 // n's socket with a few workers, bounded by a deadline.
 func purgeKeys(t *testing.T, n *node, table, prefix string, count int, del bool) {
 	t.Helper()
+	purgeRange(t, n, table, prefix, 0, count, del)
+}
+
+// purgeRange writes (or deletes) keys prefix%05d for from <= i < to.
+func purgeRange(t *testing.T, n *node, table, prefix string, from, to int, del bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c := n.client()
@@ -29,7 +35,7 @@ func purgeKeys(t *testing.T, n *node, table, prefix string, count int, del bool)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < count; i += workers {
+			for i := from + w; i < to; i += workers {
 				k := []byte(fmt.Sprintf("%s%05d", prefix, i))
 				var err error
 				if del {
