@@ -183,4 +183,8 @@ type RevokeResult struct {
 type ErrorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// MaxKeySize and MaxValueSize are, with code too_large, the node's
+	// limits on keys and values, in bytes.
+	MaxKeySize   int `json:"max_key_size,omitempty"`
+	MaxValueSize int `json:"max_value_size,omitempty"`
 }

@@ -107,13 +107,12 @@ func (s *Server) bodyLimit() int64 {
 // false when the request is refused.
 func (s *Server) decodeRequest(w http.ResponseWriter, r *http.Request, name string, req any) bool {
 	if r.Method != http.MethodPost {
-		writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalid, "use POST /v1/" + name})
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeInvalid, Message: "use POST /v1/" + name})
 		return false
 	}
 	limit := s.bodyLimit()
 	if r.ContentLength > limit {
-		writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge,
-			fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit)})
+		writeError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit), Limits: &s.limits})
 		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
@@ -121,11 +120,10 @@ func (s *Server) decodeRequest(w http.ResponseWriter, r *http.Request, name stri
 	if err := dec.Decode(req); err != nil && !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge,
-				fmt.Sprintf("request body is over the limit of %d bytes", limit)})
+			writeError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: fmt.Sprintf("request body is over the limit of %d bytes", limit), Limits: &s.limits})
 			return false
 		}
-		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, "malformed request: " + err.Error()})
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "malformed request: " + err.Error()})
 		return false
 	}
 	return true
@@ -169,7 +167,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.watch.stop.Err() != nil {
-		writeError(w, &Error{http.StatusServiceUnavailable, CodeUnavailable, "cortexd is stopping"})
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "cortexd is stopping"})
 		return
 	}
 	first, last := t.Bounds()
@@ -178,11 +176,11 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 	case from == 0:
 		from = last + 1
 	case from < first:
-		writeError(w, &Error{http.StatusGone, CodeTruncated, fmt.Sprintf(
+		writeError(w, &Error{Status: http.StatusGone, Code: CodeTruncated, Message: fmt.Sprintf(
 			"offset %d is no longer in the log of table %s on %s (it starts at %d)", from, req.Table, s.store.Node(), first)})
 		return
 	case from > last+1:
-		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf(
 			"offset %d is past the end of the log of table %s on %s (the next offset is %d)", from, req.Table, s.store.Node(), last+1)})
 		return
 	}
@@ -241,20 +239,20 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err == nil:
 		case s.watch.stop.Err() != nil:
-			end(&Error{http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf("cortexd on %s is stopping: the watch ends", s.store.Node())})
+			end(&Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: fmt.Sprintf("cortexd on %s is stopping: the watch ends", s.store.Node())})
 			return
 		case r.Context().Err() != nil:
 			why = "the client went away"
 			return
 		case errors.Is(err, wal.ErrTruncated):
 			first, _ := t.Bounds()
-			end(&Error{http.StatusGone, CodeTruncated, fmt.Sprintf(
+			end(&Error{Status: http.StatusGone, Code: CodeTruncated, Message: fmt.Sprintf(
 				"the watcher fell behind the log's retention: offset %d is no longer in the log of table %s on %s (it starts at %d); start it again",
 				from, req.Table, s.store.Node(), first)})
 			why += " (" + err.Error() + ")" // retention, or a damaged entry cut (logged by the table)
 			return
 		case errors.Is(err, tables.ErrClosed):
-			end(&Error{http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf(
+			end(&Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: fmt.Sprintf(
 				"the copy of table %s on %s was closed (the table was dropped or handed off, or cortexd is stopping): the watch ends",
 				req.Table, s.store.Node())})
 			return
@@ -340,9 +338,9 @@ func (c *Client) WatchStream(ctx context.Context, req WatchRequest, started func
 		}
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Code == "" {
-			return &Error{hresp.StatusCode, CodeInternal, fmt.Sprintf("watch: HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(data))}
+			return &Error{Status: hresp.StatusCode, Code: CodeInternal, Message: fmt.Sprintf("watch: HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(data))}
 		}
-		return &Error{hresp.StatusCode, eb.Code, eb.Error}
+		return &Error{Status: hresp.StatusCode, Code: eb.Code, Message: eb.Error}
 	}
 	dec := json.NewDecoder(hresp.Body)
 	for {
@@ -365,7 +363,7 @@ func (c *Client) WatchStream(ctx context.Context, req WatchRequest, started func
 		}
 		switch {
 		case line.Code != "":
-			return &Error{hresp.StatusCode, line.Code, line.ErrorBody.Error}
+			return &Error{Status: hresp.StatusCode, Code: line.Code, Message: line.ErrorBody.Error}
 		case line.Watching != "":
 			if started != nil {
 				if err := started(line.WatchStart); err != nil {

@@ -395,8 +395,8 @@ func TestKeyCommands(t *testing.T) {
 	fails(t, d.run(t, "", "scan", "nosuch"), 3, "no such table")
 
 	// Rejected by the daemon: a key over the limit.
-	fails(t, d.run(t, "", "put", "t", strings.Repeat("k", 2000), "v"), 1, "limit")
-	fails(t, d.run(t, strings.Repeat("v", 3<<20), "put", "t", "k", "-"), 1, "larger than this node accepts")
+	fails(t, d.run(t, "", "put", "t", strings.Repeat("k", 2000), "v"), 1, "key is 2,000 bytes, over the limit of 1,024")
+	fails(t, d.run(t, strings.Repeat("v", 3<<20), "put", "t", "k", "-"), 1, "value is 3,145,728 bytes, over the limit of 1,048,576")
 
 	// A table this node does not hold.
 	d.ok(t, "table", "create", "far", "--scope", "n2", "--allow-unknown", "--yes")
