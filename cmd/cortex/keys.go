@@ -38,7 +38,7 @@ such table.`,
 		Example: `  cortex put users alice '{"plan":"pro"}'
   cortex put blobs logo.png - < logo.png
   cortex put counters -- -total -5`,
-		Args: cli.Positional(cobra.ExactArgs(3)),
+		Args: named(cobra.ExactArgs(3), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key, value := args[0], []byte(args[1]), []byte(args[2])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -96,7 +96,7 @@ A value (or key) that is not valid UTF-8 is null, and its bytes are in
 		Example: `  cortex get users alice
   cortex get blobs logo.png > logo.png
   cortex get users alice --json | jq -r .value`,
-		Args: cli.Positional(cobra.ExactArgs(2)),
+		Args: named(cobra.ExactArgs(2), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key := args[0], []byte(args[1])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -132,7 +132,7 @@ Prints nothing on success (for scripts); with --json prints the version the
 delete was given: {"table","key","hlc","origin"}.`,
 		Example: `  cortex del users alice
   cortex del users bob || echo "bob was not there"`,
-		Args: cli.Positional(cobra.ExactArgs(2)),
+		Args: named(cobra.ExactArgs(2), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key := args[0], []byte(args[1])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -175,7 +175,7 @@ code is not 0.`,
 		Example: `  cortex scan users
   cortex scan users --prefix al --limit 10
   cortex scan users --json | jq -r '.[].key'`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 {
 				return cli.Usagef(cmd, "--limit %d is negative: give a count, or 0 for all", limit)

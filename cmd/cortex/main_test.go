@@ -561,7 +561,7 @@ func TestIdentityAndACLCommands(t *testing.T) {
 	}
 	fails(t, d.run(t, "", "identity", "add", "bob", "--cert", certFile), 1, `not "bob"`)
 	fails(t, d.run(t, "", "identity", "add", "bob", "--cert", filepath.Join(t.TempDir(), "none.crt")), 1, "--cert")
-	fails(t, d.run(t, "", "identity", "add", "Bad!"), 1, "node name")
+	fails(t, d.run(t, "", "identity", "add", "Bad!"), 2, `invalid: identity name "Bad!" must match [a-z0-9][a-z0-9_-]{0,62}`)
 
 	human := d.ok(t, "identity", "list")
 	rows := strings.Split(strings.TrimSuffix(human, "\n"), "\n")

@@ -68,7 +68,7 @@ func watchCmd(a *app) *cobra.Command {
   cortex watch users --json | jq -r 'select(.op == "del") | .key'
   cortex --addr node1.example.com:7947 --ca certs/ca.crt \
     --cert certs/client-alice.crt --key certs/client-alice.key watch users`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.watch(api.WatchRequest{Table: args[0], Prefix: []byte(prefix), From: from})
 		},
