@@ -411,7 +411,7 @@ func (s *Server) put(ctx context.Context, c caller, req *PutRequest) (WriteResul
 		return WriteResult{}, err
 	}
 	v, err := t.Put(ctx, req.Key, req.Value)
-	return WriteResult{HLC: v.HLC, Origin: v.Origin}, err
+	return writeResult(v), err
 }
 
 func (s *Server) del(ctx context.Context, c caller, req *KeyRequest) (WriteResult, error) {
@@ -423,7 +423,7 @@ func (s *Server) del(ctx context.Context, c caller, req *KeyRequest) (WriteResul
 		return WriteResult{}, fmt.Errorf("table %s: key %q: %w", req.Table, req.Key, err)
 	}
 	v, err := t.Delete(ctx, req.Key)
-	return WriteResult{HLC: v.HLC, Origin: v.Origin}, err
+	return writeResult(v), err
 }
 
 func (s *Server) get(_ context.Context, c caller, req *KeyRequest) (Record, error) {
@@ -435,7 +435,7 @@ func (s *Server) get(_ context.Context, c caller, req *KeyRequest) (Record, erro
 	if err != nil {
 		return Record{}, fmt.Errorf("table %s: key %q: %w", req.Table, req.Key, err)
 	}
-	return Record{Key: r.Key, Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin}, nil
+	return record(r), nil
 }
 
 // A scan page stops at this many records or about this many bytes.
@@ -468,7 +468,7 @@ func (s *Server) scan(_ context.Context, c caller, req *ScanRequest) (ScanResult
 			break
 		}
 		size += len(r.Key) + len(r.Value)
-		res.Records = append(res.Records, Record{Key: r.Key, Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin})
+		res.Records = append(res.Records, record(r))
 	}
 	return res, nil
 }

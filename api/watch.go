@@ -23,11 +23,12 @@ import (
 // the order it applies them, as HTTP/1.1 chunked JSON lines:
 //
 //	{"watching":"fruit","node":"home","log_id":"…","from":42}       first line
-//	{"offset":42,"op":"put","key":"…","value":"…","hlc":…,"origin":"office"}
-//	{"offset":43,"op":"del","key":"…","value":null,"hlc":…,"origin":"home"}
+//	{"offset":42,"op":"put","key":"…","value":"…","hlc":"…","hlc_time":"…","origin":"office"}
+//	{"offset":43,"op":"del","key":"…","value":null,"hlc":"…","hlc_time":"…","origin":"home"}
 //	{"error":"…","code":"truncated"}                                   last line, if the server ends it
 //
-// Keys and values are base64, as in every API call. The stream reads the
+// Keys and values are base64, as in every API call; hlc is a decimal
+// string, hlc_time the wall time it encodes (as in get and scan). The stream reads the
 // copy's log (tables.Table.Changes), which holds exactly the changes
 // applied there, so a watcher never slows the writer: it only falls behind.
 // If it falls so far behind that its offset is cut from the log (the log
@@ -61,12 +62,13 @@ type WatchStart struct {
 // log, the operation ("put" or "del"; a del has no value), the key, the
 // value and the version (hlc, origin: the node that made the write).
 type Change struct {
-	Offset uint64 `json:"offset"`
-	Op     string `json:"op"`
-	Key    []byte `json:"key"`
-	Value  []byte `json:"value"`
-	HLC    uint64 `json:"hlc"`
-	Origin string `json:"origin"`
+	Offset  uint64           `json:"offset"`
+	Op      string           `json:"op"`
+	Key     []byte           `json:"key"`
+	Value   []byte           `json:"value"`
+	HLC     tables.Timestamp `json:"hlc"`
+	HLCTime string           `json:"hlc_time"`
+	Origin  string           `json:"origin"`
 }
 
 // watchStallTimeout is how long a watch stream may wait for its connection
@@ -271,7 +273,8 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 			if !bytes.HasPrefix(rec.Key, req.Prefix) {
 				continue
 			}
-			ch := Change{Offset: rec.Offset, Op: rec.Op.String(), Key: rec.Key, HLC: rec.Version.HLC, Origin: rec.Version.Origin}
+			h := tables.Timestamp(rec.Version.HLC)
+			ch := Change{Offset: rec.Offset, Op: rec.Op.String(), Key: rec.Key, HLC: h, HLCTime: h.Time(), Origin: rec.Version.Origin}
 			if rec.Op == wal.OpPut {
 				ch.Value = rec.Value
 				if ch.Value == nil {

@@ -86,7 +86,7 @@ func bkAsOf(t *testing.T, n *node, table string, asOf uint64) map[string]bkRecor
 		if ch.Offset > asOf {
 			return done
 		}
-		recs[string(ch.Key)] = bkRecord{Value: string(ch.Value), HLC: ch.HLC, Origin: ch.Origin, Deleted: ch.Op == "del"}
+		recs[string(ch.Key)] = bkRecord{Value: string(ch.Value), HLC: uint64(ch.HLC), Origin: ch.Origin, Deleted: ch.Op == "del"}
 		if ch.Offset == asOf {
 			return done
 		}

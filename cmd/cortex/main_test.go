@@ -329,14 +329,18 @@ func TestKeyCommands(t *testing.T) {
 	}
 
 	rec := decode[map[string]any](t, d.ok(t, "get", "t", "k", "--json"))
-	if !slices.Equal(keysOf(rec), []string{"hlc", "key", "origin", "table", "value"}) {
+	if !slices.Equal(keysOf(rec), []string{"hlc", "hlc_time", "key", "origin", "table", "value"}) {
 		t.Errorf("get --json fields: %v", keysOf(rec))
 	}
 	if rec["table"] != "t" || rec["key"] != "k" || rec["value"] != "v2" || rec["origin"] != "home" {
 		t.Errorf("get --json: %v", rec)
 	}
-	if hlc, err := rec["hlc"].(json.Number).Int64(); err != nil || hlc <= 0 {
-		t.Errorf("get --json hlc: %v", rec["hlc"])
+	// hlc is a decimal string (a number above 2^53 would be rounded by jq),
+	// hlc_time the wall time it encodes.
+	if s, ok := rec["hlc"].(string); !ok {
+		t.Errorf("get --json hlc: %#v, want a decimal string", rec["hlc"])
+	} else if hlc, err := tables.ParseTimestamp(s); err != nil || hlc <= 1<<53 || rec["hlc_time"] != hlc.Time() {
+		t.Errorf("get --json hlc %q (%v), hlc_time %v, want %s", s, err, rec["hlc_time"], hlc.Time())
 	}
 
 	// put -- lets keys and values start with '-'; '-' alone is stdin.
@@ -482,7 +486,7 @@ func TestScanPaging(t *testing.T) {
 	if len(recs) != na+nb {
 		t.Fatalf("scan --json: %d records", len(recs))
 	}
-	if r := recs[na]; !slices.Equal(keysOf(r), []string{"hlc", "key", "origin", "value"}) || r["key"] != "b00000" || r["value"] != "vb00000" || r["origin"] != "home" {
+	if r := recs[na]; !slices.Equal(keysOf(r), []string{"hlc", "hlc_time", "key", "origin", "value"}) || r["key"] != "b00000" || r["value"] != "vb00000" || r["origin"] != "home" {
 		t.Errorf("scan --json record: %v", r)
 	}
 	if got := d.ok(t, "scan", "empty", "--json"); got != "[]\n" {
