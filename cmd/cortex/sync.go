@@ -81,7 +81,7 @@ With --json prints {"tables":[{"table","scope","replicated","desired":[...],
 "lag","lag_s","last_contact_ms","failed","damage"}],
 "state":"in_sync|degraded|catching_up|diverged|unknown","in_sync":bool,"note"}]}.`,
 		Example: `  cortex sync status
-  cortex sync status fruit --json | jq .tables[0].state
+  cortex sync status fruit --json | jq '.tables[0].state'
   cortex sync status --wait 30s && echo every copy agrees`,
 		Args: named(cobra.MaximumNArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
