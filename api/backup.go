@@ -138,10 +138,10 @@ func (s *Server) backupTables(c caller, req *BackupRequest) ([]scope.TableInfo, 
 	seen := map[string]bool{}
 	for _, name := range req.Tables {
 		if scope.IsSystem(name) {
-			return nil, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("%s is a system table: backups never hold system tables", name)}
+			return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("%s is a system table: backups never hold system tables", name)}
 		}
 		if seen[name] {
-			return nil, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("table %s is named twice", name)}
+			return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("table %s is named twice", name)}
 		}
 		seen[name] = true
 		if _, err := s.table(c, name, store.PermRead); err != nil {
@@ -154,7 +154,7 @@ func (s *Server) backupTables(c caller, req *BackupRequest) ([]scope.TableInfo, 
 		infos = append(infos, info)
 	}
 	if len(req.Prefix) > 0 && len(infos) != 1 {
-		return nil, &Error{http.StatusBadRequest, CodeInvalid, "a prefix needs exactly one table"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "a prefix needs exactly one table"}
 	}
 	return infos, nil
 }
@@ -268,9 +268,9 @@ func (s *Server) planRestore(c caller, req *RestoreRequest) ([]backup.Step, erro
 		Node: s.store.Node(), Present: present, MustExist: req.Import})
 	switch {
 	case errors.Is(err, backup.ErrNotHeld):
-		return nil, &Error{http.StatusMisdirectedRequest, CodeNotHeld, err.Error()}
+		return nil, &Error{Status: http.StatusMisdirectedRequest, Code: CodeNotHeld, Message: err.Error()}
 	case errors.Is(err, backup.ErrMissing):
-		return nil, &Error{http.StatusNotFound, CodeNotFound, err.Error()}
+		return nil, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: err.Error()}
 	case err != nil:
 		return nil, err
 	}
@@ -291,7 +291,7 @@ func (s *Server) planRestore(c caller, req *RestoreRequest) ([]backup.Step, erro
 		merges = append(merges, st.To)
 	}
 	if len(merges) > 0 && !req.Import && !req.Confirmed {
-		return nil, &Error{http.StatusPreconditionFailed, CodeNeedsConfirm, fmt.Sprintf(
+		return nil, &Error{Status: http.StatusPreconditionFailed, Code: CodeNeedsConfirm, Message: fmt.Sprintf(
 			"table %s exists here: the file's records are merged into it by last-write-wins (a record here with a newer version stays)",
 			joinNames(merges))}
 	}
@@ -329,7 +329,7 @@ func (s *Server) restorePlan(_ context.Context, c caller, req *RestoreRequest) (
 // serveRestore answers POST /v1/restore: a line of JSON, then the file.
 func (s *Server) serveRestore(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalid, "use POST /v1/restore"})
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeInvalid, Message: "use POST /v1/restore"})
 		return
 	}
 	res, err := s.restore(w, r)
@@ -347,16 +347,16 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) (RestoreResult,
 	body := bufio.NewReaderSize(http.MaxBytesReader(w, r.Body, maxRestoreBytes+1<<20), 64<<10)
 	line, err := body.ReadSlice('\n')
 	if err != nil {
-		return RestoreResult{}, &Error{http.StatusBadRequest, CodeInvalid, "malformed restore request: it must start with one line of JSON"}
+		return RestoreResult{}, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "malformed restore request: it must start with one line of JSON"}
 	}
 	var req RestoreRequest
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return RestoreResult{}, &Error{http.StatusBadRequest, CodeInvalid, "malformed restore request: " + err.Error()}
+		return RestoreResult{}, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "malformed restore request: " + err.Error()}
 	}
 	if req.Size <= 0 || req.Size > maxRestoreBytes {
-		return RestoreResult{}, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("a restore needs the file's size, 1 byte to %d", int64(maxRestoreBytes))}
+		return RestoreResult{}, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("a restore needs the file's size, 1 byte to %d", int64(maxRestoreBytes))}
 	}
 	steps, err := s.planRestore(c, &req)
 	if err != nil {
@@ -373,7 +373,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) (RestoreResult,
 	start := time.Now()
 	if err := s.verifyUpload(io.TeeReader(io.LimitReader(stallReader{body, rc}, req.Size), spool), steps); err != nil {
 		if errors.Is(err, backup.ErrCorrupt) || errors.Is(err, backup.ErrAborted) || errors.Is(err, tables.ErrInvalid) {
-			return RestoreResult{}, &Error{http.StatusBadRequest, CodeInvalid, err.Error() + ": nothing was restored"}
+			return RestoreResult{}, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: err.Error() + ": nothing was restored"}
 		}
 		return RestoreResult{}, fmt.Errorf("restore: %w: nothing was restored", err)
 	}
@@ -629,7 +629,7 @@ func (c *Client) post(ctx context.Context, name string, body io.Reader, size int
 	data, _ := io.ReadAll(io.LimitReader(hresp.Body, 1<<20))
 	var eb ErrorBody
 	if json.Unmarshal(data, &eb) != nil || eb.Code == "" {
-		return nil, &Error{hresp.StatusCode, CodeInternal, fmt.Sprintf("%s: HTTP %d: %s", name, hresp.StatusCode, bytes.TrimSpace(data))}
+		return nil, &Error{Status: hresp.StatusCode, Code: CodeInternal, Message: fmt.Sprintf("%s: HTTP %d: %s", name, hresp.StatusCode, bytes.TrimSpace(data))}
 	}
-	return nil, &Error{hresp.StatusCode, eb.Code, eb.Error}
+	return nil, &Error{Status: hresp.StatusCode, Code: eb.Code, Message: eb.Error}
 }

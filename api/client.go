@@ -18,6 +18,7 @@ import (
 	"github.com/cortex-mesh/cortex/repair"
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // ErrUnreachable is wrapped when the daemon cannot be reached at all.
@@ -92,9 +93,13 @@ func (c *Client) call(ctx context.Context, name string, req, resp any) error {
 	if hresp.StatusCode != http.StatusOK {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Code == "" {
-			return &Error{hresp.StatusCode, CodeInternal, fmt.Sprintf("%s: HTTP %d: %s", name, hresp.StatusCode, bytes.TrimSpace(data))}
+			return &Error{Status: hresp.StatusCode, Code: CodeInternal, Message: fmt.Sprintf("%s: HTTP %d: %s", name, hresp.StatusCode, bytes.TrimSpace(data))}
 		}
-		return &Error{hresp.StatusCode, eb.Code, eb.Error}
+		e := &Error{Status: hresp.StatusCode, Code: eb.Code, Message: eb.Error}
+		if eb.Code == CodeTooLarge && eb.MaxKeySize > 0 && eb.MaxValueSize > 0 {
+			e.Limits = &tables.Limits{MaxKeySize: eb.MaxKeySize, MaxValueSize: eb.MaxValueSize}
+		}
+		return e
 	}
 	if resp == nil {
 		return nil
@@ -173,11 +178,36 @@ func (c *Client) Tables(ctx context.Context) ([]TableInfo, error) {
 
 // Put sets a key and returns the version it was given once it is durable.
 func (c *Client) Put(ctx context.Context, table string, key, value []byte) (WriteResult, error) {
-	if sr := c.streamDo(ctx, &streamRequest{Op: opPut, Table: table, Key: key, Value: value}); sr.handled {
-		return WriteResult{HLC: sr.resp.HLC, Origin: sr.resp.Origin}, sr.err
+	// A frame over the stream's limit is refused without the node's limits:
+	// the JSON call's refusal carries them, to say the size as sent.
+	if sr := c.streamDo(ctx, &streamRequest{Op: opPut, Table: table, Key: key, Value: value}); sr.handled && !tooLarge(sr.err) {
+		return WriteResult{HLC: tables.Timestamp(sr.resp.HLC), Origin: sr.resp.Origin}, sr.err
 	}
 	var r WriteResult
-	return r, c.call(ctx, "put", PutRequest{Table: table, Key: key, Value: value}, &r)
+	return r, sizesAsSent(c.call(ctx, "put", PutRequest{Table: table, Key: key, Value: value}, &r), key, value)
+}
+
+// sizesAsSent turns a refusal of a request body over the node's limit
+// (its size in base64 JSON) into one that gives the size of the key or
+// value as the caller sent it, as the node says it of one within the body
+// limit, with the same code: "invalid: value is 2,097,152 bytes, over the
+// limit of 1,048,576".
+func sizesAsSent(err error, key, value []byte) error {
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Code != CodeTooLarge || ae.Limits == nil {
+		return err
+	}
+	if cerr := ae.Limits.Check(key, value); cerr != nil {
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: cerr.Error()}
+	}
+	return err
+}
+
+// tooLarge reports whether err is the node's refusal of a request over its
+// size limit.
+func tooLarge(err error) bool {
+	var ae *Error
+	return errors.As(err, &ae) && ae.Code == CodeTooLarge
 }
 
 // Get returns a key's record.
@@ -186,7 +216,7 @@ func (c *Client) Get(ctx context.Context, table string, key []byte) (Record, err
 		if sr.err != nil {
 			return Record{}, sr.err
 		}
-		return Record{Key: sr.resp.Key, Value: sr.resp.Value, HLC: sr.resp.HLC, Origin: sr.resp.Origin}, nil
+		return Record{Key: sr.resp.Key, Value: sr.resp.Value, HLC: tables.Timestamp(sr.resp.HLC), Origin: sr.resp.Origin}, nil
 	}
 	var r Record
 	return r, c.call(ctx, "get", KeyRequest{Table: table, Key: key}, &r)
@@ -194,11 +224,11 @@ func (c *Client) Get(ctx context.Context, table string, key []byte) (Record, err
 
 // Delete deletes a key.
 func (c *Client) Delete(ctx context.Context, table string, key []byte) (WriteResult, error) {
-	if sr := c.streamDo(ctx, &streamRequest{Op: opDel, Table: table, Key: key}); sr.handled {
-		return WriteResult{HLC: sr.resp.HLC, Origin: sr.resp.Origin}, sr.err
+	if sr := c.streamDo(ctx, &streamRequest{Op: opDel, Table: table, Key: key}); sr.handled && !tooLarge(sr.err) {
+		return WriteResult{HLC: tables.Timestamp(sr.resp.HLC), Origin: sr.resp.Origin}, sr.err
 	}
 	var r WriteResult
-	return r, c.call(ctx, "del", KeyRequest{Table: table, Key: key}, &r)
+	return r, sizesAsSent(c.call(ctx, "del", KeyRequest{Table: table, Key: key}, &r), key, nil)
 }
 
 // Scan returns one page of live records.

@@ -31,6 +31,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Limits are, for CodeTooLarge, the node's limits on keys and values,
+	// from which a client that knows what it sent says which was over.
+	Limits *tables.Limits
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -25,7 +25,7 @@ import (
 func (s *Server) Remote() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
-			writeError(w, &Error{http.StatusForbidden, CodeDenied, "no verified client certificate: remote calls need a mesh client certificate"})
+			writeError(w, &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: "no verified client certificate: remote calls need a mesh client certificate"})
 			return
 		}
 		if err := s.admit(r.TLS.VerifiedChains[0][0]); err != nil {
@@ -41,23 +41,20 @@ func (s *Server) admit(cert *x509.Certificate) error {
 	name := cert.Subject.CommonName
 	id, err := s.store.Identity(name)
 	if errors.Is(err, store.ErrNoIdentity) {
-		return &Error{http.StatusForbidden, CodeDenied,
-			fmt.Sprintf("%s is not a registered identity (an admin registers it with: cortex identity add %s)", name, name)}
+		return &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: fmt.Sprintf("%s is not a registered identity (an admin registers it with: cortex identity add %s)", name, name)}
 	}
 	if err != nil {
 		return err
 	}
 	if s.store.Revoked(name, pki.Fingerprint(cert)) {
-		return &Error{http.StatusForbidden, CodeDenied, fmt.Sprintf("the certificate of %s is revoked (cortex node revoke)", name)}
+		return &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: fmt.Sprintf("the certificate of %s is revoked (cortex node revoke)", name)}
 	}
 	if id.Kind != string(pki.KindClient) {
-		return &Error{http.StatusForbidden, CodeDenied,
-			fmt.Sprintf("%s is registered as a %s identity; remote calls need a client identity (cortex identity add %s --kind client)", name, id.Kind, name)}
+		return &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: fmt.Sprintf("%s is registered as a %s identity; remote calls need a client identity (cortex identity add %s --kind client)", name, id.Kind, name)}
 	}
 	if fp := pki.Fingerprint(cert); id.Fingerprint != "" && id.Fingerprint != fp {
-		return &Error{http.StatusForbidden, CodeDenied,
-			fmt.Sprintf("%s is pinned to certificate %s, not to the one presented (%s); an admin can pin the new one with: cortex identity add %s --cert FILE",
-				name, id.Fingerprint, fp, name)}
+		return &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: fmt.Sprintf("%s is pinned to certificate %s, not to the one presented (%s); an admin can pin the new one with: cortex identity add %s --cert FILE",
+			name, id.Fingerprint, fp, name)}
 	}
 	return nil
 }

@@ -204,7 +204,12 @@ func writeError(w http.ResponseWriter, err error) {
 	code, status := classify(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(ErrorBody{Error: err.Error(), Code: code})
+	body := ErrorBody{Error: err.Error(), Code: code}
+	var ae *Error
+	if errors.As(err, &ae) && ae.Limits != nil {
+		body.MaxKeySize, body.MaxValueSize = ae.Limits.MaxKeySize, ae.Limits.MaxValueSize
+	}
+	json.NewEncoder(w).Encode(body)
 }
 
 // caller is who made a request: the local administrator (Unix socket) or
@@ -225,8 +230,18 @@ func (s *Server) check(c caller, table string, perm store.Perm) error {
 	if c.identity == "" || s.store.Allowed(c.identity, table, perm) {
 		return nil
 	}
-	return &Error{http.StatusForbidden, CodeDenied,
-		fmt.Sprintf("%s may not %s table %s (ask an admin: cortex acl grant %s %s %s)", c.identity, perm, table, c.identity, table, perm)}
+	return &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: deniedMessage(c.identity, table, perm)}
+}
+
+// deniedMessage says that identity may not do what needs perm on table
+// ("*": every table) and the grant that would allow it, with "*" quoted so
+// that the suggestion can be pasted into a shell.
+func deniedMessage(identity, table string, perm store.Perm) string {
+	what, arg := "table "+table, table
+	if table == "*" {
+		what, arg = "every table ('*')", "'*'"
+	}
+	return fmt.Sprintf("%s may not %s %s (ask an admin: cortex acl grant %s %s %s)", identity, perm, what, identity, arg, perm)
 }
 
 func (s *Server) nodeStatus(_ context.Context, c caller, _ *Empty) (NodeStatus, error) {
@@ -385,12 +400,12 @@ func (s *Server) guardPlacement(current *scope.TableInfo, next scope.TableInfo, 
 	members := s.store.Members()
 	c := scope.PlanChange(current, next, members, reachable)
 	if len(c.Unknown) > 0 && !o.AllowUnknown {
-		return &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf(
 			"scope %s names %s, not a member of the mesh (members: %s); for a node that has not joined yet, allow it (--allow-unknown)",
 			next.Scope, strings.Join(c.Unknown, ", "), strings.Join(members, ", "))}
 	}
 	if risk := c.Risk(); risk != "" && !o.Confirmed {
-		return &Error{http.StatusPreconditionFailed, CodeNeedsConfirm, fmt.Sprintf("table %s: %s", next.Name, risk)}
+		return &Error{Status: http.StatusPreconditionFailed, Code: CodeNeedsConfirm, Message: fmt.Sprintf("table %s: %s", next.Name, risk)}
 	}
 	return nil
 }
@@ -433,7 +448,7 @@ func (s *Server) table(c caller, name string, perm store.Perm) (*tables.Table, e
 		return nil, err
 	}
 	if perm >= store.PermWrite && scope.IsSystem(name) {
-		return nil, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf(
 			"%s is a system table: it changes only through cortex table, identity, acl and node commands", name)}
 	}
 	return s.lookup(name)
@@ -445,7 +460,7 @@ func (s *Server) put(ctx context.Context, c caller, req *PutRequest) (WriteResul
 		return WriteResult{}, err
 	}
 	v, err := t.Put(ctx, req.Key, req.Value)
-	return WriteResult{HLC: v.HLC, Origin: v.Origin}, err
+	return writeResult(v), err
 }
 
 func (s *Server) del(ctx context.Context, c caller, req *KeyRequest) (WriteResult, error) {
@@ -457,7 +472,7 @@ func (s *Server) del(ctx context.Context, c caller, req *KeyRequest) (WriteResul
 		return WriteResult{}, fmt.Errorf("table %s: key %q: %w", req.Table, req.Key, err)
 	}
 	v, err := t.Delete(ctx, req.Key)
-	return WriteResult{HLC: v.HLC, Origin: v.Origin}, err
+	return writeResult(v), err
 }
 
 func (s *Server) get(_ context.Context, c caller, req *KeyRequest) (Record, error) {
@@ -469,7 +484,7 @@ func (s *Server) get(_ context.Context, c caller, req *KeyRequest) (Record, erro
 	if err != nil {
 		return Record{}, fmt.Errorf("table %s: key %q: %w", req.Table, req.Key, err)
 	}
-	return Record{Key: r.Key, Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin}, nil
+	return record(r), nil
 }
 
 // A scan page stops at this many records or about this many bytes.
@@ -484,7 +499,7 @@ func (s *Server) scan(_ context.Context, c caller, req *ScanRequest) (ScanResult
 		return ScanResult{}, err
 	}
 	if req.Limit < 0 {
-		return ScanResult{}, &Error{http.StatusBadRequest, CodeInvalid, "limit must not be negative"}
+		return ScanResult{}, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "limit must not be negative"}
 	}
 	limit := maxScanPage
 	if req.Limit > 0 && req.Limit < limit {
@@ -502,7 +517,7 @@ func (s *Server) scan(_ context.Context, c caller, req *ScanRequest) (ScanResult
 			break
 		}
 		size += len(r.Key) + len(r.Value)
-		res.Records = append(res.Records, Record{Key: r.Key, Value: r.Value, HLC: r.Version.HLC, Origin: r.Version.Origin})
+		res.Records = append(res.Records, record(r))
 	}
 	return res, nil
 }
@@ -518,15 +533,14 @@ func (s *Server) addIdentity(ctx context.Context, c caller, req *AddIdentityRequ
 	if req.CertPEM != "" {
 		block, _ := pem.Decode([]byte(req.CertPEM))
 		if block == nil || block.Type != "CERTIFICATE" {
-			return id, &Error{http.StatusBadRequest, CodeInvalid, "cert_pem holds no PEM certificate"}
+			return id, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "cert_pem holds no PEM certificate"}
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return id, &Error{http.StatusBadRequest, CodeInvalid, "certificate: " + err.Error()}
+			return id, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "certificate: " + err.Error()}
 		}
 		if cert.Subject.CommonName != req.Name {
-			return id, &Error{http.StatusBadRequest, CodeInvalid,
-				fmt.Sprintf("the certificate is for %q, not %q", cert.Subject.CommonName, req.Name)}
+			return id, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("the certificate is for %q, not %q", cert.Subject.CommonName, req.Name)}
 		}
 		id.Fingerprint = pki.Fingerprint(cert)
 	}

@@ -65,17 +65,17 @@ func (s *Server) frameLimit() int64 {
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method != http.MethodPost:
-		writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalid, "use POST /v1/stream"})
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeInvalid, Message: "use POST /v1/stream"})
 		return
 	case r.TLS != nil:
-		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, "streams are served on the Unix socket only; use the JSON calls"})
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "streams are served on the Unix socket only; use the JSON calls"})
 		return
 	case r.Header.Get(streamHeader) != StreamVersion:
-		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf(
 			"stream protocol version %q: this cortexd speaks version %s", r.Header.Get(streamHeader), StreamVersion)})
 		return
 	case s.watch.stop.Err() != nil:
-		writeError(w, &Error{http.StatusServiceUnavailable, CodeUnavailable, "cortexd is stopping"})
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "cortexd is stopping"})
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -112,7 +112,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	err := s.readStream(context.WithoutCancel(r.Context()), r.Body, out, &calls)
 	calls.Wait()
 	if s.watch.stop.Err() != nil {
-		err = &Error{http.StatusServiceUnavailable, CodeUnavailable, "cortexd is stopping"}
+		err = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "cortexd is stopping"}
 	}
 	var ae *Error
 	if errors.As(err, &ae) { // about the stream itself: its last frame
@@ -139,7 +139,7 @@ func (s *Server) readStream(ctx context.Context, body io.Reader, out *batchWrite
 		}
 		n := int64(binary.BigEndian.Uint32(head[:]))
 		if n < 4 {
-			return &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("stream: a frame of %d bytes has no id", n)}
+			return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("stream: a frame of %d bytes has no id", n)}
 		}
 		if n > limit {
 			if _, err := io.ReadFull(br, head[:]); err != nil {
@@ -149,7 +149,7 @@ func (s *Server) readStream(ctx context.Context, body io.Reader, out *batchWrite
 			if _, err := io.CopyN(io.Discard, br, n-4); err != nil {
 				return err
 			}
-			err := &Error{http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request of %d bytes is over the limit of %d", n, limit)}
+			err := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: fmt.Sprintf("request of %d bytes is over the limit of %d", n, limit)}
 			if out.add(func(b []byte) []byte { return appendResponse(b, &streamResponse{ID: id, Err: err}) }) != nil {
 				return nil
 			}
@@ -166,9 +166,9 @@ func (s *Server) readStream(ctx context.Context, body io.Reader, out *batchWrite
 		if err != nil {
 			id, _ := frameID(frame)
 			if id == 0 {
-				return &Error{http.StatusBadRequest, CodeInvalid, "stream: " + err.Error()}
+				return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "stream: " + err.Error()}
 			}
-			ae := &Error{http.StatusBadRequest, CodeInvalid, "malformed request: " + err.Error()}
+			ae := &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "malformed request: " + err.Error()}
 			if out.add(func(b []byte) []byte { return appendResponse(b, &streamResponse{ID: id, Err: ae}) }) != nil {
 				return nil
 			}
@@ -210,15 +210,15 @@ func (s *Server) streamCall(ctx context.Context, req *streamRequest) streamRespo
 	case opPut:
 		var v WriteResult
 		v, err = s.put(ctx, caller{}, &PutRequest{Table: req.Table, Key: req.Key, Value: req.Value})
-		resp.HLC, resp.Origin = v.HLC, v.Origin
+		resp.HLC, resp.Origin = uint64(v.HLC), v.Origin
 	case opDel:
 		var v WriteResult
 		v, err = s.del(ctx, caller{}, &KeyRequest{Table: req.Table, Key: req.Key})
-		resp.HLC, resp.Origin = v.HLC, v.Origin
+		resp.HLC, resp.Origin = uint64(v.HLC), v.Origin
 	case opGet:
 		var rec Record
 		rec, err = s.get(ctx, caller{}, &KeyRequest{Table: req.Table, Key: req.Key})
-		resp.HLC, resp.Origin, resp.Key, resp.Value = rec.HLC, rec.Origin, rec.Key, rec.Value
+		resp.HLC, resp.Origin, resp.Key, resp.Value = uint64(rec.HLC), rec.Origin, rec.Key, rec.Value
 	}
 	if err != nil {
 		code, status := classify(err)

@@ -148,7 +148,7 @@ func TestStreamConcurrentCalls(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	seen := map[uint64]bool{}
+	seen := map[tables.Timestamp]bool{}
 	for w := range workers {
 		for i, v := range versions[w] {
 			if seen[v.HLC] {

@@ -10,6 +10,8 @@ import (
 	"github.com/cortex-mesh/cortex/health"
 	"github.com/cortex-mesh/cortex/repl"
 	"github.com/cortex-mesh/cortex/scope"
+	"github.com/cortex-mesh/cortex/tables"
+	"github.com/cortex-mesh/cortex/wal"
 )
 
 // Version is the version cortexd reports.
@@ -87,18 +89,33 @@ type PutRequest struct {
 	Value []byte `json:"value"`
 }
 
-// Record is a key's current value and version.
+// Record is a key's current value and version: its hybrid logical clock
+// timestamp (a decimal string in JSON), the wall time it encodes and the
+// node that made the write.
 type Record struct {
-	Key    []byte `json:"key"`
-	Value  []byte `json:"value"`
-	HLC    uint64 `json:"hlc"`
-	Origin string `json:"origin"`
+	Key     []byte           `json:"key"`
+	Value   []byte           `json:"value"`
+	HLC     tables.Timestamp `json:"hlc"`
+	HLCTime string           `json:"hlc_time"`
+	Origin  string           `json:"origin"`
 }
 
 // WriteResult is the version a write was given.
 type WriteResult struct {
-	HLC    uint64 `json:"hlc"`
-	Origin string `json:"origin"`
+	HLC     tables.Timestamp `json:"hlc"`
+	HLCTime string           `json:"hlc_time"`
+	Origin  string           `json:"origin"`
+}
+
+// writeResult is the version v as a WriteResult.
+func writeResult(v wal.Version) WriteResult {
+	return WriteResult{HLC: tables.Timestamp(v.HLC), HLCTime: tables.Timestamp(v.HLC).Time(), Origin: v.Origin}
+}
+
+// record is a key's record as a Record.
+func record(r tables.Record) Record {
+	h := tables.Timestamp(r.Version.HLC)
+	return Record{Key: r.Key, Value: r.Value, HLC: h, HLCTime: h.Time(), Origin: r.Version.Origin}
 }
 
 // ScanRequest asks for live records by key order: those starting with
@@ -187,4 +204,8 @@ type RevokeResult struct {
 type ErrorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// MaxKeySize and MaxValueSize are, with code too_large, the node's
+	// limits on keys and values, in bytes.
+	MaxKeySize   int `json:"max_key_size,omitempty"`
+	MaxValueSize int `json:"max_value_size,omitempty"`
 }

@@ -23,11 +23,12 @@ import (
 // the order it applies them, as HTTP/1.1 chunked JSON lines:
 //
 //	{"watching":"fruit","node":"home","log_id":"…","from":42}       first line
-//	{"offset":42,"op":"put","key":"…","value":"…","hlc":…,"origin":"office"}
-//	{"offset":43,"op":"del","key":"…","value":null,"hlc":…,"origin":"home"}
+//	{"offset":42,"op":"put","key":"…","value":"…","hlc":"…","hlc_time":"…","origin":"office"}
+//	{"offset":43,"op":"del","key":"…","value":null,"hlc":"…","hlc_time":"…","origin":"home"}
 //	{"error":"…","code":"truncated"}                                   last line, if the server ends it
 //
-// Keys and values are base64, as in every API call. The stream reads the
+// Keys and values are base64, as in every API call; hlc is a decimal
+// string, hlc_time the wall time it encodes (as in get and scan). The stream reads the
 // copy's log (tables.Table.Changes), which holds exactly the changes
 // applied there, so a watcher never slows the writer: it only falls behind.
 // If it falls so far behind that its offset is cut from the log (the log
@@ -61,12 +62,13 @@ type WatchStart struct {
 // log, the operation ("put" or "del"; a del has no value), the key, the
 // value and the version (hlc, origin: the node that made the write).
 type Change struct {
-	Offset uint64 `json:"offset"`
-	Op     string `json:"op"`
-	Key    []byte `json:"key"`
-	Value  []byte `json:"value"`
-	HLC    uint64 `json:"hlc"`
-	Origin string `json:"origin"`
+	Offset  uint64           `json:"offset"`
+	Op      string           `json:"op"`
+	Key     []byte           `json:"key"`
+	Value   []byte           `json:"value"`
+	HLC     tables.Timestamp `json:"hlc"`
+	HLCTime string           `json:"hlc_time"`
+	Origin  string           `json:"origin"`
 }
 
 // watchStallTimeout is how long a watch stream may wait for its connection
@@ -108,13 +110,12 @@ func (s *Server) bodyLimit() int64 {
 // false when the request is refused.
 func (s *Server) decodeRequest(w http.ResponseWriter, r *http.Request, name string, req any) bool {
 	if r.Method != http.MethodPost {
-		writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalid, "use POST /v1/" + name})
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeInvalid, Message: "use POST /v1/" + name})
 		return false
 	}
 	limit := s.bodyLimit()
 	if r.ContentLength > limit {
-		writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge,
-			fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit)})
+		writeError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit), Limits: &s.limits})
 		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
@@ -122,11 +123,10 @@ func (s *Server) decodeRequest(w http.ResponseWriter, r *http.Request, name stri
 	if err := dec.Decode(req); err != nil && !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge,
-				fmt.Sprintf("request body is over the limit of %d bytes", limit)})
+			writeError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: fmt.Sprintf("request body is over the limit of %d bytes", limit), Limits: &s.limits})
 			return false
 		}
-		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, "malformed request: " + err.Error()})
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "malformed request: " + err.Error()})
 		return false
 	}
 	return true
@@ -170,7 +170,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.watch.stop.Err() != nil {
-		writeError(w, &Error{http.StatusServiceUnavailable, CodeUnavailable, "cortexd is stopping"})
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "cortexd is stopping"})
 		return
 	}
 	first, last := t.Bounds()
@@ -179,11 +179,11 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 	case from == 0:
 		from = last + 1
 	case from < first:
-		writeError(w, &Error{http.StatusGone, CodeTruncated, fmt.Sprintf(
+		writeError(w, &Error{Status: http.StatusGone, Code: CodeTruncated, Message: fmt.Sprintf(
 			"offset %d is no longer in the log of table %s on %s (it starts at %d)", from, req.Table, s.store.Node(), first)})
 		return
 	case from > last+1:
-		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf(
 			"offset %d is past the end of the log of table %s on %s (the next offset is %d)", from, req.Table, s.store.Node(), last+1)})
 		return
 	}
@@ -242,20 +242,20 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err == nil:
 		case s.watch.stop.Err() != nil:
-			end(&Error{http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf("cortexd on %s is stopping: the watch ends", s.store.Node())})
+			end(&Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: fmt.Sprintf("cortexd on %s is stopping: the watch ends", s.store.Node())})
 			return
 		case r.Context().Err() != nil:
 			why = "the client went away"
 			return
 		case errors.Is(err, wal.ErrTruncated):
 			first, _ := t.Bounds()
-			end(&Error{http.StatusGone, CodeTruncated, fmt.Sprintf(
+			end(&Error{Status: http.StatusGone, Code: CodeTruncated, Message: fmt.Sprintf(
 				"the watcher fell behind the log's retention: offset %d is no longer in the log of table %s on %s (it starts at %d); start it again",
 				from, req.Table, s.store.Node(), first)})
 			why += " (" + err.Error() + ")" // retention, or a damaged entry cut (logged by the table)
 			return
 		case errors.Is(err, tables.ErrClosed):
-			end(&Error{http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf(
+			end(&Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: fmt.Sprintf(
 				"the copy of table %s on %s was closed (the table was dropped or handed off, or cortexd is stopping): the watch ends",
 				req.Table, s.store.Node())})
 			return
@@ -274,7 +274,8 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) {
 			if !bytes.HasPrefix(rec.Key, req.Prefix) {
 				continue
 			}
-			ch := Change{Offset: rec.Offset, Op: rec.Op.String(), Key: rec.Key, HLC: rec.Version.HLC, Origin: rec.Version.Origin}
+			h := tables.Timestamp(rec.Version.HLC)
+			ch := Change{Offset: rec.Offset, Op: rec.Op.String(), Key: rec.Key, HLC: h, HLCTime: h.Time(), Origin: rec.Version.Origin}
 			if rec.Op == wal.OpPut {
 				ch.Value = rec.Value
 				if ch.Value == nil {
@@ -341,9 +342,9 @@ func (c *Client) WatchStream(ctx context.Context, req WatchRequest, started func
 		}
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Code == "" {
-			return &Error{hresp.StatusCode, CodeInternal, fmt.Sprintf("watch: HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(data))}
+			return &Error{Status: hresp.StatusCode, Code: CodeInternal, Message: fmt.Sprintf("watch: HTTP %d: %s", hresp.StatusCode, bytes.TrimSpace(data))}
 		}
-		return &Error{hresp.StatusCode, eb.Code, eb.Error}
+		return &Error{Status: hresp.StatusCode, Code: eb.Code, Message: eb.Error}
 	}
 	dec := json.NewDecoder(hresp.Body)
 	for {
@@ -366,7 +367,7 @@ func (c *Client) WatchStream(ctx context.Context, req WatchRequest, started func
 		}
 		switch {
 		case line.Code != "":
-			return &Error{hresp.StatusCode, line.Code, line.ErrorBody.Error}
+			return &Error{Status: hresp.StatusCode, Code: line.Code, Message: line.ErrorBody.Error}
 		case line.Watching != "":
 			if started != nil {
 				if err := started(line.WatchStart); err != nil {

@@ -187,7 +187,7 @@ func TestWatchLocalAndRemoteChanges(t *testing.T) {
 	remote := wal.Entry{Op: wal.OpPut, Key: []byte("r"), Value: []byte("from office"),
 		Version: wal.Version{HLC: tables.HLC(time.Now().UnixMilli(), 7), Origin: "office"}}
 	stale := wal.Entry{Op: wal.OpPut, Key: []byte("k\x00\xfe"), Value: []byte("older"),
-		Version: wal.Version{HLC: p1.HLC - 1<<16, Origin: "office"}}
+		Version: wal.Version{HLC: uint64(p1.HLC) - 1<<16, Origin: "office"}}
 	if n, err := tb.Apply(ctx, []wal.Entry{remote, stale}); err != nil || n != 1 {
 		t.Fatalf("apply: %d adopted, %v", n, err)
 	}
@@ -202,14 +202,14 @@ func TestWatchLocalAndRemoteChanges(t *testing.T) {
 	got := w.next(t, 4)
 	want := []Change{
 		{Offset: 2, Op: "put", Key: []byte("k\x00\xfe"), Value: binary, HLC: p1.HLC, Origin: "home"},
-		{Offset: 3, Op: "put", Key: []byte("r"), Value: []byte("from office"), HLC: remote.Version.HLC, Origin: "office"},
+		{Offset: 3, Op: "put", Key: []byte("r"), Value: []byte("from office"), HLC: tables.Timestamp(remote.Version.HLC), Origin: "office"},
 		{Offset: 4, Op: "del", Key: []byte("k\x00\xfe"), HLC: d1.HLC, Origin: "home"},
 		{Offset: 5, Op: "put", Key: []byte("empty"), Value: []byte{}, HLC: p2.HLC, Origin: "home"},
 	}
 	for i := range want {
 		g, w := got[i], want[i]
 		if g.Offset != w.Offset || g.Op != w.Op || !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) ||
-			(g.Value == nil) != (w.Value == nil) || g.HLC != w.HLC || g.Origin != w.Origin {
+			(g.Value == nil) != (w.Value == nil) || g.HLC != w.HLC || g.HLCTime != w.HLC.Time() || g.Origin != w.Origin {
 			t.Errorf("change %d: got %+v, want %+v", i, g, w)
 		}
 	}

@@ -87,7 +87,7 @@ func bkAsOf(t *testing.T, n *node, table string, asOf uint64) map[string]bkRecor
 		if ch.Offset > asOf {
 			return done
 		}
-		recs[string(ch.Key)] = bkRecord{Value: string(ch.Value), HLC: ch.HLC, Origin: ch.Origin, Deleted: ch.Op == "del"}
+		recs[string(ch.Key)] = bkRecord{Value: string(ch.Value), HLC: uint64(ch.HLC), Origin: ch.Origin, Deleted: ch.Op == "del"}
 		if ch.Offset == asOf {
 			return done
 		}
@@ -482,7 +482,7 @@ func TestBackupRestorePermissionsOverRPC(t *testing.T) {
 	n.must("put", "t", "k", "newer")
 	expect(t, "alice's restore with read", as("alice", "restore", file, "--yes"), 4, "alice may not write table t")
 	expect(t, "alice's import with read", as("alice", "import", "t", "-"), 4, "alice may not write table t")
-	expect(t, "alice's restore as a new table", as("alice", "restore", file, "--as", "t2"), 4, "alice may not admin table *")
+	expect(t, "alice's restore as a new table", as("alice", "restore", file, "--as", "t2"), 4, "alice may not admin every table ('*') (ask an admin: cortex acl grant alice '*' admin)")
 	if got := n.must("get", "t", "k"); got != "newer" {
 		t.Errorf("t/k = %q after the refusals", got)
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // Every standalone command through the real cortex and cortexd binaries:
@@ -24,12 +26,14 @@ func TestCLITour(t *testing.T) {
 	}
 	var rec struct {
 		Table, Key, Value, Origin string
-		HLC                       uint64
+		HLC                       uint64 `json:"hlc,string"` // a decimal string: jq would round a number
+		HLCTime                   string `json:"hlc_time"`
 	}
 	if err := json.Unmarshal([]byte(n.must("get", "fruit", "apple", "--json")), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Table != "fruit" || rec.Key != "apple" || rec.Value != "red" || rec.Origin != "home" || rec.HLC == 0 {
+	if rec.Table != "fruit" || rec.Key != "apple" || rec.Value != "red" || rec.Origin != "home" || rec.HLC == 0 ||
+		rec.HLCTime != tables.Timestamp(rec.HLC).Time() {
 		t.Fatalf("get --json: %+v", rec)
 	}
 	if got := n.must("scan", "fruit"); got != "apple\tred\nbanana\tyellow\n" {

@@ -34,12 +34,12 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	// The daemon is built with the race detector when the tests run with
-	// it; the CLI, started once per command, without (it starts 10x faster).
+	// it; the CLIs, started once per command, without (they start 10x faster).
 	daemon := []string{"build", "-o", dir + "/"}
 	if raceEnabled {
 		daemon = append(daemon, "-race")
 	}
-	for _, args := range [][]string{append(daemon, "../cmd/cortexd"), {"build", "-o", dir + "/", "../cmd/cortex"}} {
+	for _, args := range [][]string{append(daemon, "../cmd/cortexd"), {"build", "-o", dir + "/", "../cmd/cortex", "../cmd/cortex-wal"}} {
 		cmd := exec.Command("go", args...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

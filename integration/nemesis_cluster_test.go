@@ -372,7 +372,7 @@ func (nn *nemNode) scanAll(ctx context.Context) (map[string]nemRecord, error) {
 			return nil, err
 		}
 		for _, r := range res.Records {
-			out[string(r.Key)] = nemRecord{string(r.Value), nemVersion{r.HLC, r.Origin}}
+			out[string(r.Key)] = nemRecord{string(r.Value), nemVersion{uint64(r.HLC), r.Origin}}
 		}
 		if !res.More || len(res.Records) == 0 {
 			return out, nil

@@ -131,7 +131,7 @@ func (w *nemWorkload) writer(client int, r *rand.Rand, done chan struct{}) {
 		cancel()
 		switch {
 		case err == nil:
-			op.Outcome, op.Version = nemAcked, nemVersion{res.HLC, res.Origin}
+			op.Outcome, op.Version = nemAcked, nemVersion{uint64(res.HLC), res.Origin}
 		case op.Del && keyNotFound(err):
 			op.Outcome = nemNoop
 		case notSent(err):
@@ -166,7 +166,7 @@ func (w *nemWorkload) reader(nn *nemNode, r *rand.Rand, done chan struct{}) {
 		rd.Incarnation = int(nn.incarnation.Load())
 		switch {
 		case err == nil:
-			rd.Found, rd.Value, rd.Version = true, string(rec.Value), nemVersion{rec.HLC, rec.Origin}
+			rd.Found, rd.Value, rd.Version = true, string(rec.Value), nemVersion{uint64(rec.HLC), rec.Origin}
 		case keyNotFound(err):
 		default:
 			w.mu.Lock()

@@ -152,7 +152,7 @@ func (nt *netTopo) meshNode(certs, name string, peers ...string) *node {
 
 // version is a write's version as `cortex put/del --json` prints it.
 type version struct {
-	HLC    uint64 `json:"hlc"`
+	HLC    uint64 `json:"hlc,string"`
 	Origin string `json:"origin"`
 }
 
@@ -194,7 +194,7 @@ func (n *node) scanJSON(table string) (string, map[string]rec) {
 	var list []struct {
 		Key    *string `json:"key"`
 		Value  *string `json:"value"`
-		HLC    uint64  `json:"hlc"`
+		HLC    uint64  `json:"hlc,string"`
 		Origin string  `json:"origin"`
 	}
 	if err := json.Unmarshal([]byte(out), &list); err != nil {

@@ -597,7 +597,7 @@ func TestReplicationConflictsConvergeToGreatestVersion(t *testing.T) {
 						return
 					}
 					mu.Lock()
-					acked = append(acked, write{key, wal.Version{HLC: res.HLC, Origin: res.Origin}, value})
+					acked = append(acked, write{key, wal.Version{HLC: uint64(res.HLC), Origin: res.Origin}, value})
 					mu.Unlock()
 				}
 			}()
@@ -651,7 +651,7 @@ func TestReplicationConflictsConvergeToGreatestVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k, w := range winners {
-			if r, ok := got[k]; ok && (r.HLC != w.version.HLC || r.Origin != w.version.Origin) {
+			if r, ok := got[k]; ok && (uint64(r.HLC) != w.version.HLC || r.Origin != w.version.Origin) {
 				t.Fatalf("%s: %s has version %d/%s, the winner is %d/%s", n.name, k, r.HLC, r.Origin, w.version.HLC, w.version.Origin)
 			}
 		}

@@ -179,7 +179,7 @@ func TestRPCAccess(t *testing.T) {
 	}
 	expect(t, "acl list with read on *", as("alice", "acl", "list"), 4, "alice may not admin table cortex_acls")
 	expect(t, "identity list with read on *", as("alice", "identity", "list"), 4, "cortex_identities")
-	expect(t, "table create with read on *", as("alice", "table", "create", "v"), 4, "alice may not admin table *")
+	expect(t, "table create with read on *", as("alice", "table", "create", "v"), 4, "alice may not admin every table ('*') (ask an admin: cortex acl grant alice '*' admin)")
 	n.must("acl", "grant", "alice", "cortex_acls", "admin")
 	if r := as("alice", "acl", "list", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"table":"cortex_acls","perm":"admin"`) {
 		t.Errorf("acl list with admin on cortex_acls: %+v", r)

@@ -264,8 +264,12 @@ func TestRawPeerForgeriesAreRefused(t *testing.T) {
 	}
 	// home's clock was not moved to the end of time: a new write gets a
 	// timestamp of now.
-	var w struct{ HLC uint64 }
-	json.Unmarshal([]byte(m.home.must("put", "pub", "after", "1", "--json")), &w)
+	var w struct {
+		HLC uint64 `json:"hlc,string"`
+	}
+	if err := json.Unmarshal([]byte(m.home.must("put", "pub", "after", "1", "--json")), &w); err != nil || w.HLC == 0 {
+		t.Fatalf("put --json: %+v, %v", w, err)
+	}
 	if at, _ := tables.HLCTime(w.HLC); at.After(time.Now().Add(time.Minute)) {
 		t.Errorf("home's next write is stamped %s", at)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cortex-mesh/cortex/api"
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // watchProc is a `cortex watch` process running until it is stopped.
@@ -105,7 +106,8 @@ type change struct {
 	KeyBase64   string  `json:"key_base64"`
 	Value       *string `json:"value"`
 	ValueBase64 string  `json:"value_base64"`
-	HLC         uint64  `json:"hlc"`
+	HLC         uint64  `json:"hlc,string"`
+	HLCTime     string  `json:"hlc_time"`
 	Origin      string  `json:"origin"`
 	Offset      uint64  `json:"offset"`
 }
@@ -187,10 +189,15 @@ func TestWatchMeshLocalAndRemote(t *testing.T) {
 	if got[1].Value != nil || got[1].ValueBase64 != base64.StdEncoding.EncodeToString([]byte("x\x00y\xfez")) {
 		t.Errorf("the binary value: %+v", got[1])
 	}
-	var rec struct{ HLC uint64 }
-	json.Unmarshal([]byte(b.must("--json", "get", "t", "k2")), &rec)
-	if got[2].HLC != rec.HLC {
-		t.Errorf("k2's hlc %d in the watch, %d in get", got[2].HLC, rec.HLC)
+	var rec struct {
+		HLC     uint64 `json:"hlc,string"`
+		HLCTime string `json:"hlc_time"`
+	}
+	if err := json.Unmarshal([]byte(b.must("--json", "get", "t", "k2")), &rec); err != nil {
+		t.Fatalf("get --json: %v", err)
+	}
+	if got[2].HLC != rec.HLC || got[2].HLCTime != rec.HLCTime || rec.HLCTime != tables.Timestamp(rec.HLC).Time() {
+		t.Errorf("k2's hlc %d (%s) in the watch, %d (%s) in get", got[2].HLC, got[2].HLCTime, rec.HLC, rec.HLCTime)
 	}
 	textLines := text.lines(4)
 	if !strings.HasSuffix(textLines[1], "\ta\tput\tbin\tx\\x00y\\xfez") || !strings.HasSuffix(textLines[3], "\ta\tdel\tk1") {

@@ -20,3 +20,8 @@ func checkName(what, name string) error {
 	}
 	return nil
 }
+
+// ValidateIdentityName checks the name of an identity (a client's or a
+// node's, as its certificate's CN carries it): the form of ValidateName,
+// said of an identity name.
+func ValidateIdentityName(name string) error { return checkName("identity name", name) }

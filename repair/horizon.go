@@ -73,12 +73,14 @@ func purgeStatus(st *store.Store, info scope.TableInfo, members, forgotten []str
 	ps := &PurgeStatus{GraceS: info.Grace().Seconds()}
 	h, ok := st.Horizon(info.ID)
 	if ok {
-		ps.Horizon = h.HLC
-		at, _ := tables.HLCTime(h.HLC)
-		ps.HorizonAt = at.Format(time.RFC3339Nano)
+		ps.Horizon = tables.Timestamp(h.HLC)
+		ps.HorizonAt = ps.Horizon.Time()
 	}
 	next, limitedBy, blocked := scope.NextHorizon(holders(info, members, forgotten), Reports(copies), h, limitFor(info, now))
-	ps.Next, ps.LimitedBy, ps.Blocked = next.HLC, limitedBy, blocked
+	ps.Next, ps.LimitedBy, ps.Blocked = tables.Timestamp(next.HLC), limitedBy, blocked
+	if next.HLC != 0 {
+		ps.NextAt = ps.Next.Time()
+	}
 	return ps
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/scope"
 	"github.com/cortex-mesh/cortex/store"
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // The verdicts of a table's status.
@@ -44,19 +45,25 @@ type Replica struct {
 	Failed        string `json:"failed,omitempty"` // writes refused for now, or the copy did not open
 	Damage        string `json:"damage,omitempty"` // damage found in its log and what was done
 	Tombstones    int64  `json:"tombstones"`
-	Floor         uint64 `json:"floor,omitempty"` // purge floor (HLC): tombstones older than it are gone
-	Rebuilding    bool   `json:"rebuilding,omitempty"`
+	// Floor is the copy's purge floor (HLC, a decimal string in JSON):
+	// tombstones older than it are gone; FloorAt is its wall time.
+	Floor      tables.Timestamp `json:"floor,omitempty"`
+	FloorAt    string           `json:"floor_at,omitempty"`
+	Rebuilding bool             `json:"rebuilding,omitempty"`
 }
 
 // PurgeStatus is a table's purge horizon: the one in the catalog, and the
 // next one the copies allow now, or what blocks it.
 type PurgeStatus struct {
-	GraceS    float64  `json:"grace_s"`
-	Horizon   uint64   `json:"horizon"`              // HLC, 0: none yet
-	HorizonAt string   `json:"horizon_at,omitempty"` // its wall time
-	Next      uint64   `json:"next,omitempty"`       // what the copies allow now
-	LimitedBy string   `json:"limited_by,omitempty"` // why next is not higher
-	Blocked   []string `json:"blocked,omitempty"`    // what keeps the horizon from moving
+	GraceS float64 `json:"grace_s"`
+	// Horizon and Next are HLC timestamps (decimal strings in JSON), with
+	// their wall times (RFC 3339, UTC, milliseconds).
+	Horizon   tables.Timestamp `json:"horizon"`              // 0: none yet
+	HorizonAt string           `json:"horizon_at,omitempty"` // its wall time
+	Next      tables.Timestamp `json:"next,omitempty"`       // what the copies allow now
+	NextAt    string           `json:"next_at,omitempty"`    // its wall time
+	LimitedBy string           `json:"limited_by,omitempty"` // why next is not higher
+	Blocked   []string         `json:"blocked,omitempty"`    // what keeps the horizon from moving
 }
 
 // TableStatus is the status of one table across the mesh.
@@ -273,7 +280,10 @@ func Gather(ctx context.Context, q Querier, stor *store.Store, names []string, t
 			}
 			if ok && c.LogID != "" {
 				r.HasCopy, r.Draining, r.LogID, r.Offset, r.Keys, r.Digest = true, c.Draining, c.LogID, c.Offset, c.Keys, c.Digest
-				r.Tombstones, r.Floor, r.Rebuilding = c.Tombstones, c.Floor, c.Rebuilding
+				r.Tombstones, r.Floor, r.Rebuilding = c.Tombstones, tables.Timestamp(c.Floor), c.Rebuilding
+				if c.Floor != 0 {
+					r.FloorAt = r.Floor.Time()
+				}
 				r.Lag, r.LagS = lags[m].Entries, lags[m].Seconds
 			}
 			if !r.Reachable {

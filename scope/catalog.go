@@ -128,6 +128,15 @@ func ValidateNodeName(name string) error {
 	return nil
 }
 
+// ValidateIdentityName checks an identity name: [a-z0-9][a-z0-9_-]{0,62},
+// the form of a node name.
+func ValidateIdentityName(name string) error {
+	if err := pki.ValidateIdentityName(name); err != nil {
+		return fmt.Errorf("%w: %w", tables.ErrInvalid, err)
+	}
+	return nil
+}
+
 // valid reports whether the scope is one of the three forms (the zero Scope,
 // which selects no node, is not).
 func (s Scope) valid() bool {

@@ -70,8 +70,8 @@ type Grant struct {
 
 // check validates an identity record.
 func (id Identity) check() error {
-	if err := scope.ValidateNodeName(id.Name); err != nil {
-		return fmt.Errorf("identity: %w", err)
+	if err := scope.ValidateIdentityName(id.Name); err != nil {
+		return err
 	}
 	if id.Kind != "client" && id.Kind != "node" {
 		return fmt.Errorf("%w: identity kind %q: use client or node", tables.ErrInvalid, id.Kind)

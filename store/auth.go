@@ -65,8 +65,8 @@ func Authorize(table string, e *wal.Entry, s pki.Signer) error {
 			if id.Name != key {
 				return fmt.Errorf("%w: identity record %q names %q", tables.ErrInvalid, key, id.Name)
 			}
-		} else if err := scope.ValidateNodeName(key); err != nil {
-			return fmt.Errorf("identity: %w", err)
+		} else if err := scope.ValidateIdentityName(key); err != nil {
+			return err
 		}
 		return needAdmin(s, "changing identities")
 	case scope.ACLsTable:
@@ -142,7 +142,7 @@ func needAdmin(s pki.Signer, what string) error {
 
 func checkGrant(key string, e *wal.Entry, put bool) error {
 	identity, table, ok := strings.Cut(key, "/")
-	if !ok || scope.ValidateNodeName(identity) != nil || table != "*" && tables.ValidateName(table, true) != nil {
+	if !ok || scope.ValidateIdentityName(identity) != nil || table != "*" && tables.ValidateName(table, true) != nil {
 		return fmt.Errorf("%w: malformed ACL key %q", tables.ErrInvalid, key)
 	}
 	if !put {

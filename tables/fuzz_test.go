@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -225,5 +227,35 @@ func FuzzApply(f *testing.F) {
 		}
 		rb := utOpen(t, dir, utOptions("fb"))
 		utSameState(t, "b reopened", utCheckConsistent(t, rb), sa)
+	})
+}
+
+// FuzzTimestampJSON: whatever a Timestamp accepts it writes back as a
+// decimal string that decodes to the same value, and the number form and
+// the string form of a value decode alike.
+func FuzzTimestampJSON(f *testing.F) {
+	for _, s := range []string{`"117717325913980935"`, `117717325913980935`, `"0"`, `null`, `""`, `"-1"`, `1e5`,
+		`"18446744073709551615"`, `"18446744073709551616"`, `"007"`, `" 1"`, `"\u0031"`, `{}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ts Timestamp
+		if err := json.Unmarshal(data, &ts); err != nil {
+			return
+		}
+		b, err := json.Marshal(ts)
+		if err != nil {
+			t.Fatalf("marshal %d: %v", ts, err)
+		}
+		if want := `"` + strconv.FormatUint(uint64(ts), 10) + `"`; string(b) != want {
+			t.Fatalf("%q decoded to %d, which marshals to %s, want %s", data, ts, b, want)
+		}
+		var again, number Timestamp
+		if err := json.Unmarshal(b, &again); err != nil || again != ts {
+			t.Fatalf("%s decodes to %d, %v, want %d", b, again, err, ts)
+		}
+		if err := json.Unmarshal(b[1:len(b)-1], &number); err != nil || number != ts {
+			t.Fatalf("the number %s decodes to %d, %v, want %d", b[1:len(b)-1], number, err, ts)
+		}
 	})
 }

@@ -1,6 +1,8 @@
 package tables
 
 import (
+	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -88,3 +90,62 @@ func (c *Clock) Last() uint64 {
 	defer c.mu.Unlock()
 	return c.last
 }
+
+// Timestamp is an HLC timestamp as JSON carries it: a decimal string
+// ("hlc":"123456789012345678"), because a timestamp is above 2^53 and tools
+// whose numbers are float64 (jq, JavaScript) would round a JSON number. It
+// decodes from that string or from a JSON number (what older versions
+// wrote), nothing else.
+type Timestamp uint64
+
+// MarshalText writes the timestamp in decimal (a JSON string).
+func (t Timestamp) MarshalText() ([]byte, error) {
+	return strconv.AppendUint(nil, uint64(t), 10), nil
+}
+
+// UnmarshalJSON reads a decimal string or a JSON number of decimal digits
+// that fits 64 bits; null leaves the timestamp as it is.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := ParseTimestamp(s)
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
+// ParseTimestamp reads a timestamp written in decimal digits (no sign, no
+// spaces, no exponent).
+func ParseTimestamp(s string) (Timestamp, error) {
+	ok := s != ""
+	for i := 0; ok && i < len(s); i++ {
+		ok = s[i] >= '0' && s[i] <= '9'
+	}
+	if !ok {
+		return 0, fmt.Errorf("hlc %q is not a decimal number", s)
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("hlc %q is not a decimal number that fits 64 bits", s)
+	}
+	return Timestamp(v), nil
+}
+
+// Time returns the wall time the timestamp encodes (its 48 bits of
+// milliseconds) as JSON shows it next to the timestamp ("hlc_time"): RFC
+// 3339, UTC, to the millisecond, "2026-12-02T15:04:05.123Z".
+func (t Timestamp) Time() string {
+	w, _ := HLCTime(uint64(t))
+	return w.Format(HLCTimeLayout)
+}
+
+// HLCTimeLayout is how a timestamp's wall time is printed: RFC 3339 in UTC
+// with milliseconds.
+const HLCTimeLayout = "2006-01-02T15:04:05.000Z07:00"

@@ -2,6 +2,9 @@ package tables
 
 import (
 	"context"
+	"encoding/json"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -306,5 +309,53 @@ func TestClockMonotonicAcrossRestart(t *testing.T) {
 				t.Fatalf("the write after the restart lost to an older one: %+v, %v", r, err)
 			}
 		})
+	}
+}
+
+func TestTimestampJSON(t *testing.T) {
+	ts := Timestamp(HLC(1796223845123, 7)) // 2026-12-02T15:04:05.123Z, counter 7
+	b, err := json.Marshal(struct {
+		HLC Timestamp `json:"hlc"`
+	}{ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"hlc":"117717325913980935"}`; string(b) != want {
+		t.Errorf("marshal: %s, want %s", b, want)
+	}
+	if got := ts.Time(); got != "2026-12-02T15:04:05.123Z" {
+		t.Errorf("Time() = %q", got)
+	}
+	cases := []struct {
+		in   string
+		want Timestamp
+		err  string // "" for ok
+	}{
+		{`"117717325913980935"`, ts, ""},
+		{`117717325913980935`, ts, ""}, // a number, as older versions wrote it
+		{`"0"`, 0, ""},
+		{`"18446744073709551615"`, Timestamp(math.MaxUint64), ""},
+		{`18446744073709551615`, Timestamp(math.MaxUint64), ""},
+		{`"18446744073709551616"`, 0, "fits 64 bits"},
+		{`""`, 0, "not a decimal number"},
+		{`"-1"`, 0, "not a decimal number"},
+		{`-1`, 0, "not a decimal number"},
+		{`1e5`, 0, "not a decimal number"},
+		{`1.0`, 0, "not a decimal number"},
+		{`" 12"`, 0, "not a decimal number"},
+		{`"0x10"`, 0, "not a decimal number"},
+		{`true`, 0, "not a decimal number"},
+		{`{}`, 0, "not a decimal number"},
+		{`"12\u0033"`, 0, "not a decimal number"},
+	}
+	for _, c := range cases {
+		var got Timestamp
+		err := json.Unmarshal([]byte(c.in), &got)
+		switch {
+		case c.err == "" && (err != nil || got != c.want):
+			t.Errorf("unmarshal %s = %d, %v, want %d", c.in, got, err, c.want)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("unmarshal %s = %d, %v, want an error saying %q", c.in, got, err, c.err)
+		}
 	}
 }

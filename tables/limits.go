@@ -3,6 +3,7 @@ package tables
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/cortex-mesh/cortex/wal"
@@ -61,15 +62,37 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-func (l Limits) check(key, value []byte) error {
+// Check checks a key and a value against the limits: the key non-empty
+// and neither over its limit. The error gives the sizes as the caller sent
+// them: "value is 2,097,152 bytes, over the limit of 1,048,576".
+func (l Limits) Check(key, value []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("%w: empty key", ErrInvalid)
 	}
 	if len(key) > l.MaxKeySize {
-		return fmt.Errorf("%w: key is %d bytes, the limit is %d", ErrInvalid, len(key), l.MaxKeySize)
+		return fmt.Errorf("%w: key is %s bytes, over the limit of %s", ErrInvalid, Thousands(len(key)), Thousands(l.MaxKeySize))
 	}
 	if len(value) > l.MaxValueSize {
-		return fmt.Errorf("%w: value is %d bytes, the limit is %d", ErrInvalid, len(value), l.MaxValueSize)
+		return fmt.Errorf("%w: value is %s bytes, over the limit of %s", ErrInvalid, Thousands(len(value)), Thousands(l.MaxValueSize))
 	}
 	return nil
+}
+
+// Thousands prints n in decimal with a comma between groups of three
+// digits: 1048576 is "1,048,576".
+func Thousands(n int) string {
+	s := strconv.Itoa(n)
+	sign := ""
+	if n < 0 {
+		sign, s = "-", s[1:]
+	}
+	var b strings.Builder
+	b.WriteString(sign)
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

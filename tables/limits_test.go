@@ -280,3 +280,37 @@ func TestLimitsAboveTheLog(t *testing.T) {
 		t.Fatalf("key at the log's limit after replay: %v", err)
 	}
 }
+
+func TestLimitsCheckSaysTheSizesAsSent(t *testing.T) {
+	l := Limits{MaxKeySize: 1 << 10, MaxValueSize: 1 << 20}
+	cases := []struct {
+		name       string
+		key, value int
+		want       string // "" for no error
+	}{
+		{"at the limits", 1 << 10, 1 << 20, ""},
+		{"empty key", 0, 1, "invalid: empty key"},
+		{"2 MiB value", 1, 2 << 20, "invalid: value is 2,097,152 bytes, over the limit of 1,048,576"},
+		{"one byte over", 1, 1<<20 + 1, "invalid: value is 1,048,577 bytes, over the limit of 1,048,576"},
+		{"2 KiB key", 2 << 10, 1, "invalid: key is 2,048 bytes, over the limit of 1,024"},
+		{"both over: the key is named", 2 << 10, 2 << 20, "invalid: key is 2,048 bytes, over the limit of 1,024"},
+	}
+	for _, c := range cases {
+		err := l.Check(make([]byte, c.key), make([]byte, c.value))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v, want no error", c.name, err)
+		case c.want != "" && (err == nil || err.Error() != c.want || !errors.Is(err, ErrInvalid)):
+			t.Errorf("%s: %v, want %q wrapping ErrInvalid", c.name, err, c.want)
+		}
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 65536: "65,536",
+		1048576: "1,048,576", 123456789: "123,456,789", -1234: "-1,234"} {
+		if got := Thousands(n); got != want {
+			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -39,7 +39,7 @@ const (
 // Put sets key to value and returns the version of the write once it is in
 // the log (on disk unless NoSync) and visible to readers.
 func (t *Table) Put(ctx context.Context, key, value []byte) (wal.Version, error) {
-	if err := t.opts.Limits.check(key, value); err != nil {
+	if err := t.opts.Limits.Check(key, value); err != nil {
 		return wal.Version{}, fmt.Errorf("table %s: put: %w", t.opts.Name, err)
 	}
 	r, err := t.do(ctx, &request{entries: []wal.Entry{{Op: wal.OpPut, Key: key, Value: value}}})
@@ -48,7 +48,7 @@ func (t *Table) Put(ctx context.Context, key, value []byte) (wal.Version, error)
 
 // Delete replaces key with a tombstone (whether or not it held a value).
 func (t *Table) Delete(ctx context.Context, key []byte) (wal.Version, error) {
-	if err := t.opts.Limits.check(key, nil); err != nil {
+	if err := t.opts.Limits.Check(key, nil); err != nil {
 		return wal.Version{}, fmt.Errorf("table %s: delete: %w", t.opts.Name, err)
 	}
 	r, err := t.do(ctx, &request{entries: []wal.Entry{{Op: wal.OpDelete, Key: key}}})
@@ -103,7 +103,7 @@ func (t *Table) admit(e *wal.Entry) error {
 	if err := e.Check(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if err := t.opts.Limits.check(e.Key, e.Value); err != nil {
+	if err := t.opts.Limits.Check(e.Key, e.Value); err != nil {
 		return err
 	}
 	if h := t.opts.Clock.Horizon(); e.Version.HLC > h {

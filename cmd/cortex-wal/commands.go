@@ -218,10 +218,14 @@ value's size in bytes ("-" for del); VALUE (with --values; "-" for del) and
 KEY are printed as they are when they are printable UTF-8 without spaces,
 quotes or backslashes, else Go-quoted ("a b", "\x00\xff").
 
-With --json it prints one JSON array, one entry a line:
-  {"offset","hlc","time","counter","origin","op","key","value_size"}
-plus "value" with --values. A key or value that is not valid UTF-8 is given
-as "key_base64"/"value_base64" instead ("key" is then null).
+With --json it prints one JSON array, one entry a line (take the entries
+out of it with jq '.[]'):
+  {"offset","hlc","hlc_time","time","counter","origin","op","key","value_size"}
+plus "value" with --values. hlc is the timestamp as a decimal string (a JSON
+number that large would be rounded by jq or JavaScript), hlc_time and time
+the UTC wall time it encodes, counter its logical counter. A key or value
+that is not valid UTF-8 is given as "key_base64"/"value_base64" instead
+("key" is then null).
 
 Every entry printed has been decoded and its checksum checked. At a torn tail
 dump stops with a warning (exit 0); at a bad entry it stops with an error
@@ -244,7 +248,7 @@ func dumpCmd(a *app) *cobra.Command {
 		Long:  dumpLong,
 		Example: `  cortex-wal dump ./cortex-data users
   cortex-wal dump ./cortex-data users --from 1200 --limit 10 --values
-  cortex-wal dump ./cortex-data users-4f0c2a9e1b7d3c55 --json | jq -c 'select(.op=="del")'`,
+  cortex-wal dump ./cortex-data users --json | jq -c '.[] | select(.op == "del")'`,
 		Args:                  cli.Positional(cobra.ExactArgs(2)),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -346,21 +350,23 @@ func writeEntry(w *bufio.Writer, r wal.Record, values bool) error {
 }
 
 type entryJSON struct {
-	Offset      uint64  `json:"offset"`
-	HLC         uint64  `json:"hlc"`
-	Time        string  `json:"time"`
-	Counter     uint16  `json:"counter"`
-	Origin      string  `json:"origin"`
-	Op          string  `json:"op"`
-	Key         *string `json:"key"`
-	KeyBase64   string  `json:"key_base64,omitempty"`
-	ValueSize   int     `json:"value_size"`
-	Value       *string `json:"value,omitempty"`
-	ValueBase64 string  `json:"value_base64,omitempty"`
+	Offset      uint64           `json:"offset"`
+	HLC         tables.Timestamp `json:"hlc"`
+	HLCTime     string           `json:"hlc_time"`
+	Time        string           `json:"time"`
+	Counter     uint16           `json:"counter"`
+	Origin      string           `json:"origin"`
+	Op          string           `json:"op"`
+	Key         *string          `json:"key"`
+	KeyBase64   string           `json:"key_base64,omitempty"`
+	ValueSize   int              `json:"value_size"`
+	Value       *string          `json:"value,omitempty"`
+	ValueBase64 string           `json:"value_base64,omitempty"`
 }
 
 func newEntryJSON(r wal.Record, values bool) entryJSON {
-	e := entryJSON{Offset: r.Offset, HLC: r.Version.HLC, Origin: r.Version.Origin, Op: r.Op.String(), ValueSize: len(r.Value)}
+	h := tables.Timestamp(r.Version.HLC)
+	e := entryJSON{Offset: r.Offset, HLC: h, HLCTime: h.Time(), Origin: r.Version.Origin, Op: r.Op.String(), ValueSize: len(r.Value)}
 	e.Time, e.Counter = hlcParts(r.Version.HLC)
 	e.Key, e.KeyBase64 = cli.Text(r.Key)
 	if values && r.Op != wal.OpDelete {

@@ -61,7 +61,7 @@ Prints "granted PERM on TABLE to IDENTITY"; with --json
 {"identity","table","perm"}.`,
 		Example: `  cortex acl grant alice users write
   cortex acl grant ops '*' admin`,
-		Args: cli.Positional(cobra.ExactArgs(3)),
+		Args: named(cobra.ExactArgs(3), identityArg, tableOrAll),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			perm, err := parsePerm(cmd, args[2])
 			if err != nil {
@@ -96,7 +96,7 @@ TABLE: nothing revoked"; with --json {"identity","table","perm","removed":bool}
 		Example: `  cortex acl revoke alice users
   cortex acl revoke alice users write
   cortex acl revoke ops '*'`,
-		Args: cli.Positional(cobra.RangeArgs(2, 3)),
+		Args: named(cobra.RangeArgs(2, 3), identityArg, tableOrAll),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			identity, table, perm := args[0], args[1], ""
 			if len(args) == 3 {

@@ -212,14 +212,11 @@ the two files written; with --json {"kind":"node","name","cert","key",
 "ip_addresses","role"}.`,
 		Example: `  cortex cert create-node home --dir certs --role admin
   cortex cert create-node office --dir certs --host office.example.com --host 10.0.0.5 --lifetime 1y`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), nodeArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := f.options(cmd)
 			if err != nil {
 				return err
-			}
-			if err := scope.ValidateNodeName(args[0]); err != nil {
-				return cli.Usagef(cmd, "bad node name %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
 			r, err := pki.ParseRole(role)
 			if err != nil {
@@ -290,14 +287,11 @@ the two files written; with --json {"kind":"client","name","cert","key",
 "fingerprint","serial","not_after","days_left","clamped"}.`,
 		Example: `  cortex cert create-client alice --dir certs
   cortex identity add alice --cert certs/client-alice.crt && cortex acl grant alice users read`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), identityArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := f.options(cmd)
 			if err != nil {
 				return err
-			}
-			if err := scope.ValidateNodeName(args[0]); err != nil {
-				return cli.Usagef(cmd, "bad identity %q: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit", args[0])
 			}
 			iss, err := pki.NewClientCert(f.dir, args[0], o)
 			if err != nil {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -22,14 +21,16 @@ import (
 )
 
 const exportLineHelp = `One JSON object a line, one line per record, tombstones included:
-  {"key":"apple","value":"red","hlc":"7345...","origin":"home","deleted":false}
-  {"key_b64":"AP8=","value_b64":"AAE=","hlc":"7345...","origin":"office","deleted":false}
-  {"key":"gone","hlc":"7345...","origin":"home","deleted":true}
+  {"key":"apple","value":"red","hlc":"7345...","hlc_time":"2026-12-02T15:04:05.123Z","origin":"home","deleted":false}
+  {"key_b64":"AP8=","value_b64":"AAE=","hlc":"7345...","hlc_time":"...","origin":"office","deleted":false}
+  {"key":"gone","hlc":"7345...","hlc_time":"...","origin":"home","deleted":true}
 A key or value is text ("key", "value") when it is valid UTF-8 without a NUL
 byte, else base64 ("key_b64", "value_b64", standard alphabet, padded); a
 deleted record has no value. hlc is the version's hybrid logical clock
 timestamp as a decimal string (it does not fit a JSON number exactly),
-origin the node that made the write.`
+hlc_time the UTC wall time it encodes (import checks it agrees with hlc and
+takes lines without it, and an hlc given as a number, as older versions
+wrote them), origin the node that made the write.`
 
 func exportCmd(a *app) *cobra.Command {
 	var prefix string
@@ -62,13 +63,14 @@ read permission on TABLE. --timeout does not bound the stream.`,
 
 // exportLine is one line of export and import.
 type exportLine struct {
-	Key      *string `json:"key,omitempty"`
-	KeyB64   *string `json:"key_b64,omitempty"`
-	Value    *string `json:"value,omitempty"`
-	ValueB64 *string `json:"value_b64,omitempty"`
-	HLC      string  `json:"hlc"`
-	Origin   string  `json:"origin"`
-	Deleted  bool    `json:"deleted"`
+	Key      *string          `json:"key,omitempty"`
+	KeyB64   *string          `json:"key_b64,omitempty"`
+	Value    *string          `json:"value,omitempty"`
+	ValueB64 *string          `json:"value_b64,omitempty"`
+	HLC      tables.Timestamp `json:"hlc"`
+	HLCTime  *string          `json:"hlc_time,omitempty"`
+	Origin   string           `json:"origin"`
+	Deleted  bool             `json:"deleted"`
 }
 
 // textOrB64 returns b as text if it is valid UTF-8 without a NUL, else as
@@ -83,7 +85,8 @@ func textOrB64(b []byte) (text, b64 *string) {
 }
 
 func encodeExportLine(r backup.Record) ([]byte, error) {
-	l := exportLine{HLC: strconv.FormatUint(r.HLC, 10), Origin: r.Origin, Deleted: r.Deleted}
+	at := tables.Timestamp(r.HLC).Time()
+	l := exportLine{HLC: tables.Timestamp(r.HLC), HLCTime: &at, Origin: r.Origin, Deleted: r.Deleted}
 	l.Key, l.KeyB64 = textOrB64(r.Key)
 	if !r.Deleted {
 		l.Value, l.ValueB64 = textOrB64(r.Value)
@@ -93,13 +96,15 @@ func encodeExportLine(r backup.Record) ([]byte, error) {
 
 // decodeExportLine parses and checks one line: strict JSON (no unknown or
 // missing fields), exactly one of key and key_b64, exactly one of value and
-// value_b64 unless deleted (then neither), an hlc of decimal digits, and a
-// record any node would hold (backup.Record.Check).
+// value_b64 unless deleted (then neither), an hlc of decimal digits (a
+// string, or a number as older versions wrote it), an hlc_time, if given,
+// that is the hlc's, and a record any node would hold
+// (backup.Record.Check).
 func decodeExportLine(b []byte) (backup.Record, error) {
 	var l exportLine
 	var hlcSeen struct {
-		HLC    *string `json:"hlc"`
-		Origin *string `json:"origin"`
+		HLC    json.RawMessage `json:"hlc"`
+		Origin *string         `json:"origin"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -123,16 +128,12 @@ func decodeExportLine(b []byte) (backup.Record, error) {
 	} else if r.Value, err = bytesField(l.Value, l.ValueB64, "value"); err != nil {
 		return r, err
 	}
-	if hlcSeen.HLC == nil || hlcSeen.Origin == nil {
+	if hlcSeen.HLC == nil || string(hlcSeen.HLC) == "null" || hlcSeen.Origin == nil {
 		return r, errors.New(`"hlc" and "origin" are needed`)
 	}
-	for _, c := range []byte(l.HLC) {
-		if c < '0' || c > '9' {
-			return r, fmt.Errorf("hlc %q is not a decimal number", l.HLC)
-		}
-	}
-	if r.HLC, err = strconv.ParseUint(l.HLC, 10, 64); err != nil {
-		return r, fmt.Errorf("hlc %q is not a decimal number that fits 64 bits", l.HLC)
+	r.HLC = uint64(l.HLC)
+	if l.HLCTime != nil && *l.HLCTime != l.HLC.Time() {
+		return r, fmt.Errorf("hlc_time %q is not the time of hlc %d (%s)", *l.HLCTime, r.HLC, l.HLC.Time())
 	}
 	r.Origin = l.Origin
 	if err := r.Check(); err != nil {

@@ -46,7 +46,11 @@ func TestImportLineRefusals(t *testing.T) {
 		{`{"key":"k","value_b64":"!!","hlc":"1","origin":"o","deleted":false}`, "value_b64 is not base64"},
 		{`{"key":"k","value":"v","hlc":"-1","origin":"o","deleted":false}`, "not a decimal number"},
 		{`{"key":"k","value":"v","hlc":"99999999999999999999","origin":"o","deleted":false}`, "fits 64 bits"},
-		{`{"key":"k","value":"v","hlc":1,"origin":"o","deleted":false}`, "not a JSON object"},
+		{`{"key":"k","value":"v","hlc":-1,"origin":"o","deleted":false}`, "not a decimal number"},
+		{`{"key":"k","value":"v","hlc":1.5,"origin":"o","deleted":false}`, "not a decimal number"},
+		{`{"key":"k","value":"v","hlc":true,"origin":"o","deleted":false}`, "not a decimal number"},
+		{`{"key":"k","value":"v","hlc":null,"origin":"o","deleted":false}`, `"hlc" and "origin" are needed`},
+		{`{"key":"k","value":"v","hlc":"65536","hlc_time":"1970-01-01T00:00:00.002Z","origin":"o","deleted":false}`, `hlc_time "1970-01-01T00:00:00.002Z" is not the time of hlc 65536 (1970-01-01T00:00:00.001Z)`},
 		{`{"key":"k","value":"v","origin":"o","deleted":false}`, `"hlc" and "origin" are needed`},
 		{`{"key":"k","value":"v","hlc":"0","origin":"o","deleted":false}`, "hlc) of 0"},
 		{`{"key":"","value":"v","hlc":"1","origin":"o","deleted":false}`, "key of 0 bytes"},
@@ -81,4 +85,25 @@ func FuzzImportLine(f *testing.F) {
 			t.Fatalf("%s -> %s -> %+v, %v", line, again, r2, err)
 		}
 	})
+}
+
+// Lines as older versions exported them (no hlc_time) and an hlc given as
+// a JSON number are imported; an export's own line carries both forms'
+// time.
+func TestImportLineOlderForms(t *testing.T) {
+	const hlc = 117717325913980935 // 2026-12-02T15:04:05.123Z, counter 7
+	for _, line := range []string{
+		`{"key":"k","value":"v","hlc":"117717325913980935","origin":"o","deleted":false}`,
+		`{"key":"k","value":"v","hlc":117717325913980935,"origin":"o","deleted":false}`,
+		`{"key":"k","value":"v","hlc":"117717325913980935","hlc_time":"2026-12-02T15:04:05.123Z","origin":"o","deleted":false}`,
+	} {
+		r, err := decodeExportLine([]byte(line))
+		if err != nil || r.HLC != hlc || string(r.Key) != "k" || string(r.Value) != "v" || r.Origin != "o" {
+			t.Errorf("%s: %+v, %v", line, r, err)
+		}
+	}
+	line, err := encodeExportLine(backup.Record{Key: []byte("k"), Value: []byte("v"), HLC: hlc, Origin: "o"})
+	if want := `{"key":"k","value":"v","hlc":"117717325913980935","hlc_time":"2026-12-02T15:04:05.123Z","origin":"o","deleted":false}`; err != nil || string(line) != want {
+		t.Errorf("export line: %s, %v, want %s", line, err, want)
+	}
 }

@@ -58,7 +58,7 @@ Prints "added identity NAME (KIND)"; with --json the identity as
 "identity list --json" prints it.`,
 		Example: `  cortex identity add alice
   cortex identity add node2 --kind node --cert certs/node-node2.crt`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), identityArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if kind != "client" && kind != "node" {
 				return cli.Usagef(cmd, "bad --kind %q: use client or node", kind)
@@ -139,7 +139,7 @@ such identity.
 Prints "removed identity NAME and its N grant(s)"; with --json
 {"name","grants_removed":N}.`,
 		Example: `  cortex identity remove alice`,
-		Args:    cli.Positional(cobra.ExactArgs(1)),
+		Args:    named(cobra.ExactArgs(1), identityArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := call(a, func(ctx context.Context, c *api.Client) (api.RemoveIdentityResult, error) {
 				return c.RemoveIdentity(ctx, args[0])

@@ -33,12 +33,12 @@ the one-byte value "-", pipe it in: printf - | cortex put TABLE KEY -.
 A KEY or VALUE starting with '-' must follow "--" so it is not read as a flag.
 
 Prints nothing on success (for scripts); with --json prints the version the
-write was given: {"table","key","hlc","origin"}. Exits 3 if there is no
+write was given: {"table","key","hlc","hlc_time","origin"}. Exits 3 if there is no
 such table.`,
 		Example: `  cortex put users alice '{"plan":"pro"}'
   cortex put blobs logo.png - < logo.png
   cortex put counters -- -total -5`,
-		Args: cli.Positional(cobra.ExactArgs(3)),
+		Args: named(cobra.ExactArgs(3), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key, value := args[0], []byte(args[1]), []byte(args[2])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -88,15 +88,18 @@ only when stdout is a terminal and the value does not already end with one,
 so "cortex get t k > file" writes exactly the stored bytes. Exits 3 if the
 key or the table does not exist.
 
-With --json prints {"table","key","value","hlc","origin"}: key and value are
-strings, hlc is the version's hybrid logical clock timestamp (milliseconds
-since the Unix epoch << 16 | a counter) and origin the node that wrote it.
+With --json prints {"table","key","value","hlc","hlc_time","origin"}: key and
+value are strings, hlc is the version's hybrid logical clock timestamp
+(milliseconds since the Unix epoch << 16 | a counter) as a decimal string
+(a JSON number that large would be rounded by jq or JavaScript), hlc_time
+the UTC wall time it encodes ("2026-12-02T15:04:05.123Z") and origin the
+node that wrote it.
 A value (or key) that is not valid UTF-8 is null, and its bytes are in
 "value_base64" (or "key_base64"), standard base64 with padding.`,
 		Example: `  cortex get users alice
   cortex get blobs logo.png > logo.png
   cortex get users alice --json | jq -r .value`,
-		Args: cli.Positional(cobra.ExactArgs(2)),
+		Args: named(cobra.ExactArgs(2), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key := args[0], []byte(args[1])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -129,10 +132,10 @@ func delCmd(a *app) *cobra.Command {
 Exits 3 if the key or the table does not exist.
 
 Prints nothing on success (for scripts); with --json prints the version the
-delete was given: {"table","key","hlc","origin"}.`,
+delete was given: {"table","key","hlc","hlc_time","origin"}.`,
 		Example: `  cortex del users alice
   cortex del users bob || echo "bob was not there"`,
-		Args: cli.Positional(cobra.ExactArgs(2)),
+		Args: named(cobra.ExactArgs(2), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table, key := args[0], []byte(args[1])
 			if err := checkKey(cmd, args[1]); err != nil {
@@ -167,7 +170,7 @@ characters and bytes that are not valid UTF-8 are written as \\, \t, \n, \r
 and \xHH, so every record is exactly one line; use --json for exact bytes.
 
 With --json prints one array, one record a line:
-  [{"key","value","hlc","origin"}, ...]
+  [{"key","value","hlc","hlc_time","origin"}, ...]
 with the same fields as "get --json" (a key or value that is not valid UTF-8
 is null and its bytes are in "key_base64" or "value_base64").
 If an error stops the scan, the output ends where it stopped and the exit
@@ -175,7 +178,7 @@ code is not 0.`,
 		Example: `  cortex scan users
   cortex scan users --prefix al --limit 10
   cortex scan users --json | jq -r '.[].key'`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 {
 				return cli.Usagef(cmd, "--limit %d is negative: give a count, or 0 for all", limit)

@@ -334,14 +334,18 @@ func TestKeyCommands(t *testing.T) {
 	}
 
 	rec := decode[map[string]any](t, d.ok(t, "get", "t", "k", "--json"))
-	if !slices.Equal(keysOf(rec), []string{"hlc", "key", "origin", "table", "value"}) {
+	if !slices.Equal(keysOf(rec), []string{"hlc", "hlc_time", "key", "origin", "table", "value"}) {
 		t.Errorf("get --json fields: %v", keysOf(rec))
 	}
 	if rec["table"] != "t" || rec["key"] != "k" || rec["value"] != "v2" || rec["origin"] != "home" {
 		t.Errorf("get --json: %v", rec)
 	}
-	if hlc, err := rec["hlc"].(json.Number).Int64(); err != nil || hlc <= 0 {
-		t.Errorf("get --json hlc: %v", rec["hlc"])
+	// hlc is a decimal string (a number above 2^53 would be rounded by jq),
+	// hlc_time the wall time it encodes.
+	if s, ok := rec["hlc"].(string); !ok {
+		t.Errorf("get --json hlc: %#v, want a decimal string", rec["hlc"])
+	} else if hlc, err := tables.ParseTimestamp(s); err != nil || hlc <= 1<<53 || rec["hlc_time"] != hlc.Time() {
+		t.Errorf("get --json hlc %q (%v), hlc_time %v, want %s", s, err, rec["hlc_time"], hlc.Time())
 	}
 
 	// put -- lets keys and values start with '-'; '-' alone is stdin.
@@ -400,8 +404,8 @@ func TestKeyCommands(t *testing.T) {
 	fails(t, d.run(t, "", "scan", "nosuch"), 3, "no such table")
 
 	// Rejected by the daemon: a key over the limit.
-	fails(t, d.run(t, "", "put", "t", strings.Repeat("k", 2000), "v"), 1, "limit")
-	fails(t, d.run(t, strings.Repeat("v", 3<<20), "put", "t", "k", "-"), 1, "larger than this node accepts")
+	fails(t, d.run(t, "", "put", "t", strings.Repeat("k", 2000), "v"), 1, "key is 2,000 bytes, over the limit of 1,024")
+	fails(t, d.run(t, strings.Repeat("v", 3<<20), "put", "t", "k", "-"), 1, "value is 3,145,728 bytes, over the limit of 1,048,576")
 
 	// A table this node does not hold.
 	d.ok(t, "table", "create", "far", "--scope", "n2", "--allow-unknown", "--yes")
@@ -487,7 +491,7 @@ func TestScanPaging(t *testing.T) {
 	if len(recs) != na+nb {
 		t.Fatalf("scan --json: %d records", len(recs))
 	}
-	if r := recs[na]; !slices.Equal(keysOf(r), []string{"hlc", "key", "origin", "value"}) || r["key"] != "b00000" || r["value"] != "vb00000" || r["origin"] != "home" {
+	if r := recs[na]; !slices.Equal(keysOf(r), []string{"hlc", "hlc_time", "key", "origin", "value"}) || r["key"] != "b00000" || r["value"] != "vb00000" || r["origin"] != "home" {
 		t.Errorf("scan --json record: %v", r)
 	}
 	if got := d.ok(t, "scan", "empty", "--json"); got != "[]\n" {
@@ -566,7 +570,7 @@ func TestIdentityAndACLCommands(t *testing.T) {
 	}
 	fails(t, d.run(t, "", "identity", "add", "bob", "--cert", certFile), 1, `not "bob"`)
 	fails(t, d.run(t, "", "identity", "add", "bob", "--cert", filepath.Join(t.TempDir(), "none.crt")), 1, "--cert")
-	fails(t, d.run(t, "", "identity", "add", "Bad!"), 1, "node name")
+	fails(t, d.run(t, "", "identity", "add", "Bad!"), 2, `invalid: identity name "Bad!" must match [a-z0-9][a-z0-9_-]{0,62}`)
 
 	human := d.ok(t, "identity", "list")
 	rows := strings.Split(strings.TrimSuffix(human, "\n"), "\n")

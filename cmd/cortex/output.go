@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
 
@@ -79,19 +80,22 @@ func escape(b []byte) string {
 
 // recordJSON is a key's record as printed by get and scan. Key and value
 // are strings; one that is not valid UTF-8 is null and its bytes are in
-// key_base64 or value_base64.
+// key_base64 or value_base64. hlc is the version's timestamp as a decimal
+// string (it is above 2^53: a JSON number would be rounded by jq and
+// JavaScript), hlc_time the wall time it encodes.
 type recordJSON struct {
-	Table       string  `json:"table,omitempty"`
-	Key         *string `json:"key"`
-	KeyBase64   string  `json:"key_base64,omitempty"`
-	Value       *string `json:"value"`
-	ValueBase64 string  `json:"value_base64,omitempty"`
-	HLC         uint64  `json:"hlc"`
-	Origin      string  `json:"origin"`
+	Table       string           `json:"table,omitempty"`
+	Key         *string          `json:"key"`
+	KeyBase64   string           `json:"key_base64,omitempty"`
+	Value       *string          `json:"value"`
+	ValueBase64 string           `json:"value_base64,omitempty"`
+	HLC         tables.Timestamp `json:"hlc"`
+	HLCTime     string           `json:"hlc_time"`
+	Origin      string           `json:"origin"`
 }
 
-func newRecordJSON(table string, key, value []byte, hlc uint64, origin string) recordJSON {
-	r := recordJSON{Table: table, HLC: hlc, Origin: origin}
+func newRecordJSON(table string, key, value []byte, hlc tables.Timestamp, origin string) recordJSON {
+	r := recordJSON{Table: table, HLC: hlc, HLCTime: hlc.Time(), Origin: origin}
 	r.Key, r.KeyBase64 = cli.Text(key)
 	r.Value, r.ValueBase64 = cli.Text(value)
 	return r
@@ -99,15 +103,16 @@ func newRecordJSON(table string, key, value []byte, hlc uint64, origin string) r
 
 // writeResultJSON is what put and del print with --json.
 type writeResultJSON struct {
-	Table     string  `json:"table"`
-	Key       *string `json:"key"`
-	KeyBase64 string  `json:"key_base64,omitempty"`
-	HLC       uint64  `json:"hlc"`
-	Origin    string  `json:"origin"`
+	Table     string           `json:"table"`
+	Key       *string          `json:"key"`
+	KeyBase64 string           `json:"key_base64,omitempty"`
+	HLC       tables.Timestamp `json:"hlc"`
+	HLCTime   string           `json:"hlc_time"`
+	Origin    string           `json:"origin"`
 }
 
-func newWriteResultJSON(table string, key []byte, hlc uint64, origin string) writeResultJSON {
-	r := writeResultJSON{Table: table, HLC: hlc, Origin: origin}
+func newWriteResultJSON(table string, key []byte, hlc tables.Timestamp, origin string) writeResultJSON {
+	r := writeResultJSON{Table: table, HLC: hlc, HLCTime: hlc.Time(), Origin: origin}
 	r.Key, r.KeyBase64 = cli.Text(key)
 	return r
 }

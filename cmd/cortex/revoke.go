@@ -31,7 +31,7 @@ Asks for confirmation on a terminal; --yes goes on without asking.
 Prints "revoked TARGET"; with --json {"target","by","at"}.`,
 		Example: `  cortex node revoke laptop
   cortex node revoke sha256:0f3c... --yes`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), revokeTarget),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.confirm(cmd, yes, fmt.Sprintf("revoke %s everywhere in the mesh?", args[0])); err != nil {
 				return err

@@ -88,9 +88,9 @@ count of deleted keys not yet purged, floor the version below which it purged
 them; forgotten the nodes of the scope forgotten by cortex node forget; purge
 (replicated tables) is the table's purge horizon and what holds it back.`,
 		Example: `  cortex sync status
-  cortex sync status fruit --json | jq .tables[0].state
+  cortex sync status fruit --json | jq '.tables[0].state'
   cortex sync status --wait 30s && echo every copy agrees`,
-		Args: cli.Positional(cobra.MaximumNArgs(1)),
+		Args: named(cobra.MaximumNArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table := ""
 			if len(args) == 1 {
@@ -209,7 +209,7 @@ nothing. With --json prints {"table","dry_run","source","holders",
 "in_sync"}. Exits 1 if the copies are not in sync at the end.`,
 		Example: `  cortex sync repair fruit --dry-run
   cortex sync repair fruit`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stop := a.spinner("repairing " + args[0])
 			rep, err := call(a, func(ctx context.Context, c *api.Client) (repair.Report, error) {

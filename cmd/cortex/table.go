@@ -11,7 +11,6 @@ import (
 	"github.com/cortex-mesh/cortex/scope"
 
 	"github.com/cortex-mesh/cortex/api"
-	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
 
@@ -117,12 +116,9 @@ as "table list --json" prints it. Exits 1 if the table exists.`,
   cortex table create users --scope all
   cortex table create orders --scope node1,node2
   cortex table create spare --scope home,newbox --allow-unknown   # newbox joins later`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), newTableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if err := tables.ValidateName(name, false); err != nil {
-				return cli.Usagef(cmd, "%v", err)
-			}
 			sc, err := parseScope(cmd, scope)
 			if err != nil {
 				return err
@@ -160,7 +156,7 @@ node or an admin node may change it. A longer grace keeps tombstones that
 are not purged yet; a shorter one lets the next horizon go further, never
 below a holder that has not acknowledged them (docs/lifecycle.md).`,
 		Example: `  cortex table set notes --tombstone-grace 72h`,
-		Args:    cli.Positional(cobra.ExactArgs(1)),
+		Args:    named(cobra.ExactArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("tombstone-grace") {
 				return cli.Usagef(cmd, "nothing to set: give --tombstone-grace DURATION")
@@ -202,7 +198,7 @@ Prints "table NAME: scope SCOPE, home NODE"; with --json the table as
 		Example: `  cortex table scope users all
   cortex table scope orders node1,node3
   cortex table scope notes office --yes   # from three copies to one, without asking`,
-		Args: cli.Positional(cobra.ExactArgs(2)),
+		Args: named(cobra.ExactArgs(2), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sc, err := parseScope(cmd, args[1])
 			if err != nil {
@@ -300,7 +296,7 @@ without a terminal, else exit 2).
 Prints "dropped table NAME"; with --json {"table":NAME,"dropped":true}.`,
 		Example: `  cortex table drop sessions
   cortex table drop notes --id 0a1b2c3d4e5f6a7b-laptop --yes`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.confirm(cmd, yes, fmt.Sprintf("drop table %s and delete every copy of it, with every key, on every node?", args[0])); err != nil {
 				return err

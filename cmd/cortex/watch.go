@@ -11,6 +11,7 @@ import (
 
 	"github.com/cortex-mesh/cortex/api"
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/tables"
 	"github.com/spf13/cobra"
 )
 
@@ -31,11 +32,12 @@ scan: a backslash, tab, newline, carriage return, other control characters
 and bytes that are not valid UTF-8 are written as \\, \t, \n, \r and \xHH.
 
 With --json prints one JSON object per line (a stream, not one array):
-  {"op","key","value","hlc","origin","offset"}
+  {"op","key","value","hlc","hlc_time","origin","offset"}
 with key and value as in "get --json" (one that is not valid UTF-8 is null
 and its bytes are in "key_base64" or "value_base64"); the value of a del is
-null; hlc is the version as a number, offset the change's offset in this
-node's log of the table.
+null; hlc is the version's timestamp as a decimal string ("hlc_time" the
+UTC wall time it encodes), offset the change's offset in this node's log of
+the table.
 
 On start it says on stderr from which offset of the node's log it watches;
 --from OFFSET starts there instead (say, the offset after the last one
@@ -68,7 +70,7 @@ func watchCmd(a *app) *cobra.Command {
   cortex watch users --json | jq -r 'select(.op == "del") | .key'
   cortex --addr node1.example.com:7947 --ca certs/ca.crt \
     --cert certs/client-alice.crt --key certs/client-alice.key watch users`,
-		Args: cli.Positional(cobra.ExactArgs(1)),
+		Args: named(cobra.ExactArgs(1), tableArg),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.watch(api.WatchRequest{Table: args[0], Prefix: []byte(prefix), From: from})
 		},
@@ -116,7 +118,7 @@ func (a *app) watch(req api.WatchRequest) error {
 			}
 			line = append(line, b...)
 		} else {
-			line = fmt.Appendf(line, "%s\t%s\t%s\t%s", cli.HLC(ch.HLC), escape([]byte(ch.Origin)), ch.Op, escape(ch.Key))
+			line = fmt.Appendf(line, "%s\t%s\t%s\t%s", cli.HLC(uint64(ch.HLC)), escape([]byte(ch.Origin)), ch.Op, escape(ch.Key))
 			if ch.Op != "del" {
 				line = append(append(line, '\t'), escape(ch.Value)...)
 			}
@@ -141,18 +143,19 @@ func (a *app) watch(req api.WatchRequest) error {
 // changeJSON is one change as watch --json prints it: the fields of get
 // --json with the operation and the offset in the node's log.
 type changeJSON struct {
-	Op          string  `json:"op"`
-	Key         *string `json:"key"`
-	KeyBase64   string  `json:"key_base64,omitempty"`
-	Value       *string `json:"value"`
-	ValueBase64 string  `json:"value_base64,omitempty"`
-	HLC         uint64  `json:"hlc"`
-	Origin      string  `json:"origin"`
-	Offset      uint64  `json:"offset"`
+	Op          string           `json:"op"`
+	Key         *string          `json:"key"`
+	KeyBase64   string           `json:"key_base64,omitempty"`
+	Value       *string          `json:"value"`
+	ValueBase64 string           `json:"value_base64,omitempty"`
+	HLC         tables.Timestamp `json:"hlc"`
+	HLCTime     string           `json:"hlc_time"`
+	Origin      string           `json:"origin"`
+	Offset      uint64           `json:"offset"`
 }
 
 func newChangeJSON(ch api.Change) changeJSON {
-	j := changeJSON{Op: ch.Op, HLC: ch.HLC, Origin: ch.Origin, Offset: ch.Offset}
+	j := changeJSON{Op: ch.Op, HLC: ch.HLC, HLCTime: ch.HLC.Time(), Origin: ch.Origin, Offset: ch.Offset}
 	j.Key, j.KeyBase64 = cli.Text(ch.Key)
 	if ch.Op != "del" {
 		j.Value, j.ValueBase64 = cli.Text(ch.Value)

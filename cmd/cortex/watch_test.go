@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cortex-mesh/cortex/cmd/internal/cli"
+	"github.com/cortex-mesh/cortex/tables"
 )
 
 // lockedBuffer is a bytes.Buffer a command writes while the test reads it.
@@ -101,8 +103,8 @@ func TestWatchOutput(t *testing.T) {
 	prefixed := d.startWatch(t, "t", "--prefix", "b")
 
 	type version struct {
-		HLC    uint64 `json:"hlc"`
-		Origin string `json:"origin"`
+		HLC    tables.Timestamp `json:"hlc"`
+		Origin string           `json:"origin"`
 	}
 	put := func(stdin string, args ...string) version {
 		t.Helper()
@@ -120,10 +122,10 @@ func TestWatchOutput(t *testing.T) {
 
 	got := text.lines(t, 4)
 	want := []string{
-		cli.HLC(v1.HLC) + "\thome\tput\tapple\tred",
-		cli.HLC(v2.HLC) + "\thome\tput\tbin\ta\\x00b\\xff\\tc\\n",
-		cli.HLC(v3.HLC) + "\thome\tdel\tapple",
-		cli.HLC(v4.HLC) + "\thome\tput\tempty\t",
+		cli.HLC(uint64(v1.HLC)) + "\thome\tput\tapple\tred",
+		cli.HLC(uint64(v2.HLC)) + "\thome\tput\tbin\ta\\x00b\\xff\\tc\\n",
+		cli.HLC(uint64(v3.HLC)) + "\thome\tdel\tapple",
+		cli.HLC(uint64(v4.HLC)) + "\thome\tput\tempty\t",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("text lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -136,13 +138,14 @@ func TestWatchOutput(t *testing.T) {
 		}
 	}
 	wantJSON := []string{
-		`{"op":"put","key":"apple","value":"red","hlc":%d,"origin":"home","offset":1}`,
-		`{"op":"put","key":"bin","value":null,"value_base64":"YQBi/wljCg==","hlc":%d,"origin":"home","offset":2}`,
-		`{"op":"del","key":"apple","value":null,"hlc":%d,"origin":"home","offset":3}`,
-		`{"op":"put","key":"empty","value":"","hlc":%d,"origin":"home","offset":4}`,
+		`{"op":"put","key":"apple","value":"red","hlc":"%d","hlc_time":"%t","origin":"home","offset":1}`,
+		`{"op":"put","key":"bin","value":null,"value_base64":"YQBi/wljCg==","hlc":"%d","hlc_time":"%t","origin":"home","offset":2}`,
+		`{"op":"del","key":"apple","value":null,"hlc":"%d","hlc_time":"%t","origin":"home","offset":3}`,
+		`{"op":"put","key":"empty","value":"","hlc":"%d","hlc_time":"%t","origin":"home","offset":4}`,
 	}
 	for i, l := range js.lines(t, 4) {
-		if w := strings.Replace(wantJSON[i], "%d", jsonNumber([]version{v1, v2, v3, v4}[i].HLC), 1); l != w {
+		h := []version{v1, v2, v3, v4}[i].HLC
+		if w := strings.NewReplacer("%d", strconv.FormatUint(uint64(h), 10), "%t", h.Time()).Replace(wantJSON[i]); l != w {
 			t.Errorf("json line %d: %s\nwant %s", i, l, w)
 		}
 	}
@@ -158,11 +161,6 @@ func TestWatchOutput(t *testing.T) {
 			t.Errorf("stderr has %d lines, want the start line only: %q", n, w.stderr.String())
 		}
 	}
-}
-
-func jsonNumber(n uint64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func TestWatchFailures(t *testing.T) {
