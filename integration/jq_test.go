@@ -175,6 +175,7 @@ func TestHelpJQExamples(t *testing.T) {
 		`cortex acl list --json | jq -r '.[] | select(.identity == "alice") | .table'`:      "users\n",
 		`cortex node status --json | jq -r .node`:                                           "home\n",
 		`cortex node revocations --json | jq -r '.[].target'`:                               "ghost\n",
+		`cortex node forgotten --json | jq -r '.[].node'`:                                   "",
 		`cortex sync status fruit --json | jq '.tables[0].state'`:                           "\"in_sync\"\n",
 		`cortex mesh peers --json | jq -r '.[] | select(.connected) | .node'`:               "",
 		`cortex cert list --dir certs --json | jq -r '.[] | select(.expires_soon) | .file'`: "",
