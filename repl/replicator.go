@@ -40,6 +40,8 @@ type Replicator struct {
 	stats   map[string]Stats   // by table name
 	claims  map[string]*claims // by copy: its directory and log id
 	closed  bool               // Close was called: no stream is served any more
+
+	hold atomic.Int64 // how long a relay is held (relayHold), in ns
 }
 
 // Stats counts, per table since the start, what replication did: the
@@ -143,6 +145,7 @@ func Start(t mesh.Transport, st *store.Store, log *slog.Logger) *Replicator {
 	}
 	r := &Replicator{mesh: t, store: st, log: log, running: map[string]running{}, stats: map[string]Stats{}, claims: map[string]*claims{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.hold.Store(int64(relayHold))
 	t.Handle(ID, r.serve)
 	r.wg.Add(1)
 	go r.loop()
