@@ -102,7 +102,7 @@ full_mesh
 step on laptop sync status fruit --wait 10s # exits 0 once every copy agrees
 poll is green on laptop get fruit banana
 value on laptop get fruit banana
-step on home sync status
+step on home sync status --wait 10s
 
 say "A clean stop: SIGTERM finishes the writes in flight, checkpoints and exits 0."
 for n in home office laptop; do

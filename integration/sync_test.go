@@ -93,8 +93,9 @@ func TestSyncStatus(t *testing.T) {
 	if len(st.Tables) != 1 || st.Tables[0].Replicated {
 		t.Fatalf("mine: %+v", st)
 	}
-	// The human form names the verdict; all tables means those a holds.
-	if out := a.must("sync", "status"); !strings.Contains(out, "fruit") || !strings.Contains(out, "pair") ||
+	// The human form names the verdict; all tables means those a holds
+	// (the catalog's last entries may still be on their way: --wait).
+	if out := a.must("sync", "status", "--wait", "10s"); !strings.Contains(out, "fruit") || !strings.Contains(out, "pair") ||
 		!strings.Contains(out, "in sync") || !strings.Contains(out, "not replicated") {
 		t.Fatalf("sync status:\n%s", out)
 	}

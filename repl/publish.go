@@ -187,7 +187,7 @@ const relayHold = 500 * time.Millisecond
 // unreported when nothing else is to be sent: then a filtered batch with
 // no entries moves the subscriber's cursor (and so its acknowledgement,
 // which sync status and the purge horizon read) past them.
-const skipReport = 100 * time.Millisecond
+const skipReport = 20 * time.Millisecond
 
 // publishFiltered streams the log from offset from to a subscriber that
 // sends its claims: every entry Relay says to send, in log order, in
